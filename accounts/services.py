@@ -1,0 +1,36 @@
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from accounts.forms import AVATAR_MAX_SIDE
+from accounts.models import User
+from uploads.images import image_verify_and_reencode
+
+# Passed as `avatar` when the form left the avatar alone.
+KEEP_AVATAR = object()
+
+
+@transaction.atomic
+def user_update_profile(
+    *,
+    user: User,
+    display_name: str,
+    avatar: UploadedFile | None | object = KEEP_AVATAR,
+) -> User:
+    """Update the public profile. `avatar=None` removes the avatar; an upload is verified and
+    re-encoded (raises ValidationError for anything that is not a sane image)."""
+    update_fields = ["display_name"]
+    user.display_name = display_name
+    old_avatar_name = user.avatar.name if user.avatar else ""
+    if avatar is None:
+        user.avatar = None
+        update_fields.append("avatar")
+    elif avatar is not KEEP_AVATAR:
+        verified = image_verify_and_reencode(avatar, max_side=AVATAR_MAX_SIDE)
+        user.avatar.save(verified.content.name, verified.content, save=False)
+        update_fields.append("avatar")
+    user.full_clean(exclude=["password"])
+    user.save(update_fields=update_fields)
+    if "avatar" in update_fields and old_avatar_name:
+        storage = User._meta.get_field("avatar").storage
+        transaction.on_commit(lambda: storage.delete(old_avatar_name))
+    return user

@@ -1,0 +1,48 @@
+"""The Celery app, its beat schedule, and `house_task`, the one decorator every task uses.
+
+Infrastructure like settings: any app may import `house_task` from here."""
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, shared_task
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+
+app = Celery("fanhub")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+app.conf.imports = ("config.tasks",)
+
+# Periodic sweeps. Feature issues add theirs here (close due batches, expire checkout holds).
+app.conf.beat_schedule = {
+    "beat-heartbeat": {
+        "task": "config.tasks.beat_heartbeat",
+        "schedule": 60.0,
+    },
+}
+
+
+def house_task(
+    *, acks_late: bool = False, max_retries: int = 3, **options: Any
+) -> Callable[[Callable[..., Any]], Any]:
+    """Our defaults for every task.
+
+    acks_late=True is for idempotent tasks only: the message is acknowledged after the task
+    ran, and re-delivered if the worker dies (reject_on_worker_lost), so a killed worker
+    never loses work; the task must then be safe to run twice.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        name = f"{func.__module__}.{func.__name__}"
+        return shared_task(
+            name=name,
+            acks_late=acks_late,
+            reject_on_worker_lost=acks_late,
+            max_retries=max_retries,
+            ignore_result=True,
+            **options,
+        )(func)
+
+    return decorate

@@ -1,0 +1,31 @@
+"""The test suite. Same engines as production (PostgreSQL, Redis); its own Redis database
+numbers so a test's cache flush never touches a running dev server's cache or queue."""
+
+import os
+
+from .base import *  # noqa: F403
+from .base import redis_settings
+
+DEBUG = False
+REDIS_DB_OFFSET = 8
+globals().update(redis_settings(REDIS_DB_OFFSET))
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never in prod
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Tasks enqueued on commit run in-process; tests/test_celery_worker.py runs a real worker.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+
+# pytest-xdist workers share the Redis databases: each keeps its own key prefix, and tests
+# clear only their own keys (tests/conftest.py), never the whole database.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+CACHES["default"]["KEY_PREFIX"] = f"fanhub-test-{_worker}"  # noqa: F405
+CACHES["sessions"]["KEY_PREFIX"] = f"fanhub-test-session-{_worker}"  # noqa: F405
+
+# Serve static files from the app folders without collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -1,0 +1,19 @@
+from django.core.cache import cache
+from django.utils import timezone
+
+from config.celery import house_task
+
+BEAT_HEARTBEAT_KEY = "celery:beat:last-heartbeat"
+WORKER_ECHO_PREFIX = "celery:echo:"
+
+
+@house_task(acks_late=True)
+def beat_heartbeat() -> None:
+    """Beat runs this every minute; /healthz could show when it last ran."""
+    cache.set(BEAT_HEARTBEAT_KEY, timezone.now().isoformat(), timeout=None)
+
+
+@house_task(acks_late=True)
+def worker_echo(token: str) -> None:
+    """Writes `token` where its caller can read it: proves a worker consumes the queue."""
+    cache.set(f"{WORKER_ECHO_PREFIX}{token}", token, timeout=300)

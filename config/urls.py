@@ -1,0 +1,69 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth.decorators import login_required
+from django.urls import include, path
+from django.views.generic import TemplateView
+
+from config import health
+from storefront import views as storefront_views
+
+
+def section_not_built_yet(namespace: str, route: str, title: str, lead: str, empty: str):
+    """The index of a section whose app is not built yet: a real, empty listing page under
+    the URL and name the feature issue will keep (DESIGN.md's URL map). Each feature issue
+    replaces its entry with `include("<app>.urls")`."""
+    view = TemplateView.as_view(
+        template_name="section_index.html",
+        extra_context={"section_title": title, "section_lead": lead, "empty_message": empty},
+    )
+    if namespace == "notifications":
+        view = login_required(view)
+    return path("", include(([path(route, view, name="index")], namespace)))
+
+
+urlpatterns = [
+    path("", storefront_views.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("", include("catalog.urls")),
+    section_not_built_yet(
+        "communities",
+        "c/",
+        "Communities",
+        "Fan clubs, regional circles and hobby groups.",
+        "No communities yet. They open soon.",
+    ),
+    section_not_built_yet(
+        "preorders",
+        "preorders/",
+        "Pre-orders",
+        "Reserve now; production is sized to real demand, and nobody pays unless the batch "
+        "is confirmed.",
+        "No pre-order batches are open right now.",
+    ),
+    section_not_built_yet(
+        "crowdfunding",
+        "campaigns/",
+        "Campaigns",
+        "All-or-nothing campaigns: backers are charged only if the goal is met.",
+        "No campaigns are live right now.",
+    ),
+    section_not_built_yet(
+        "notifications",
+        "notifications/",
+        "Notifications",
+        "Replies, mentions, order updates and announcements.",
+        "You have no notifications yet.",
+    ),
+]
+
+if settings.DEBUG:
+    from django.conf.urls.static import static
+
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+admin.site.site_header = "Fanhub operations"
+admin.site.site_title = "Fanhub admin"
+admin.site.index_title = "Your brands"

@@ -1,0 +1,140 @@
+"""Demo data for `make run` and `manage.py seed_demo`. Idempotent: every row is found by its
+natural key and created only when missing, so running it again changes nothing. Each feature
+issue adds its part here (communities, products, batches, campaigns)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+from allauth.account.models import EmailAddress
+from django.contrib.auth.models import Group, Permission
+from django.core.files.base import ContentFile
+from django.db import transaction
+from PIL import Image, ImageDraw, ImageFont
+
+from accounts.models import User
+from catalog.models import Brand
+
+DEMO_PASSWORD = "fanhub-demo-2026"  # noqa: S105 - published demo password, DEBUG only
+OPERATORS_GROUP = "Brand operators"
+# Operators may manage these models; the admin scopes every one to their brands.
+OPERATOR_PERMISSIONS = {"catalog": ["view_brand", "change_brand"]}
+
+
+@dataclass(frozen=True)
+class DemoBrand:
+    name: str
+    slug: str
+    colour: str
+    story: str
+    operator_email: str
+
+
+DEMO_BRANDS = [
+    DemoBrand(
+        name="Nimbus Mobile",
+        slug="nimbus-mobile",
+        colour="#ff6a00",
+        story="Phones and wearables designed with our fans: every flagship starts as a fan vote.",
+        operator_email="ops@nimbus.example",
+    ),
+    DemoBrand(
+        name="Forge Audio",
+        slug="forge-audio",
+        colour="#2563eb",
+        story="Headphones and speakers tuned by a community of listeners and makers.",
+        operator_email="ops@forge.example",
+    ),
+]
+DEMO_FANS = [
+    ("lin@fans.example", "Lin"),
+    ("maya@fans.example", "Maya"),
+    ("omar@fans.example", "Omar"),
+    ("sofia@fans.example", "Sofia"),
+    ("kenji@fans.example", "Kenji"),
+    ("ada@fans.example", "Ada"),
+]
+ADMIN_EMAIL = "admin@fanhub.example"
+
+
+@dataclass
+class DemoSummary:
+    logins: list[tuple[str, str, str]] = field(default_factory=list)  # (role, email, password)
+    created: dict[str, int] = field(default_factory=dict)
+
+    def count(self, what: str, created: bool) -> None:
+        self.created[what] = self.created.get(what, 0) + int(created)
+
+
+def draw_logo(*, text: str, colour: str, size: int = 256) -> ContentFile:
+    """A round logo with the brand's initials, drawn with Pillow."""
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((4, 4, size - 4, size - 4), fill=colour)
+    initials = "".join(word[0] for word in text.split()[:2]).upper()
+    font = ImageFont.load_default(size=size // 3)
+    draw.text((size / 2, size / 2), initials, fill="white", font=font, anchor="mm")
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return ContentFile(out.getvalue(), name=f"{text.lower().replace(' ', '-')}.png")
+
+
+def _user(summary: DemoSummary, *, email: str, display_name: str, role: str, **flags: bool) -> User:
+    user, created = User.objects.get_or_create(
+        email=email, defaults={"display_name": display_name, **flags}
+    )
+    if created:
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    EmailAddress.objects.get_or_create(
+        user=user, email=email, defaults={"verified": True, "primary": True}
+    )
+    summary.count("users", created)
+    summary.logins.append((role, email, DEMO_PASSWORD))
+    return user
+
+
+def _operators_group() -> Group:
+    group, _ = Group.objects.get_or_create(name=OPERATORS_GROUP)
+    for app_label, codenames in OPERATOR_PERMISSIONS.items():
+        permissions = Permission.objects.filter(
+            content_type__app_label=app_label, codename__in=codenames
+        )
+        group.permissions.add(*permissions)
+    return group
+
+
+@transaction.atomic
+def demo_seed() -> DemoSummary:
+    summary = DemoSummary()
+    _user(
+        summary,
+        email=ADMIN_EMAIL,
+        display_name="Fanhub admin",
+        role="superuser",
+        is_staff=True,
+        is_superuser=True,
+    )
+    group = _operators_group()
+    for demo in DEMO_BRANDS:
+        operator = _user(
+            summary,
+            email=demo.operator_email,
+            display_name=f"{demo.name} team",
+            role=f"operator of {demo.name}",
+            is_staff=True,
+        )
+        operator.groups.add(group)
+        brand, created = Brand.objects.get_or_create(
+            slug=demo.slug, defaults={"name": demo.name, "story": demo.story}
+        )
+        summary.count("brands", created)
+        if not brand.logo:
+            logo = draw_logo(text=demo.name, colour=demo.colour)
+            brand.logo.save(logo.name, logo, save=False)
+            brand.save(update_fields=["logo"])
+        brand.operators.add(operator)
+    for email, name in DEMO_FANS:
+        _user(summary, email=email, display_name=name, role="fan")
+    return summary

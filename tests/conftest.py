@@ -1,0 +1,28 @@
+import pytest
+from django.core.cache import caches
+
+from tests.factories import TEST_PASSWORD, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _clean_caches():
+    """Rate-limit counters and sessions live in Redis; every test starts from empty."""
+    for alias in ("default", "sessions"):
+        caches[alias].delete_pattern("*")  # this worker's key prefix only
+    yield
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def password():
+    return TEST_PASSWORD
+
+
+@pytest.fixture
+def user_client(client, user):
+    client.force_login(user)
+    return client

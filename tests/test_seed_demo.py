@@ -1,0 +1,60 @@
+import pytest
+from allauth.account.models import EmailAddress
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+
+from accounts.models import User
+from catalog.models import Brand
+from storefront.demo import DEMO_PASSWORD, OPERATORS_GROUP
+
+pytestmark = pytest.mark.django_db
+
+
+def _snapshot():
+    return {
+        "users": sorted(
+            User.objects.values_list(
+                "id", "email", "display_name", "is_staff", "is_superuser", "password"
+            )
+        ),
+        "emails": sorted(EmailAddress.objects.values_list("id", "email", "verified", "primary")),
+        "brands": sorted(Brand.objects.values_list("id", "slug", "name", "logo")),
+        "operators": sorted(Brand.operators.through.objects.values_list("brand_id", "user_id")),
+        "groups": sorted(Group.objects.values_list("id", "name", "permissions__codename")),
+    }
+
+
+def test_seed_demo_twice_leaves_the_same_data(settings):
+    settings.DEBUG = True
+    call_command("seed_demo", verbosity=0)
+    first = _snapshot()
+    call_command("seed_demo", verbosity=0)
+    assert _snapshot() == first
+
+    assert len(first["brands"]) == 2
+    assert all(logo for *_, logo in first["brands"])  # drawn with Pillow
+    for brand in Brand.objects.all():
+        operator = brand.operators.get()
+        assert operator.is_staff and not operator.is_superuser
+        assert operator.groups.filter(name=OPERATORS_GROUP).exists()
+        assert operator.check_password(DEMO_PASSWORD)
+    assert User.objects.filter(is_superuser=True).count() == 1
+    assert User.objects.filter(is_staff=False).count() == 6
+    assert EmailAddress.objects.filter(verified=True).count() == User.objects.count()
+
+
+def test_seed_demo_refuses_with_debug_off(settings):
+    settings.DEBUG = False
+    with pytest.raises(Exception, match="DEBUG off"):
+        call_command("seed_demo", verbosity=0)
+    assert not User.objects.exists()
+
+
+def test_demo_login_works(client, settings):
+    settings.DEBUG = True
+    call_command("seed_demo", verbosity=0)
+    response = client.post(
+        "/accounts/login/", {"login": "lin@fans.example", "password": DEMO_PASSWORD}
+    )
+    assert response.status_code == 302
+    assert "_auth_user_id" in client.session

@@ -1,0 +1,1 @@
+"""Verified user uploads. A library package (no models), importable from every layer."""
