@@ -43,6 +43,7 @@ def test_signup_sends_verification_mail_and_blocks_login_until_verified(
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["new.fan@example.com"]
     assert "[Fanhub]" in mail.outbox[0].subject
+    assert "Hello from Fanhub!" in mail.outbox[0].body
     # Not verified yet: signing in is refused and sends the user to the "check your mail" page.
     client.logout()
     response = client.post(
