@@ -1,11 +1,18 @@
+from allauth.account.admin import EmailAddressAdmin
+from allauth.account.models import EmailAddress
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
+from django.contrib.sites.admin import SiteAdmin
+from django.contrib.sites.models import Site
 
+from accounts.admin_access import SuperuserOnlyAdminMixin, superuser_only
 from accounts.models import User
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(SuperuserOnlyAdminMixin, DjangoUserAdmin):
     """Users are global, not owned by a brand: only superusers manage them."""
 
     ordering = ["email"]
@@ -23,17 +30,8 @@ class UserAdmin(DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
 
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_add_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
+# Groups carry permissions: an operator who could edit them could grant themselves anything.
+superuser_only(Group, GroupAdmin)
+superuser_only(Site, SiteAdmin)
+superuser_only(EmailAddress, EmailAddressAdmin)

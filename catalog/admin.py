@@ -1,26 +1,43 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from import_export.admin import ImportExportModelAdmin
 
-from catalog.models import Brand
+from accounts.admin_access import SuperuserOnlyAdminMixin
+from catalog.admin_resources import ProductResource, VariantResource
+from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
+from catalog.models import (
+    Brand,
+    Category,
+    Product,
+    ProductImage,
+    ProductSpecification,
+    ProductStatus,
+    Variant,
+)
+from catalog.services import (
+    brand_save,
+    category_save,
+    product_refresh_summary,
+    product_save,
+    product_set_status,
+    variant_save,
+)
+from catalog.tasks import product_image_make_thumbnails
+from uploads.images import image_verify_and_reencode
 
 
 @admin.register(Brand)
-class BrandAdmin(admin.ModelAdmin):
-    """Operators see and edit only the brands they operate; only superusers add or delete
-    brands and change who operates them."""
+class BrandAdmin(BrandScopedAdmin):
+    """Operators edit their own brands' name, story and logo; only superusers add or delete
+    brands and choose who operates them."""
 
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name"]
-    prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["operators"]
 
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(operators=request.user)
-
     def get_prepopulated_fields(self, request, obj=None):
-        return self.prepopulated_fields if request.user.is_superuser else {}
+        return {"slug": ["name"]} if request.user.is_superuser else {}
 
     def get_readonly_fields(self, request, obj=None):
         return [] if request.user.is_superuser else ["operators", "slug"]
@@ -30,3 +47,153 @@ class BrandAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+    def save_model(self, request, obj, form, change):
+        if "logo" in form.changed_data and obj.logo:
+            verified = image_verify_and_reencode(form.cleaned_data["logo"], max_side=512)
+            obj.logo.save(verified.content.name, verified.content, save=False)
+        brand_save(brand=obj)
+
+
+@admin.register(Category)
+class CategoryAdmin(SuperuserOnlyAdminMixin, admin.ModelAdmin):
+    """The category tree is shared by all brands: superusers curate it."""
+
+    list_display = ["full_name", "slug", "position"]
+    search_fields = ["name", "full_name"]
+    prepopulated_fields = {"slug": ["name"]}
+    fields = ["name", "slug", "parent", "position"]
+
+    def save_model(self, request, obj, form, change):
+        category_save(category=obj)
+
+
+class VerifiedImageForm(forms.ModelForm):
+    """Refuses anything that is not a sane image, with a form error (never a 500)."""
+
+    class Meta:
+        model = ProductImage
+        fields = ["image", "alt_text", "position"]
+
+    def clean_image(self):
+        image = self.cleaned_data.get("image")
+        if image and "image" in self.changed_data:
+            try:
+                return image_verify_and_reencode(image).content
+            except ValidationError as exc:
+                raise forms.ValidationError(exc.messages) from exc
+        return image
+
+
+class ProductImageInline(BrandScopedInline, admin.TabularInline):
+    model = ProductImage
+    form = VerifiedImageForm
+    extra = 1
+
+
+class VariantInline(BrandScopedInline, admin.TabularInline):
+    model = Variant
+    extra = 1
+    fields = [
+        "sku",
+        "options",
+        "price",
+        "compare_at_price",
+        "stock",
+        "track_inventory",
+        "weight_grams",
+        "is_active",
+        "position",
+    ]
+
+
+class SpecificationInline(BrandScopedInline, admin.TabularInline):
+    model = ProductSpecification
+    extra = 1
+
+
+@admin.register(Product)
+class ProductAdmin(ImportExportModelAdmin, BrandScopedAdmin):
+    resource_classes = [ProductResource]
+    list_display = [
+        "name",
+        "brand",
+        "category",
+        "status",
+        "price_min",
+        "in_stock",
+        "rating_average",
+        "rating_count",
+        "updated_at",
+    ]
+    list_filter = ["status", "in_stock", ("brand", admin.RelatedOnlyFieldListFilter), "category"]
+    list_select_related = ["brand", "category"]
+    search_fields = ["name", "slug", "variants__sku"]
+    prepopulated_fields = {"slug": ["name"]}
+    autocomplete_fields = ["category"]
+    inlines = [VariantInline, ProductImageInline, SpecificationInline]
+    actions = ["make_active", "make_archived"]
+    readonly_fields = ["price_min", "price_max", "in_stock", "rating_average", "rating_count"]
+    fields = ["brand", "name", "slug", "category", "status", "description", *readonly_fields]
+
+    def save_model(self, request, obj, form, change):
+        product_save(product=obj)
+
+    def save_formset(self, request, form, formset, change):
+        new_images = []
+        if formset.model is ProductImage:
+            instances = formset.save(commit=False)
+            for instance in instances:
+                if instance.pk is None:
+                    new_images.append(instance)
+                instance.save()
+            for removed in formset.deleted_objects:
+                removed.delete()
+            for image in new_images:
+                product_image_make_thumbnails.delay_on_commit(image.pk)
+        else:
+            formset.save()
+        if formset.model is Variant:
+            product_refresh_summary(product_id=form.instance.pk)
+
+    @admin.action(description="Activate (show on the site)", permissions=["change"])
+    def make_active(self, request, queryset):
+        count = product_set_status(
+            product_ids=queryset.values_list("pk", flat=True), status=ProductStatus.ACTIVE
+        )
+        self.message_user(request, f"{count} product(s) activated.", messages.SUCCESS)
+
+    @admin.action(description="Archive (hide from the site)", permissions=["change"])
+    def make_archived(self, request, queryset):
+        count = product_set_status(
+            product_ids=queryset.values_list("pk", flat=True), status=ProductStatus.ARCHIVED
+        )
+        self.message_user(request, f"{count} product(s) archived.", messages.SUCCESS)
+
+
+@admin.register(Variant)
+class VariantAdmin(ImportExportModelAdmin, BrandScopedAdmin):
+    """Stock and price edits across products, and variant CSV import/export."""
+
+    resource_classes = [VariantResource]
+    list_display = [
+        "sku",
+        "product",
+        "option_label",
+        "price",
+        "stock",
+        "track_inventory",
+        "is_active",
+    ]
+    list_editable = ["price", "stock", "is_active"]
+    list_filter = [
+        "is_active",
+        "track_inventory",
+        ("product__brand", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["product"]
+    search_fields = ["sku", "product__name"]
+    autocomplete_fields = ["product"]
+
+    def save_model(self, request, obj, form, change):
+        variant_save(variant=obj)

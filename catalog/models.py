@@ -1,14 +1,24 @@
+from decimal import Decimal
+
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models import F, Q
 from django.urls import reverse
 
 
 class Brand(models.Model):
     """A brand that sells on Fanhub; its operators run it in the admin (scoped to it)."""
 
+    # How the admin scoping (catalog.admin_scoping) finds the brand of a row of this model.
+    brand_lookup = ""
+
     name = models.CharField(max_length=120, unique=True)
     slug = models.SlugField(max_length=120, unique=True)
     story = models.TextField(blank=True, help_text="Markdown. Who the brand is and what it makes.")
+    story_html = models.TextField(blank=True, editable=False)
     logo = models.ImageField(upload_to="brands/logos/", blank=True)
     operators = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="operated_brands", blank=True
@@ -22,4 +32,212 @@ class Brand(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("catalog:brand", kwargs={"slug": self.slug})
+        return reverse("storefront:brand", kwargs={"slug": self.slug})
+
+
+class Category(models.Model):
+    """A node of the category tree. `path` is the slugs from the root joined by "/", so a
+    subtree is one indexed prefix query and breadcrumbs are one query by `path__in`."""
+
+    name = models.CharField(max_length=80)
+    slug = models.SlugField(max_length=80)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    path = models.CharField(max_length=255, unique=True, editable=False)
+    full_name = models.CharField(max_length=255, editable=False)
+    depth = models.PositiveSmallIntegerField(default=0, editable=False)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["path"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["parent", "slug"], name="catalog_category_slug_per_parent"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["path"],
+                name="catalog_category_path_like",
+                opclasses=["varchar_pattern_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name or self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("catalog:category", kwargs={"path": self.path})
+
+    def ancestor_paths(self) -> list[str]:
+        parts = self.path.split("/")
+        return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+class ProductStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    ARCHIVED = "archived", "Archived"
+
+
+class Product(models.Model):
+    brand_lookup = "brand"
+
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="products")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, unique=True)
+    description = models.TextField(blank=True, help_text="Markdown.")
+    description_html = models.TextField(blank=True, editable=False)
+    status = models.CharField(
+        max_length=10, choices=ProductStatus.choices, default=ProductStatus.DRAFT
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Kept by catalog.services from the variants, so lists filter and sort without joins.
+    price_min = models.DecimalField(max_digits=10, decimal_places=2, null=True, editable=False)
+    price_max = models.DecimalField(max_digits=10, decimal_places=2, null=True, editable=False)
+    in_stock = models.BooleanField(default=False, editable=False)
+    # Kept by reviews.services from the visible reviews.
+    rating_average = models.DecimalField(
+        max_digits=3, decimal_places=2, default=Decimal("0"), editable=False
+    )
+    rating_count = models.PositiveIntegerField(default=0, editable=False)
+    # Kept by catalog.services: name (A), brand and category (B), description (C).
+    search_vector = SearchVectorField(null=True, editable=False)
+    search_text = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="catalog_product_search"),
+            GinIndex(
+                fields=["search_text"], name="catalog_product_trgm", opclasses=["gin_trgm_ops"]
+            ),
+            models.Index(fields=["status", "-created_at"], name="catalog_product_newest"),
+            models.Index(fields=["status", "price_min"], name="catalog_product_price"),
+            models.Index(fields=["brand", "status"], name="catalog_product_brand"),
+            models.Index(fields=["category", "status"], name="catalog_product_category"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("storefront:product", kwargs={"slug": self.slug})
+
+    @property
+    def is_visible(self) -> bool:
+        return self.status == ProductStatus.ACTIVE
+
+
+class ProductSpecification(models.Model):
+    brand_lookup = "product__brand"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="specifications")
+    name = models.CharField(max_length=80)
+    value = models.CharField(max_length=255)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value}"
+
+
+def product_image_upload_to(instance: "ProductImage", filename: str) -> str:
+    return f"products/{instance.product_id}/{filename}"
+
+
+class ProductImage(models.Model):
+    brand_lookup = "product__brand"
+    THUMBNAIL_SIZES = {"small": 240, "large": 720}
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images")
+    image = models.ImageField(
+        upload_to=product_image_upload_to, width_field="width", height_field="height"
+    )
+    width = models.PositiveIntegerField(default=0, editable=False)
+    height = models.PositiveIntegerField(default=0, editable=False)
+    thumbnail_small = models.ImageField(
+        upload_to=product_image_upload_to, blank=True, editable=False
+    )
+    thumbnail_large = models.ImageField(
+        upload_to=product_image_upload_to, blank=True, editable=False
+    )
+    alt_text = models.CharField(max_length=200, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.alt_text or f"Image {self.position + 1} of {self.product}"
+
+    @property
+    def small_url(self) -> str:
+        """The thumbnail once the worker made it; the original until then."""
+        return (self.thumbnail_small or self.image).url
+
+    @property
+    def large_url(self) -> str:
+        return (self.thumbnail_large or self.image).url
+
+
+class Variant(models.Model):
+    brand_lookup = "product__brand"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
+    sku = models.CharField("SKU", max_length=64, unique=True)
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Option values, e.g. {"colour": "Black", "storage": "256 GB"}.',
+    )
+    price = models.DecimalField(
+        max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))]
+    )
+    compare_at_price = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="The former price, shown struck through. Must be above the price.",
+    )
+    track_inventory = models.BooleanField(default=True)
+    stock = models.IntegerField(default=0)
+    weight_grams = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(stock__gte=0), name="catalog_variant_stock_not_negative"
+            ),
+            models.CheckConstraint(condition=Q(price__gt=0), name="catalog_variant_price_positive"),
+            models.CheckConstraint(
+                condition=Q(compare_at_price__isnull=True) | Q(compare_at_price__gt=F("price")),
+                name="catalog_variant_compare_at_above_price",
+            ),
+            models.UniqueConstraint(
+                fields=["product", "options"], name="catalog_variant_options_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        label = self.option_label
+        return f"{self.product.name} ({label})" if label else self.product.name
+
+    @property
+    def option_label(self) -> str:
+        return " / ".join(str(value) for value in self.options.values())
+
+    @property
+    def is_available(self) -> bool:
+        return self.is_active and (not self.track_inventory or self.stock > 0)

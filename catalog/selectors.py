@@ -1,7 +1,182 @@
-from django.db.models import QuerySet
+"""Every non-trivial catalogue read, with its joins and prefetches, so pages keep a fixed
+number of queries however many products they show."""
 
-from catalog.models import Brand
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramWordSimilarity
+from django.db.models import Case, F, Prefetch, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
+from django.http import Http404
+
+from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
+
+SORTS = {
+    "relevance": "Best match",
+    "newest": "Newest",
+    "price_asc": "Price: low to high",
+    "price_desc": "Price: high to low",
+}
+
+
+@dataclass(frozen=True)
+class ProductFilters:
+    q: str = ""
+    brand: str = ""
+    category: Category | None = None
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    in_stock: bool = False
+    sort: str = "relevance"
 
 
 def brand_list() -> QuerySet[Brand]:
     return Brand.objects.order_by("name")
+
+
+def product_visible() -> QuerySet[Product]:
+    return Product.objects.filter(status=ProductStatus.ACTIVE)
+
+
+def _first_image_prefetch() -> Prefetch:
+    return Prefetch(
+        "images", queryset=ProductImage.objects.order_by("position", "id"), to_attr="ordered_images"
+    )
+
+
+def product_cards(queryset: QuerySet[Product]) -> QuerySet[Product]:
+    """What a product card needs: brand name and the images (first one shown)."""
+    return queryset.select_related("brand").prefetch_related(_first_image_prefetch())
+
+
+def product_search(filters: ProductFilters) -> QuerySet[Product]:
+    """Full-text search ranked by weight (name, then brand and category, then description),
+    OR'd with trigram word similarity so that a typo still matches; plus the filters."""
+    queryset = product_visible()
+    if filters.brand:
+        queryset = queryset.filter(brand__slug=filters.brand)
+    if filters.category is not None:
+        queryset = queryset.filter(
+            Q(category=filters.category) | Q(category__path__startswith=f"{filters.category.path}/")
+        )
+    if filters.price_min is not None:
+        queryset = queryset.filter(price_max__gte=filters.price_min)
+    if filters.price_max is not None:
+        queryset = queryset.filter(price_min__lte=filters.price_max)
+    if filters.in_stock:
+        queryset = queryset.filter(in_stock=True)
+
+    sort = filters.sort if filters.sort in SORTS else "relevance"
+    q = " ".join(filters.q.split())[:200]
+    if q:
+        query = SearchQuery(q, search_type="websearch", config="english")
+        queryset = queryset.filter(
+            Q(search_vector=query) | Q(search_text__trigram_word_similar=q.lower())
+        ).annotate(
+            # Whole-word matches first (ranked by field weight), then typo-only matches by
+            # how close they are.
+            word_match=Case(When(search_vector=query, then=Value(1)), default=Value(0)),
+            rank=Coalesce(SearchRank(F("search_vector"), query), Value(0.0)),
+            similarity=TrigramWordSimilarity(q.lower(), "search_text"),
+        )
+    elif sort == "relevance":
+        sort = "newest"
+    order = {
+        "relevance": ["-word_match", "-rank", "-similarity", "-id"],
+        "newest": ["-created_at", "-id"],
+        "price_asc": [F("price_min").asc(nulls_last=True), "-id"],
+        "price_desc": [F("price_min").desc(nulls_last=True), "-id"],
+    }[sort]
+    return product_cards(queryset).order_by(*order)
+
+
+def category_by_path(path: str) -> Category:
+    category = Category.objects.filter(path=path.strip("/")).first()
+    if category is None:
+        raise Http404("No such category")
+    return category
+
+
+def category_breadcrumbs(category: Category) -> list[Category]:
+    return list(Category.objects.filter(path__in=category.ancestor_paths()).order_by("depth"))
+
+
+def category_tree() -> list[Category]:
+    """All categories in tree order (parents before children), with depth for indenting."""
+    return list(Category.objects.order_by("path"))
+
+
+def category_children(category: Category | None) -> QuerySet[Category]:
+    return Category.objects.filter(parent=category).order_by("position", "name")
+
+
+@dataclass
+class ProductPage:
+    product: Product
+    variants: list[Variant]
+    options: dict[str, list[str]] = field(default_factory=dict)
+    breadcrumbs: list[Category] = field(default_factory=list)
+
+
+def product_page(*, slug: str) -> ProductPage:
+    """A visible product with everything its page shows; Http404 for drafts and archived."""
+    product = (
+        product_visible()
+        .select_related("brand", "category")
+        .prefetch_related(
+            _first_image_prefetch(),
+            "specifications",
+            Prefetch(
+                "variants",
+                queryset=Variant.objects.filter(is_active=True).order_by("position", "id"),
+                to_attr="active_variants",
+            ),
+        )
+        .filter(slug=slug)
+        .first()
+    )
+    if product is None:
+        raise Http404("No such product")
+    variants = product.active_variants
+    for variant in variants:
+        variant.product = product  # spares a query per variant in __str__
+    return ProductPage(
+        product=product,
+        variants=variants,
+        options=variant_options(variants),
+        breadcrumbs=category_breadcrumbs(product.category),
+    )
+
+
+def variant_options(variants: list[Variant]) -> dict[str, list[str]]:
+    """Option name -> its values, in the order the variants list them."""
+    options: dict[str, list[str]] = {}
+    for variant in variants:
+        for name, value in variant.options.items():
+            values = options.setdefault(name, [])
+            if str(value) not in values:
+                values.append(str(value))
+    return options
+
+
+def variant_choose(
+    variants: list[Variant], *, variant_id: str | None = None, chosen: dict[str, str] | None = None
+) -> Variant | None:
+    """The variant a shopper picked: by id, else the one matching the most chosen options
+    (ties go to the first in stock), else the first available one."""
+    if not variants:
+        return None
+    if variant_id:
+        for variant in variants:
+            if str(variant.pk) == variant_id:
+                return variant
+    if chosen:
+
+        def score(variant: Variant) -> tuple[int, bool]:
+            matches = sum(str(variant.options.get(k)) == v for k, v in chosen.items())
+            return matches, variant.is_available
+
+        return max(variants, key=score)
+    return next((v for v in variants if v.is_available), variants[0])

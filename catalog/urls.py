@@ -1,22 +1,10 @@
 from django.urls import path
-from django.views.generic import TemplateView
 
 from catalog import views
 
 app_name = "catalog"
 urlpatterns = [
-    # An empty listing until the catalogue issue adds products and search here.
-    path(
-        "products/",
-        TemplateView.as_view(
-            template_name="section_index.html",
-            extra_context={
-                "section_title": "Shop",
-                "section_lead": "Products from the brands you follow.",
-                "empty_message": "The shop opens soon: no products are listed yet.",
-            },
-        ),
-        name="index",
-    ),
-    path("brands/<slug:slug>/", views.brand_detail, name="brand"),
+    path("products/", views.product_list, name="index"),
+    path("products/<slug:slug>/variant/", views.variant_panel, name="variant"),
+    path("categories/<path:path>/", views.category_detail, name="category"),
 ]

@@ -1,9 +1,81 @@
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
 
-from catalog.selectors import brand_list
+from catalog.forms import ProductFilterForm
+from catalog.models import Category
+from catalog.selectors import (
+    ProductFilters,
+    brand_list,
+    category_breadcrumbs,
+    category_by_path,
+    category_children,
+    product_page,
+    product_search,
+    variant_choose,
+)
+
+PAGE_SIZE = 24
 
 
-def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    brand = get_object_or_404(brand_list(), slug=slug)
-    return render(request, "catalog/brand_detail.html", {"brand": brand})
+def _product_listing(request: HttpRequest, *, category: Category | None) -> HttpResponse:
+    form = ProductFilterForm(request.GET or None)
+    filters = ProductFilters(category=category)
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        chosen_category = category
+        if category is None and data["category"]:
+            chosen_category = Category.objects.filter(path=data["category"]).first()
+        filters = ProductFilters(
+            q=data["q"],
+            brand=data["brand"],
+            category=chosen_category,
+            price_min=data["price_min"],
+            price_max=data["price_max"],
+            in_stock=data["in_stock"],
+            sort=data["sort"] or "relevance",
+        )
+    page = Paginator(product_search(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "filters": filters,
+        "page_obj": page,
+        "products": page.object_list,
+        "query_string": query.urlencode(),
+        "brands": brand_list(),
+        "category": category,
+        "breadcrumbs": category_breadcrumbs(category) if category else [],
+        "subcategories": category_children(category),
+    }
+    status = 400 if form.is_bound and not form.is_valid() else 200
+    return render(request, "catalog/product_list.html", context, status=status)
+
+
+@require_GET
+def product_list(request: HttpRequest) -> HttpResponse:
+    return _product_listing(request, category=None)
+
+
+@require_GET
+def category_detail(request: HttpRequest, path: str) -> HttpResponse:
+    return _product_listing(request, category=category_by_path(path))
+
+
+@require_GET
+def variant_panel(request: HttpRequest, slug: str) -> HttpResponse:
+    """The chosen variant's price and availability: an htmx fragment, or (without
+    JavaScript) a redirect to the product page showing that variant."""
+    page = product_page(slug=slug)
+    chosen = {name: request.GET[name] for name in page.options if name in request.GET}
+    variant = variant_choose(page.variants, chosen=chosen)
+    if not request.htmx:
+        url = page.product.get_absolute_url()
+        return redirect(f"{url}?variant={variant.pk}" if variant else url)
+    return render(
+        request,
+        "catalog/_variant_panel.html",
+        {"product": page.product, "variant": variant, "options": page.options},
+    )

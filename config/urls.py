@@ -28,6 +28,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("accounts/", include("accounts.urls")),
     path("", include("catalog.urls")),
+    path("", include("storefront.urls")),
+    path("", include("reviews.urls")),
     section_not_built_yet(
         "communities",
         "c/",

@@ -1,8 +1,70 @@
+"""Pages that compose several apps (layer 5 in DESIGN.md)."""
+
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from catalog.selectors import (
+    ProductFilters,
+    brand_list,
+    product_page,
+    product_search,
+    variant_choose,
+)
+from reviews.forms import ReviewForm, ReviewReportForm
+from reviews.selectors import (
+    REVIEWS_ON_PRODUCT_PAGE,
+    product_reviews,
+    review_of_user,
+    wishlist_contains,
+)
 
 
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
     # The feature issues fill these through their apps' selectors.
     context = {"featured_communities": [], "open_batches": [], "live_campaigns": []}
     return render(request, "home.html", context)
+
+
+@require_GET
+def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    page = product_page(slug=slug)
+    chosen = {name: request.GET[name] for name in page.options if name in request.GET}
+    variant = variant_choose(page.variants, variant_id=request.GET.get("variant"), chosen=chosen)
+    own_review = review_of_user(product=page.product, user=request.user)
+    context = {
+        "product": page.product,
+        "images": page.product.ordered_images,
+        "variants": page.variants,
+        "variant": variant,
+        "options": page.options,
+        "breadcrumbs": page.breadcrumbs,
+        "reviews": product_reviews(product=page.product)[:REVIEWS_ON_PRODUCT_PAGE],
+        "own_review": own_review,
+        "review_form": ReviewForm(
+            initial={
+                "rating": own_review.rating,
+                "title": own_review.title,
+                "body": own_review.body,
+            }
+            if own_review
+            else None
+        ),
+        "report_form": ReviewReportForm(),
+        "on_wishlist": wishlist_contains(user=request.user, product=page.product),
+    }
+    return render(request, "storefront/product_detail.html", context)
+
+
+@require_GET
+def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    brand = get_object_or_404(brand_list(), slug=slug)
+    products = product_search(ProductFilters(brand=brand.slug, sort="newest"))
+    page = Paginator(products, 24).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "storefront/brand_detail.html",
+        {"brand": brand, "page_obj": page, "products": page.object_list},
+    )

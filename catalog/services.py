@@ -1,0 +1,160 @@
+"""Every write to the catalogue. Callers: the admin, seed_demo, CSV import, tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import connection, transaction
+from django.db.models import Max, Min, Q
+
+from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
+from catalog.tasks import product_image_make_thumbnails as thumbnails_task
+from catalog.thumbnails import thumbnail_render
+from markup.markdown import markdown_render
+from uploads.images import image_verify_and_reencode
+
+# One statement for one product or many: the vector joins brand and category names, which an
+# ORM update() cannot do. `english` stems ("phones" finds "phone"); weights rank name first.
+_REFRESH_SEARCH_SQL = """
+UPDATE catalog_product AS p SET
+  search_vector =
+      setweight(to_tsvector('english', p.name), 'A')
+   || setweight(to_tsvector('english', b.name), 'B')
+   || setweight(to_tsvector('english', c.full_name), 'B')
+   || setweight(to_tsvector('english', coalesce(p.description, '')), 'C'),
+  search_text = lower(p.name || ' ' || b.name || ' ' || c.name)
+FROM catalog_brand AS b, catalog_category AS c
+WHERE b.id = p.brand_id AND c.id = p.category_id AND {where}
+"""
+
+
+def product_refresh_search(
+    *,
+    product_ids: Iterable[int] | None = None,
+    brand_id: int | None = None,
+    category_ids: Iterable[int] | None = None,
+) -> None:
+    if product_ids is not None:
+        where, params = "p.id = ANY(%s)", [list(product_ids)]
+    elif brand_id is not None:
+        where, params = "p.brand_id = %s", [brand_id]
+    elif category_ids is not None:
+        where, params = "p.category_id = ANY(%s)", [list(category_ids)]
+    else:
+        where, params = "TRUE", []
+    with connection.cursor() as cursor:
+        cursor.execute(_REFRESH_SEARCH_SQL.format(where=where), params)
+
+
+def product_refresh_summary(*, product_id: int) -> None:
+    """Price range and availability from the product's active variants."""
+    active = Variant.objects.filter(product_id=product_id, is_active=True)
+    prices = active.aggregate(low=Min("price"), high=Max("price"))
+    in_stock = active.filter(Q(track_inventory=False) | Q(stock__gt=0)).exists()
+    Product.objects.filter(pk=product_id).update(
+        price_min=prices["low"], price_max=prices["high"], in_stock=in_stock
+    )
+
+
+@transaction.atomic
+def brand_save(*, brand: Brand) -> Brand:
+    name_changed = (
+        bool(brand.pk) and Brand.objects.filter(pk=brand.pk).exclude(name=brand.name).exists()
+    )
+    brand.story_html = markdown_render(brand.story)
+    brand.full_clean()
+    brand.save()
+    if name_changed:
+        product_refresh_search(brand_id=brand.pk)
+    return brand
+
+
+@transaction.atomic
+def category_save(*, category: Category) -> Category:
+    """Derive path, depth and full name from the parent, refusing cycles; a move or rename
+    rewrites the whole subtree."""
+    parent = category.parent
+    if category.pk and parent is not None:
+        node = parent
+        while node is not None:
+            if node.pk == category.pk:
+                raise ValidationError({"parent": "A category cannot be inside itself."})
+            node = node.parent
+    old_path = Category.objects.filter(pk=category.pk).values_list("path", flat=True).first()
+    category.path = f"{parent.path}/{category.slug}" if parent else category.slug
+    category.depth = parent.depth + 1 if parent else 0
+    category.full_name = f"{parent.full_name} › {category.name}" if parent else category.name
+    category.full_clean()
+    category.save()
+    if old_path is not None:
+        descendants = list(
+            Category.objects.filter(path__startswith=f"{old_path}/").order_by("depth")
+        )
+        by_id = {category.pk: category}
+        for child in descendants:
+            parent_node = by_id[child.parent_id]
+            child.path = f"{parent_node.path}/{child.slug}"
+            child.depth = parent_node.depth + 1
+            child.full_name = f"{parent_node.full_name} › {child.name}"
+            by_id[child.pk] = child
+        Category.objects.bulk_update(descendants, ["path", "depth", "full_name"])
+        product_refresh_search(category_ids=list(by_id))
+    return category
+
+
+@transaction.atomic
+def product_save(*, product: Product) -> Product:
+    product.description_html = markdown_render(product.description)
+    product.full_clean(exclude=["search_vector"])
+    product.save()
+    product_refresh_search(product_ids=[product.pk])
+    product_refresh_summary(product_id=product.pk)
+    return product
+
+
+@transaction.atomic
+def product_set_status(*, product_ids: Iterable[int], status: ProductStatus) -> int:
+    return Product.objects.filter(pk__in=list(product_ids)).update(status=status)
+
+
+@transaction.atomic
+def variant_save(*, variant: Variant) -> Variant:
+    variant.full_clean()
+    variant.save()
+    product_refresh_summary(product_id=variant.product_id)
+    return variant
+
+
+@transaction.atomic
+def product_image_add(
+    *, product: Product, upload: UploadedFile, alt_text: str = "", position: int | None = None
+) -> ProductImage:
+    """Verify and re-encode the upload, store it, and have a worker make the thumbnails."""
+    verified = image_verify_and_reencode(upload)
+    if position is None:
+        position = (product.images.aggregate(last=Max("position"))["last"] or -1) + 1
+    image = ProductImage(product=product, alt_text=alt_text, position=position)
+    image.image.save(verified.content.name, verified.content, save=False)
+    image.save()
+    thumbnails_task.delay_on_commit(image.pk)
+    return image
+
+
+def product_image_make_thumbnails(*, image_id: int) -> None:
+    """Idempotent: sizes that already exist are skipped, a deleted image is ignored."""
+    image = ProductImage.objects.filter(pk=image_id).first()
+    if image is None:
+        return
+    changed = []
+    for size_name, side in ProductImage.THUMBNAIL_SIZES.items():
+        field = getattr(image, f"thumbnail_{size_name}")
+        if field:
+            continue
+        with image.image.open("rb") as original:
+            content = thumbnail_render(original, side=side, name=f"{size_name}-{image.pk}")
+        field.save(content.name, content, save=False)
+        changed.append(f"thumbnail_{size_name}")
+    if changed:
+        image.save(update_fields=changed)

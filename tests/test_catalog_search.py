@@ -1,0 +1,196 @@
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from catalog.models import ProductStatus
+from catalog.selectors import ProductFilters, product_search
+from tests.factories import (
+    BrandFactory,
+    CategoryFactory,
+    ProductFactory,
+    ReviewFactory,
+    UserFactory,
+    VariantFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _names(queryset) -> list[str]:
+    return [product.name for product in queryset]
+
+
+@pytest.fixture
+def audio():
+    forge = BrandFactory(name="Forge Audio", slug="forge-audio")
+    nimbus = BrandFactory(name="Nimbus Mobile", slug="nimbus-mobile")
+    audio = CategoryFactory(name="Audio", slug="audio")
+    headphones = CategoryFactory(name="Headphones", slug="headphones", parent=audio)
+    phones = CategoryFactory(name="Phones", slug="phones")
+    studio = ProductFactory(
+        name="Forge Studio Headphones",
+        slug="studio",
+        brand=forge,
+        category=headphones,
+        description="Closed-back, for long sessions.",
+    )
+    VariantFactory(product=studio, price=Decimal("199.00"), stock=3)
+    buds = ProductFactory(
+        name="Forge Buds",
+        slug="buds",
+        brand=forge,
+        category=audio,
+        description="Small earbuds that pair with any headphones jack.",
+    )
+    VariantFactory(product=buds, price=Decimal("79.00"), stock=0)
+    phone = ProductFactory(
+        name="Nimbus X2 Phone",
+        slug="x2",
+        brand=nimbus,
+        category=phones,
+        description="A phone with great speakers.",
+    )
+    VariantFactory(product=phone, price=Decimal("599.00"), stock=10, options={"storage": "128 GB"})
+    VariantFactory(product=phone, price=Decimal("699.00"), stock=0, options={"storage": "256 GB"})
+    return {"forge": forge, "audio": audio, "headphones": headphones, "phones": phones}
+
+
+def test_only_active_products_are_listed_or_shown(client, audio):
+    draft = ProductFactory(name="Secret Draft", slug="secret-draft", status=ProductStatus.DRAFT)
+    archived = ProductFactory(name="Old Archived", slug="old", status=ProductStatus.ARCHIVED)
+    content = client.get("/products/").content.decode()
+    assert "Forge Studio Headphones" in content
+    assert "Secret Draft" not in content and "Old Archived" not in content
+    assert client.get("/products/?q=secret").content.decode().count("Secret Draft") == 0
+    assert client.get(draft.get_absolute_url()).status_code == 404
+    assert client.get(archived.get_absolute_url()).status_code == 404
+    assert client.get("/products/studio/").status_code == 200
+
+
+def test_name_match_ranks_above_description_match(audio):
+    # "headphones" is in the studio's name and in the buds' description only.
+    assert _names(product_search(ProductFilters(q="headphones")))[:2] == [
+        "Forge Studio Headphones",
+        "Forge Buds",
+    ]
+
+
+def test_a_typo_still_finds_the_product(client, audio):
+    assert _names(product_search(ProductFilters(q="headphnes")))[0] == "Forge Studio Headphones"
+    assert _names(product_search(ProductFilters(q="nimbsu")))[0] == "Nimbus X2 Phone"
+    response = client.get("/products/?q=studo+headphnes")
+    assert "Forge Studio Headphones" in response.content.decode()
+
+
+def test_search_covers_brand_and_category_names(audio):
+    assert set(_names(product_search(ProductFilters(q="forge")))) == {
+        "Forge Studio Headphones",
+        "Forge Buds",
+    }
+    assert "Nimbus X2 Phone" in _names(product_search(ProductFilters(q="phones")))
+
+
+def test_no_match_gives_an_empty_page_not_an_error(client, audio):
+    response = client.get("/products/?q=zzzzqqqq")
+    assert response.status_code == 200
+    assert "Forge" not in _names(response.context["products"])
+    assert response.context["page_obj"].paginator.count == 0
+
+
+def test_filters(audio):
+    assert _names(product_search(ProductFilters(brand="nimbus-mobile"))) == ["Nimbus X2 Phone"]
+    # A category includes its subtree.
+    assert set(_names(product_search(ProductFilters(category=audio["audio"])))) == {
+        "Forge Studio Headphones",
+        "Forge Buds",
+    }
+    assert _names(product_search(ProductFilters(category=audio["headphones"]))) == [
+        "Forge Studio Headphones"
+    ]
+    assert set(
+        _names(product_search(ProductFilters(price_min=Decimal("150"), price_max=Decimal("650"))))
+    ) == {"Forge Studio Headphones", "Nimbus X2 Phone"}
+    assert set(_names(product_search(ProductFilters(in_stock=True)))) == {
+        "Forge Studio Headphones",
+        "Nimbus X2 Phone",
+    }
+
+
+def test_sorting_by_price_and_newest(audio):
+    assert _names(product_search(ProductFilters(sort="price_asc"))) == [
+        "Forge Buds",
+        "Forge Studio Headphones",
+        "Nimbus X2 Phone",
+    ]
+    assert _names(product_search(ProductFilters(sort="price_desc"))) == [
+        "Nimbus X2 Phone",
+        "Forge Studio Headphones",
+        "Forge Buds",
+    ]
+    assert _names(product_search(ProductFilters(sort="newest")))[0] == "Nimbus X2 Phone"
+
+
+def test_filters_through_the_page(client, audio):
+    response = client.get("/products/?brand=forge-audio&in_stock=on&sort=price_asc")
+    assert _names(response.context["products"]) == ["Forge Studio Headphones"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "price_min=abc",
+        "price_min=50&price_max=10",
+        "sort=evil",
+        "price_max=-5",
+    ],
+)
+def test_bad_filter_input_is_a_clear_400(client, audio, query):
+    response = client.get(f"/products/?{query}")
+    assert response.status_code == 400
+    assert response.context["form"].errors
+
+
+def test_pages_are_numbered(client, audio):
+    category = CategoryFactory()
+    for n in range(30):
+        ProductFactory(name=f"Bulk {n:02d}", category=category)
+    first = client.get("/products/?sort=newest")
+    assert first.context["page_obj"].paginator.num_pages == 2
+    second = client.get("/products/?sort=newest&page=2")
+    assert len(second.context["products"]) == 33 - 24
+    assert client.get("/products/?page=999").status_code == 200  # last page, not a 500
+
+
+def test_category_page_shows_breadcrumbs_and_subtree(client, audio):
+    response = client.get("/categories/audio/headphones/")
+    assert response.status_code == 200
+    assert [c.name for c in response.context["breadcrumbs"]] == ["Audio", "Headphones"]
+    assert _names(response.context["products"]) == ["Forge Studio Headphones"]
+    parent = client.get("/categories/audio/")
+    assert set(_names(parent.context["products"])) == {"Forge Studio Headphones", "Forge Buds"}
+    assert client.get("/categories/nope/").status_code == 404
+
+
+def _catalogue(count: int) -> None:
+    brand, category = BrandFactory(), CategoryFactory()
+    user = UserFactory()
+    for n in range(count):
+        product = ProductFactory(brand=brand, category=category, name=f"Gadget {n}")
+        VariantFactory(product=product, options={"colour": "Black"})
+        VariantFactory(product=product, options={"colour": "White"})
+        ReviewFactory(product=product, user=user)
+
+
+@pytest.mark.parametrize(
+    "url", ["/products/", "/products/?q=gadget&in_stock=on", "/products/?sort=price_asc"]
+)
+def test_product_list_query_count_does_not_grow(client, url):
+    _catalogue(5)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url).status_code == 200
+    _catalogue(95)
+    with CaptureQueriesContext(connection) as many:
+        assert client.get(url).status_code == 200
+    assert len(few) == len(many) <= 10
