@@ -140,17 +140,20 @@ class ProductAdmin(ImportExportModelAdmin, BrandScopedAdmin):
         product_save(product=obj)
 
     def save_formset(self, request, form, formset, change):
-        new_images = []
         if formset.model is ProductImage:
-            instances = formset.save(commit=False)
-            for instance in instances:
-                if instance.pk is None:
-                    new_images.append(instance)
-                instance.save()
+            # New or replaced pictures get fresh thumbnails from a worker after the commit.
+            replaced = {
+                f.instance.pk for f in formset.forms if f.instance.pk and "image" in f.changed_data
+            }
+            for image in formset.save(commit=False):
+                is_new = image.pk is None
+                if image.pk in replaced:
+                    image.thumbnail_small = image.thumbnail_large = None
+                image.save()
+                if is_new or image.pk in replaced:
+                    product_image_make_thumbnails.delay_on_commit(image.pk)
             for removed in formset.deleted_objects:
                 removed.delete()
-            for image in new_images:
-                product_image_make_thumbnails.delay_on_commit(image.pk)
         else:
             formset.save()
         if formset.model is Variant:

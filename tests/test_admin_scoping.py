@@ -1,0 +1,333 @@
+"""Brand scoping of the whole admin, walked over every registered ModelAdmin: an admin
+added later without catalog.admin_scoping fails here."""
+
+import io
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import RequestFactory
+from PIL import Image
+
+from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, brand_owned
+from catalog.models import Brand, Product, ProductImage, ProductSpecification, Variant
+from catalog.services import product_image_add
+from reviews.models import ReviewReport
+from reviews.services import review_report
+from tests.factories import (
+    BrandFactory,
+    CategoryFactory,
+    ProductFactory,
+    ReviewFactory,
+    UserFactory,
+    VariantFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(out, format="PNG")
+    return out.getvalue()
+
+
+def _operator(brand: Brand):
+    """A staff user of `brand` holding every permission there is: scoping, not missing
+    permissions, must be what stops them."""
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(*Permission.objects.all())
+    brand.operators.add(user)
+    return UserFactory._meta.model.objects.get(pk=user.pk)  # fresh permission cache
+
+
+def _world(name: str) -> Brand:
+    brand = BrandFactory(name=name, slug=name.lower())
+    product = ProductFactory(brand=brand, name=f"{name} phone")
+    VariantFactory(product=product)
+    ProductSpecification.objects.create(product=product, name="Weight", value="180 g")
+    product_image_add(product=product, upload=SimpleUploadedFile("a.png", _png(), "image/png"))
+    review = ReviewFactory(product=product)
+    review_report(review=review, reporter=UserFactory(), reason="spam")
+    return brand
+
+
+@pytest.fixture
+def two_worlds():
+    mine, theirs = _world("Mine"), _world("Theirs")
+    return mine, theirs, _operator(mine)
+
+
+def _request(user):
+    request = RequestFactory().get("/admin/")
+    request.user = user
+    return request
+
+
+def _belongs_to(model, pks, brand) -> bool:
+    lookup = model.brand_lookup
+    field = f"{lookup}__pk" if lookup else "pk"
+    return not model._default_manager.filter(pk__in=pks).exclude(**{field: brand.pk}).exists()
+
+
+def test_every_admin_is_brand_scoped_or_superuser_only(two_worlds):
+    mine, theirs, operator = two_worlds
+    request = _request(operator)
+    for model, model_admin in admin.site._registry.items():
+        label = f"{model._meta.label} ({type(model_admin).__name__})"
+        if not brand_owned(model):
+            assert not model_admin.has_module_permission(request), label
+            assert not model_admin.has_view_permission(request), label
+            continue
+        assert isinstance(model_admin, BrandScopedAdmin), label
+        pks = list(model_admin.get_queryset(request).values_list("pk", flat=True))
+        assert pks, f"{label}: the operator sees none of their own rows"
+        assert _belongs_to(model, pks, mine), f"{label}: shows another brand's rows"
+        for inline in model_admin.get_inline_instances(request):
+            if brand_owned(inline.model):
+                assert isinstance(inline, BrandScopedInline), f"{label}: {type(inline).__name__}"
+        # Every choice in every foreign-key or many-to-many field is the operator's own.
+        form = model_admin.get_form(request)
+        for name, field in form.base_fields.items():
+            queryset = getattr(field, "queryset", None)
+            if queryset is not None and brand_owned(queryset.model):
+                choice_pks = list(queryset.values_list("pk", flat=True))
+                assert _belongs_to(queryset.model, choice_pks, mine), f"{label}.{name}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/catalog/product/{product}/change/",
+        "/admin/catalog/product/{product}/history/",
+        "/admin/catalog/product/{product}/delete/",
+        "/admin/catalog/variant/{variant}/change/",
+        "/admin/reviews/review/{review}/change/",
+        "/admin/catalog/brand/{brand}/change/",
+    ],
+)
+def test_another_brands_objects_do_not_exist_for_an_operator(client, two_worlds, url):
+    mine, theirs, operator = two_worlds
+    product = Product.objects.get(brand=theirs)
+    ids = {
+        "product": product.pk,
+        "variant": product.variants.get().pk,
+        "review": product.reviews.get().pk,
+        "brand": theirs.pk,
+    }
+    client.force_login(operator)
+    response = client.get(url.format(**ids))
+    assert response.status_code == 302  # "doesn't exist. Perhaps it was deleted?"
+    assert response["Location"] == "/admin/"
+
+
+def test_search_autocomplete_and_actions_stay_in_scope(client, two_worlds):
+    mine, theirs, operator = two_worlds
+    client.force_login(operator)
+    changelist = client.get("/admin/catalog/product/?q=phone").content.decode()
+    assert "Mine phone" in changelist and "Theirs phone" not in changelist
+    response = client.get(
+        "/admin/autocomplete/",
+        {"term": "phone", "app_label": "catalog", "model_name": "variant", "field_name": "product"},
+    )
+    names = [item["text"] for item in response.json()["results"]]
+    assert names == ["Mine phone"]
+    theirs_product = Product.objects.get(brand=theirs)
+    client.post(
+        "/admin/catalog/product/",
+        {"action": "make_archived", "_selected_action": [theirs_product.pk]},
+    )
+    theirs_product.refresh_from_db()
+    assert theirs_product.status == "active"
+
+
+def test_csv_export_holds_only_the_operators_products(client, two_worlds):
+    mine, theirs, operator = two_worlds
+    client.force_login(operator)
+    response = client.post(
+        "/admin/catalog/product/export/",
+        {
+            "format": "0",
+            "resource": "0",
+            **{
+                f"productresource_{name}": "on"
+                for name in ["slug", "name", "brand", "category", "status", "description"]
+            },
+        },
+    )
+    body = response.content.decode()
+    assert response.status_code == 200, body[:500]
+    assert "Mine phone" in body and "Theirs phone" not in body
+
+
+def _import(client, csv_text: str):
+    upload = SimpleUploadedFile("products.csv", csv_text.encode(), content_type="text/csv")
+    return client.post(
+        "/admin/catalog/product/import/", {"format": "0", "resource": "0", "import_file": upload}
+    )
+
+
+def test_csv_import_refuses_another_brands_rows(client, two_worlds):
+    mine, theirs, operator = two_worlds
+    category = CategoryFactory(name="Phones", slug="phones")
+    client.force_login(operator)
+    response = _import(
+        client,
+        "slug,name,brand,category,status,description\n"
+        f"hijack,Hijacked,{theirs.slug},{category.path},active,x\n",
+    )
+    assert "You do not operate" in response.content.decode()
+    assert not Product.objects.filter(slug="hijack").exists()
+
+
+def test_csv_import_creates_the_operators_products(client, two_worlds):
+    mine, theirs, operator = two_worlds
+    category = CategoryFactory(name="Phones", slug="phones")
+    client.force_login(operator)
+    response = _import(
+        client,
+        "slug,name,brand,category,status,description\n"
+        f"x9,Mine X9,{mine.slug},{category.path},active,**New**\n",
+    )
+    assert response.status_code == 200
+    confirm = response.context["confirm_form"]
+    client.post(
+        "/admin/catalog/product/process_import/",
+        {name: confirm[name].value() for name in confirm.fields},
+    )
+    product = Product.objects.get(slug="x9")
+    assert product.brand == mine
+    assert product.description_html == "<p><strong>New</strong></p>"
+    assert product.search_vector is not None
+
+
+def test_operator_creates_a_product_with_variants_and_images(
+    client, two_worlds, django_capture_on_commit_callbacks
+):
+    mine, theirs, operator = two_worlds
+    category = CategoryFactory(name="Phones", slug="phones")
+    client.force_login(operator)
+    form = client.get("/admin/catalog/product/add/").content.decode()
+    assert f'<option value="{mine.pk}"' in form and f'<option value="{theirs.pk}"' not in form
+
+    def inline(prefix, rows):
+        data = {
+            f"{prefix}-TOTAL_FORMS": str(len(rows)),
+            f"{prefix}-INITIAL_FORMS": "0",
+            f"{prefix}-MIN_NUM_FORMS": "0",
+            f"{prefix}-MAX_NUM_FORMS": "1000",
+        }
+        for n, row in enumerate(rows):
+            data.update({f"{prefix}-{n}-{key}": value for key, value in row.items()})
+        return data
+
+    data = {
+        "brand": mine.pk,
+        "name": "Mine Z1",
+        "slug": "mine-z1",
+        "category": category.pk,
+        "status": "active",
+        "description": "The *new* one.",
+        **inline(
+            "variants",
+            [
+                {
+                    "sku": "Z1-BLK",
+                    "options": '{"colour": "Black"}',
+                    "price": "399.00",
+                    "stock": "5",
+                    "track_inventory": "on",
+                    "weight_grams": "180",
+                    "is_active": "on",
+                    "position": "0",
+                },
+                {
+                    "sku": "Z1-WHT",
+                    "options": '{"colour": "White"}',
+                    "price": "429.00",
+                    "stock": "0",
+                    "track_inventory": "on",
+                    "weight_grams": "180",
+                    "is_active": "on",
+                    "position": "1",
+                },
+            ],
+        ),
+        **inline(
+            "images",
+            [
+                {
+                    "image": SimpleUploadedFile("z1.png", _png(), "image/png"),
+                    "alt_text": "Front",
+                    "position": "0",
+                }
+            ],
+        ),
+        **inline("specifications", [{"name": "Screen", "value": "6.1 in", "position": "0"}]),
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/catalog/product/add/", data)
+    assert response.status_code == 302, response.context["errors"] if response.context else ""
+    product = Product.objects.get(slug="mine-z1")
+    assert (product.price_min, product.price_max, product.in_stock) == (399, 429, True)
+    image = ProductImage.objects.get(product=product)
+    assert image.thumbnail_small and image.image.name.endswith(".jpg")
+    page = client.get("/products/mine-z1/").content.decode()
+    assert "Mine Z1" in page and "399.00" in page and "6.1 in" in page
+
+    # Choosing another brand is refused by the form, not silently accepted.
+    data.update(
+        {"brand": theirs.pk, "slug": "theirs-z1", "variants-0-sku": "T1", "variants-1-sku": "T2"}
+    )
+    data["images-0-image"] = SimpleUploadedFile("z1.png", _png(), "image/png")
+    response = client.post("/admin/catalog/product/add/", data)
+    assert response.status_code == 200
+    assert not Product.objects.filter(slug="theirs-z1").exists()
+
+
+def test_product_image_upload_refuses_non_images_in_the_admin(client, two_worlds):
+    mine, theirs, operator = two_worlds
+    product = Product.objects.get(brand=mine)
+    client.force_login(operator)
+    page = client.get(f"/admin/catalog/product/{product.pk}/change/")
+    form = page.context["adminform"].form
+    data = {
+        name: form[name].value() or ""
+        for name in form.fields
+        if name not in {"price_min", "price_max", "in_stock", "rating_average", "rating_count"}
+    }
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        data.update(
+            {
+                management.add_prefix(k): v.value()
+                for k, v in ((name, management[name]) for name in management.fields)
+            }
+        )
+        for inline_form in formset.formset.forms:
+            for name in inline_form.fields:
+                value = inline_form[name].value()
+                if value is not None and value is not False:
+                    data[inline_form.add_prefix(name)] = value if not hasattr(value, "url") else ""
+    prefix = "images"
+    total = int(data[f"{prefix}-TOTAL_FORMS"])
+    data[f"{prefix}-TOTAL_FORMS"] = str(total + 1)
+    data[f"{prefix}-{total}-image"] = SimpleUploadedFile("fake.png", b"not an image", "image/png")
+    data[f"{prefix}-{total}-position"] = "5"
+    data.pop(f"{prefix}-0-image", None)
+    response = client.post(f"/admin/catalog/product/{product.pk}/change/", data)
+    assert response.status_code == 200
+    assert "valid image" in response.content.decode()
+    assert ProductImage.objects.filter(product=product).count() == 1
+
+
+def test_review_moderation_actions(client, two_worlds):
+    mine, theirs, operator = two_worlds
+    client.force_login(operator)
+    review = Product.objects.get(brand=mine).reviews.get()
+    client.post("/admin/reviews/review/", {"action": "hide", "_selected_action": [review.pk]})
+    review.refresh_from_db()
+    assert review.is_hidden
+    assert ReviewReport.objects.get(review=review).resolved_at is not None
+    assert Variant.objects.exists()
