@@ -221,8 +221,13 @@ def _redis_stop() -> None:
     socket_path = _redis_socket_path()
     if not _redis_ping(socket_path):
         return
-    with contextlib.suppress(redis.ConnectionError):  # the server closes the connection on exit
-        redis.Redis(unix_socket_path=str(socket_path)).shutdown(nosave=True)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # The server drops the connection as it exits; no retries, or redis-py waits seconds.
+    client = redis.Redis(unix_socket_path=str(socket_path), retry=Retry(NoBackoff(), 0))
+    with contextlib.suppress(redis.ConnectionError):
+        client.shutdown(nosave=True)
 
 
 # --- the shared lifecycle --------------------------------------------------------------------

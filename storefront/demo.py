@@ -15,11 +15,17 @@ from PIL import Image, ImageDraw, ImageFont
 
 from accounts.models import User
 from catalog.models import Brand
+from storefront.demo_catalog import demo_seed_catalog
 
 DEMO_PASSWORD = "fanhub-demo-2026"  # noqa: S105 - published demo password, DEBUG only
 OPERATORS_GROUP = "Brand operators"
 # Operators may manage these models; the admin scopes every one to their brands.
-OPERATOR_PERMISSIONS = {"catalog": ["view_brand", "change_brand"]}
+OPERATOR_PERMISSIONS = {
+    "catalog": ["view_brand", "change_brand",
+                *(f"{action}_{model}" for action in ("view", "add", "change", "delete")
+                  for model in ("product", "variant", "productimage", "productspecification"))],
+    "reviews": ["view_review", "change_review", "view_reviewreport"],
+}
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,7 @@ def demo_seed() -> DemoSummary:
             brand.logo.save(logo.name, logo, save=False)
             brand.save(update_fields=["logo"])
         brand.operators.add(operator)
-    for email, name in DEMO_FANS:
-        _user(summary, email=email, display_name=name, role="fan")
+    fans = [_user(summary, email=email, display_name=name, role="fan") for email, name in DEMO_FANS]
+    for what, count in demo_seed_catalog(fans=fans).items():
+        summary.created[what] = count
     return summary

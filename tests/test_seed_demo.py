@@ -4,7 +4,8 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 
 from accounts.models import User
-from catalog.models import Brand
+from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
+from reviews.models import Review
 from storefront.demo import DEMO_PASSWORD, OPERATORS_GROUP
 
 pytestmark = pytest.mark.django_db
@@ -21,6 +22,12 @@ def _snapshot():
         "brands": sorted(Brand.objects.values_list("id", "slug", "name", "logo")),
         "operators": sorted(Brand.operators.through.objects.values_list("brand_id", "user_id")),
         "groups": sorted(Group.objects.values_list("id", "name", "permissions__codename")),
+        "categories": sorted(Category.objects.values_list("id", "path", "full_name")),
+        "products": sorted(Product.objects.values_list("id", "slug", "status", "price_min",
+                                                       "rating_count")),
+        "variants": sorted(Variant.objects.values_list("id", "sku", "price", "stock")),
+        "images": sorted(ProductImage.objects.values_list("id", "product_id", "image")),
+        "reviews": sorted(Review.objects.values_list("id", "product_id", "user_id", "rating")),
     }
 
 
@@ -41,6 +48,13 @@ def test_seed_demo_twice_leaves_the_same_data(settings):
     assert User.objects.filter(is_superuser=True).count() == 1
     assert User.objects.filter(is_staff=False).count() == 6
     assert EmailAddress.objects.filter(verified=True).count() == User.objects.count()
+    assert 25 <= Product.objects.filter(status=ProductStatus.ACTIVE).count() <= 35
+    assert Product.objects.exclude(status=ProductStatus.ACTIVE).exists()  # drafts to show off
+    assert all(product.images.exists() for product in Product.objects.all())
+    assert Variant.objects.count() > Product.objects.count()
+    assert Review.objects.exists()
+    for product in Product.objects.filter(rating_count__gt=0):
+        assert product.rating_count == product.reviews.filter(is_hidden=False).count()
 
 
 def test_seed_demo_refuses_with_debug_off(settings):
