@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint check-deploy embedded-status embedded-stop clean
+.PHONY: help install run test bench lint embedded-status embedded-stop clean
 
 help:
 	@echo "make run     start web + worker + beat with demo data on http://127.0.0.1:8000/"
 	@echo "make test    run the whole test suite"
+	@echo "make bench   benchmarks into bench/results.json (BENCH=search for one)"
 	@echo "make lint    ruff"
 
 $(VENV)/.installed: pyproject.toml uv.lock
@@ -28,6 +29,9 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench.runner $(BENCH)
 
 lint: install
 	$(VENV)/bin/ruff check .

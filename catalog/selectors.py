@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramWordSimilarity
-from django.db.models import Case, F, Prefetch, Q, QuerySet, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import F, Prefetch, Q, QuerySet, Value
 from django.http import Http404
 
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
@@ -52,8 +51,13 @@ def product_cards(queryset: QuerySet[Product]) -> QuerySet[Product]:
 
 
 def product_search(filters: ProductFilters) -> QuerySet[Product]:
-    """Full-text search ranked by weight (name, then brand and category, then description),
-    OR'd with trigram word similarity so that a typo still matches; plus the filters."""
+    """Search and filters for /products/.
+
+    Whole words first: PostgreSQL full-text search (English stemming), ranked by where the
+    words occur (name, then brand and category, then description). Only when no product
+    matches every word does it fall back to trigram word similarity, word by word, so that a
+    typo ("headphnes") still finds the product. Both use GIN indexes; keeping the trigram
+    pass for the misses keeps common words fast (see bench/search.py)."""
     queryset = product_visible()
     if filters.brand:
         queryset = queryset.filter(brand__slug=filters.brand)
@@ -69,22 +73,24 @@ def product_search(filters: ProductFilters) -> QuerySet[Product]:
         queryset = queryset.filter(in_stock=True)
 
     sort = filters.sort if filters.sort in SORTS else "relevance"
-    q = " ".join(filters.q.split())[:200]
-    if q:
-        query = SearchQuery(q, search_type="websearch", config="english")
-        queryset = queryset.filter(
-            Q(search_vector=query) | Q(search_text__trigram_word_similar=q.lower())
-        ).annotate(
-            # Whole-word matches first (ranked by field weight), then typo-only matches by
-            # how close they are.
-            word_match=Case(When(search_vector=query, then=Value(1)), default=Value(0)),
-            rank=Coalesce(SearchRank(F("search_vector"), query), Value(0.0)),
-            similarity=TrigramWordSimilarity(q.lower(), "search_text"),
-        )
+    words = filters.q.lower().split()[:8]
+    if words:
+        query = SearchQuery(" ".join(words), search_type="websearch", config="english")
+        whole_words = queryset.filter(search_vector=query)
+        if whole_words.exists():
+            queryset = whole_words.annotate(rank=SearchRank(F("search_vector"), query))
+        else:
+            for word in words:
+                queryset = queryset.filter(search_text__trigram_word_similar=word)
+            similarity = sum(
+                (TrigramWordSimilarity(Value(word), "search_text") for word in words[1:]),
+                TrigramWordSimilarity(Value(words[0]), "search_text"),
+            )
+            queryset = queryset.annotate(rank=similarity)
     elif sort == "relevance":
         sort = "newest"
     order = {
-        "relevance": ["-word_match", "-rank", "-similarity", "-id"],
+        "relevance": ["-rank", "-id"],
         "newest": ["-created_at", "-id"],
         "price_asc": [F("price_min").asc(nulls_last=True), "-id"],
         "price_desc": [F("price_min").desc(nulls_last=True), "-id"],

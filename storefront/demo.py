@@ -21,9 +21,15 @@ DEMO_PASSWORD = "fanhub-demo-2026"  # noqa: S105 - published demo password, DEBU
 OPERATORS_GROUP = "Brand operators"
 # Operators may manage these models; the admin scopes every one to their brands.
 OPERATOR_PERMISSIONS = {
-    "catalog": ["view_brand", "change_brand",
-                *(f"{action}_{model}" for action in ("view", "add", "change", "delete")
-                  for model in ("product", "variant", "productimage", "productspecification"))],
+    "catalog": [
+        "view_brand",
+        "change_brand",
+        *(
+            f"{action}_{model}"
+            for action in ("view", "add", "change", "delete")
+            for model in ("product", "variant", "productimage", "productspecification")
+        ),
+    ],
     "reviews": ["view_review", "change_review", "view_reviewreport"],
 }
 

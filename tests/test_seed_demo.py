@@ -23,8 +23,9 @@ def _snapshot():
         "operators": sorted(Brand.operators.through.objects.values_list("brand_id", "user_id")),
         "groups": sorted(Group.objects.values_list("id", "name", "permissions__codename")),
         "categories": sorted(Category.objects.values_list("id", "path", "full_name")),
-        "products": sorted(Product.objects.values_list("id", "slug", "status", "price_min",
-                                                       "rating_count")),
+        "products": sorted(
+            Product.objects.values_list("id", "slug", "status", "price_min", "rating_count")
+        ),
         "variants": sorted(Variant.objects.values_list("id", "sku", "price", "stock")),
         "images": sorted(ProductImage.objects.values_list("id", "product_id", "image")),
         "reviews": sorted(Review.objects.values_list("id", "product_id", "user_id", "rating")),
