@@ -30,6 +30,8 @@ urlpatterns = [
     path("", include("catalog.urls")),
     path("", include("storefront.urls")),
     path("", include("reviews.urls")),
+    path("", include("orders.urls")),
+    path("", include("payments.urls")),
     section_not_built_yet(
         "communities",
         "c/",

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import Product
+from orders.models import OrderLine, OrderStatus
 from reviews.models import Review, ReviewReport, WishlistItem
 
 # Reports from this many different members hide a review until a moderator looks at it.
@@ -33,10 +34,14 @@ def _lock_product(product_id: int) -> Product:
     return Product.objects.select_for_update().get(pk=product_id)
 
 
+PURCHASED_STATUSES = [OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED]
+
+
 def review_has_verified_purchase(*, user: User, product: Product) -> bool:
-    """True when the user has a paid order containing the product. The shop (orders) does
-    not exist yet, so no purchase can be verified; the orders issue answers this."""
-    return False
+    """True when the user has a paid (or shipped, delivered) order with the product."""
+    return OrderLine.objects.filter(
+        order__user=user, order__status__in=PURCHASED_STATUSES, variant__product=product
+    ).exists()
 
 
 @transaction.atomic

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from accounts.models import User
 from catalog.models import Brand
 from storefront.demo_catalog import demo_seed_catalog
+from storefront.demo_orders import demo_seed_orders
 
 DEMO_PASSWORD = "fanhub-demo-2026"  # noqa: S105 - published demo password, DEBUG only
 OPERATORS_GROUP = "Brand operators"
@@ -31,6 +32,7 @@ OPERATOR_PERMISSIONS = {
         ),
     ],
     "reviews": ["view_review", "change_review", "view_reviewreport"],
+    "orders": ["view_order", "change_order", "view_orderline", "view_orderevent"],
 }
 
 
@@ -150,4 +152,5 @@ def demo_seed() -> DemoSummary:
     fans = [_user(summary, email=email, display_name=name, role="fan") for email, name in DEMO_FANS]
     for what, count in demo_seed_catalog(fans=fans).items():
         summary.created[what] = count
+    summary.created["orders"] = demo_seed_orders(fans=fans)
     return summary

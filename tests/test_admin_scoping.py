@@ -13,6 +13,8 @@ from PIL import Image
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, brand_owned
 from catalog.models import Brand, Product, ProductImage, ProductSpecification, Variant
 from catalog.services import product_image_add
+from orders.models import Cart
+from orders.services import cart_add, order_place
 from reviews.models import ReviewReport
 from reviews.services import review_report
 from tests.factories import (
@@ -50,6 +52,23 @@ def _world(name: str) -> Brand:
     product_image_add(product=product, upload=SimpleUploadedFile("a.png", _png(), "image/png"))
     review = ReviewFactory(product=product)
     review_report(review=review, reporter=UserFactory(), reason="spam")
+    buyer = UserFactory()
+    cart = Cart.objects.create(user=buyer)
+    cart_add(cart=cart, variant=product.variants.get(), quantity=1)
+    order_place(
+        user=buyer,
+        cart=cart,
+        shipping_method="standard",
+        address={
+            "full_name": "A Fan",
+            "line1": "1 Road",
+            "line2": "",
+            "city": "Town",
+            "postal_code": "1",
+            "country": "US",
+            "phone": "",
+        },
+    )
     return brand
 
 

@@ -88,4 +88,4 @@ def test_home_query_counts(client):
     client.force_login(UserFactory())
     with CaptureQueriesContext(connection) as member:
         client.get("/")
-    assert len(member) == 1  # the user row (the session lives in Redis)
+    assert len(member) == 2  # the user row and the cart count (the session lives in Redis)

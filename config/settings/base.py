@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "orders.middleware.CartMergeMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -87,6 +88,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "storefront.context_processors.site",
+                "orders.context_processors.cart",
             ],
         },
     },
@@ -271,3 +273,10 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
+
+# --- Shop ----------------------------------------------------------------------------------
+SHIPPING_STANDARD_COST = env("SHIPPING_STANDARD_COST", default="9.90")
+SHIPPING_EXPRESS_COST = env("SHIPPING_EXPRESS_COST", default="19.90")
+SHIPPING_FREE_ABOVE = env("SHIPPING_FREE_ABOVE", default="99.00")
+CART_MAX_QUANTITY_PER_LINE = 10
+STOCK_HOLD_MINUTES = 15

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+
+from accounts.models import User
+from catalog.models import ProductImage
+from orders.models import Address, Cart, CartLine, Order
+from orders.pricing import shipping_methods
+
+
+@dataclass
+class CartSummary:
+    cart: Cart | None
+    lines: list[CartLine]
+    subtotal: Decimal
+    count: int
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.lines
+
+
+def cart_summary(cart: Cart | None) -> CartSummary:
+    """The cart's lines with their variant, product, brand and first image: one query for
+    the lines and one for the images, whatever the number of lines."""
+    if cart is None:
+        return CartSummary(None, [], Decimal("0.00"), 0)
+    lines = list(
+        CartLine.objects.filter(cart=cart)
+        .select_related("variant__product__brand")
+        .prefetch_related(
+            Prefetch(
+                "variant__product__images",
+                queryset=ProductImage.objects.order_by("position", "id"),
+                to_attr="ordered_images",
+            )
+        )
+        .order_by("added_at", "id")
+    )
+    for line in lines:
+        line.line_total = line.variant.price * line.quantity
+    subtotal = sum((line.line_total for line in lines), Decimal("0.00"))
+    return CartSummary(cart, lines, subtotal, sum(line.quantity for line in lines))
+
+
+def shipping_options(subtotal: Decimal) -> list[dict]:
+    return [
+        {
+            "code": method.code,
+            "label": method.label,
+            "cost": method.cost_for(subtotal),
+            "free_above": method.free_above,
+        }
+        for method in shipping_methods().values()
+    ]
+
+
+def order_list_for(*, user: User) -> QuerySet[Order]:
+    return Order.objects.filter(user=user).prefetch_related("lines").order_by("-created_at")
+
+
+def order_for(*, user: User, number: str) -> Order:
+    """The user's own order; another user's number is a 404 like an unknown one."""
+    order = (
+        Order.objects.filter(user=user, number=number).prefetch_related("lines", "events").first()
+    )
+    if order is None:
+        raise Http404("No such order")
+    return order
+
+
+def addresses_for(*, user: User) -> QuerySet[Address]:
+    return Address.objects.filter(user=user)

@@ -1,0 +1,483 @@
+"""Every write of the shop: cart, checkout, payment of an order, fulfilment and refunds.
+
+Stock rule: units leave a variant's stock only through a conditional UPDATE
+(`stock >= quantity`), with variants locked in primary-key order, and the database's
+CheckConstraint (stock >= 0) behind it; concurrent buyers of the last units can never get
+stock that is not there."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from accounts.models import User
+from catalog.models import ProductStatus, Variant
+from catalog.services import product_refresh_summary
+from notifications.services import email_send_on_commit
+from orders.models import (
+    ORDER_TRANSITIONS,
+    Address,
+    Cart,
+    CartLine,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    StockHold,
+)
+from orders.pricing import shipping_methods
+from payments.models import Payment, PaymentStatus, SavedCard
+from payments.services import payment_charge, refund_create
+
+ORDER_NUMBER_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L
+
+
+class CheckoutError(ValidationError):
+    """Something the shopper can fix (stock, an empty cart): the message says what."""
+
+
+class TransitionError(ValidationError):
+    pass
+
+
+# --- cart -----------------------------------------------------------------------------------
+
+
+def _check_quantity(variant: Variant, quantity: int) -> None:
+    if quantity < 1:
+        raise CheckoutError("Choose at least one.")
+    if quantity > settings.CART_MAX_QUANTITY_PER_LINE:
+        raise CheckoutError(f"At most {settings.CART_MAX_QUANTITY_PER_LINE} of one item per order.")
+    if not variant.is_active or variant.product.status != ProductStatus.ACTIVE:
+        raise CheckoutError(f"{variant} is no longer for sale.")
+    if variant.track_inventory and quantity > variant.stock:
+        if variant.stock == 0:
+            raise CheckoutError(f"{variant} is out of stock.")
+        raise CheckoutError(f"Only {variant.stock} of {variant} left.")
+
+
+@transaction.atomic
+def cart_add(*, cart: Cart, variant: Variant, quantity: int = 1) -> CartLine:
+    line = CartLine.objects.select_for_update().filter(cart=cart, variant=variant).first()
+    total = quantity + (line.quantity if line else 0)
+    _check_quantity(variant, total)
+    if line:
+        line.quantity = total
+        line.save(update_fields=["quantity"])
+    else:
+        line = CartLine.objects.create(cart=cart, variant=variant, quantity=quantity)
+    Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
+    return line
+
+
+@transaction.atomic
+def cart_set_quantity(*, cart: Cart, line_id: int, quantity: int) -> None:
+    line = CartLine.objects.select_related("variant__product").filter(cart=cart, pk=line_id).first()
+    if line is None:
+        return
+    if quantity <= 0:
+        line.delete()
+        return
+    _check_quantity(line.variant, quantity)
+    line.quantity = quantity
+    line.save(update_fields=["quantity"])
+
+
+@transaction.atomic
+def cart_merge(*, source: Cart, user: User) -> Cart:
+    """At sign-in: the visitor's cart joins the user's; quantities add up (capped by stock
+    and the per-line limit) and the visitor's cart is deleted."""
+    target, _ = Cart.objects.get_or_create(user=user)
+    if source.pk == target.pk:
+        return target
+    for line in source.lines.select_related("variant__product"):
+        existing = target.lines.filter(variant=line.variant).first()
+        wanted = line.quantity + (existing.quantity if existing else 0)
+        limit = settings.CART_MAX_QUANTITY_PER_LINE
+        if line.variant.track_inventory:
+            limit = min(limit, line.variant.stock)
+        quantity = min(wanted, limit)
+        if quantity < 1:
+            continue
+        CartLine.objects.update_or_create(
+            cart=target, variant=line.variant, defaults={"quantity": quantity}
+        )
+    source.delete()
+    return target
+
+
+# --- orders ---------------------------------------------------------------------------------
+
+
+def _new_order_number() -> str:
+    return "FH-" + "".join(secrets.choice(ORDER_NUMBER_ALPHABET) for _ in range(7))
+
+
+def order_transition(*, order: Order, to: str, actor: User | None, note: str = "") -> Order:
+    """The only way an order changes state: checks the state machine, logs an event.
+    Callers hold the order row lock."""
+    if to not in ORDER_TRANSITIONS[order.status]:
+        raise TransitionError(
+            f"An order that is {order.get_status_display().lower()} cannot become "
+            f"{OrderStatus(to).label.lower()}."
+        )
+    OrderEvent.objects.create(
+        order=order, actor=actor, from_status=order.status, to_status=to, note=note[:300]
+    )
+    order.status = to
+    now = timezone.now()
+    fields = ["status"]
+    if to == OrderStatus.PAID:
+        order.paid_at, fields = now, [*fields, "paid_at"]
+    if to == OrderStatus.SHIPPED:
+        order.shipped_at, fields = now, [*fields, "shipped_at"]
+    order.save(update_fields=fields)
+    return order
+
+
+def _lock_variants(variant_ids) -> dict[int, Variant]:
+    # Always in primary-key order, so two checkouts never wait on each other in a cycle.
+    variants = Variant.objects.select_for_update().filter(pk__in=sorted(set(variant_ids)))
+    return {variant.pk: variant for variant in variants.order_by("pk")}
+
+
+def _hold_stock(order: Order, quantities: dict[int, int]) -> None:
+    """Take the units from stock now (conditional UPDATE) or fail as a whole."""
+    variants = _lock_variants(quantities)
+    expires = timezone.now() + timedelta(minutes=settings.STOCK_HOLD_MINUTES)
+    for variant_id in sorted(quantities):
+        variant, quantity = variants[variant_id], quantities[variant_id]
+        if variant.track_inventory:
+            taken = Variant.objects.filter(pk=variant_id, stock__gte=quantity).update(
+                stock=F("stock") - quantity
+            )
+            if not taken:
+                left = Variant.objects.get(pk=variant_id).stock
+                raise CheckoutError(
+                    f"Only {left} of {variant.product.name} {variant.option_label} left."
+                    if left
+                    else f"{variant.product.name} {variant.option_label} just sold out."
+                )
+        StockHold.objects.create(
+            order=order, variant=variant, quantity=quantity, expires_at=expires
+        )
+    for product_id in {variants[v].product_id for v in quantities}:
+        product_refresh_summary(product_id=product_id)
+
+
+def _release_holds(order: Order) -> int:
+    holds = list(
+        StockHold.objects.select_for_update().filter(
+            order=order, committed_at__isnull=True, released_at__isnull=True
+        )
+    )
+    for hold in sorted(holds, key=lambda h: h.variant_id):
+        if hold.variant.track_inventory:
+            Variant.objects.filter(pk=hold.variant_id).update(stock=F("stock") + hold.quantity)
+    StockHold.objects.filter(pk__in=[h.pk for h in holds]).update(released_at=timezone.now())
+    for product_id in {hold.variant.product_id for hold in holds}:
+        product_refresh_summary(product_id=product_id)
+    return len(holds)
+
+
+def _active_holds(order: Order):
+    return order.stock_holds.filter(committed_at__isnull=True, released_at__isnull=True)
+
+
+@transaction.atomic
+def order_place(
+    *, user: User, cart: Cart, address: dict, shipping_method: str, save_address: bool = False
+) -> Order:
+    """Turn the cart into an order awaiting payment, at today's prices, and hold its stock."""
+    lines = list(cart.lines.select_related("variant__product__brand").order_by("variant_id"))
+    if not lines:
+        raise CheckoutError("Your cart is empty.")
+    methods = shipping_methods()
+    if shipping_method not in methods:
+        raise CheckoutError("Choose a shipping method.")
+    for line in lines:
+        _check_quantity(line.variant, line.quantity)
+    subtotal = sum((line.variant.price * line.quantity for line in lines), Decimal("0.00"))
+    shipping = methods[shipping_method].cost_for(subtotal)
+    fields = {
+        ("ship_name" if key == "full_name" else f"ship_{key}"): value
+        for key, value in address.items()
+    }
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                order = Order.objects.create(
+                    number=_new_order_number(),
+                    user=user,
+                    email=user.email,
+                    currency=settings.STORE_CURRENCY,
+                    subtotal=subtotal,
+                    shipping_method=shipping_method,
+                    shipping_cost=shipping,
+                    total=subtotal + shipping,
+                    **fields,
+                )
+            break
+        except IntegrityError:  # an order number already taken: draw another
+            continue
+    else:  # pragma: no cover - 30^7 numbers
+        raise CheckoutError("Could not number the order; please try again.")
+    OrderLine.objects.bulk_create(
+        [
+            OrderLine(
+                order=order,
+                variant=line.variant,
+                brand=line.variant.product.brand,
+                product_name=line.variant.product.name,
+                variant_label=line.variant.option_label,
+                sku=line.variant.sku,
+                unit_price=line.variant.price,
+                quantity=line.quantity,
+                line_total=line.variant.price * line.quantity,
+            )
+            for line in lines
+        ]
+    )
+    OrderEvent.objects.create(
+        order=order, actor=user, to_status=OrderStatus.PENDING_PAYMENT, note="Order placed"
+    )
+    _hold_stock(order, {line.variant_id: line.quantity for line in lines})
+    if save_address and not Address.objects.filter(user=user, **address).exists():
+        Address.objects.create(user=user, **address)
+    return order
+
+
+@transaction.atomic
+def order_pay(*, order: Order, saved_card: SavedCard, user: User) -> Payment:
+    """Charge the order's total to the card. The outcome arrives in order_payment_changed
+    (also for webhooks and 3-D Secure completions)."""
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if order.user_id != user.pk:
+        raise PermissionError("Not your order")
+    if not order.can_pay:
+        raise CheckoutError("This order does not need a payment.")
+    if not _active_holds(order).exists():  # released after a decline or expiry: hold again
+        _hold_stock(
+            order, {line.variant_id: line.quantity for line in order.lines.all() if line.variant_id}
+        )
+    return payment_charge(
+        user=user,
+        reference=order.payment_reference,
+        amount=order.total,
+        currency=order.currency,
+        saved_card=saved_card,
+        idempotency_key=f"order-{order.number}",
+        off_session=False,
+        metadata={"order": order.number},
+    )
+
+
+def order_payment_changed(*, payment: Payment) -> None:
+    """payments' listener for "order:" references, inside the payment's transaction."""
+    order = Order.objects.select_for_update().get(number=payment.reference.split(":", 1)[1])
+    if payment.status == PaymentStatus.SUCCEEDED and order.status == OrderStatus.PENDING_PAYMENT:
+        if not _active_holds(order).exists():
+            # Paid after the hold ran out: take the stock again, or refund if it is gone.
+            try:
+                with transaction.atomic():
+                    _hold_stock(
+                        order,
+                        {
+                            line.variant_id: line.quantity
+                            for line in order.lines.all()
+                            if line.variant_id
+                        },
+                    )
+            except CheckoutError:
+                refund_create(
+                    payment=payment,
+                    amount=payment.amount,
+                    idempotency_key=f"order-{order.number}-soldout",
+                    reason="Sold out while the payment was confirmed",
+                )
+                order_transition(
+                    order=order,
+                    to=OrderStatus.CANCELLED,
+                    actor=None,
+                    note="Sold out before the payment arrived; refunded in full",
+                )
+                return
+        _active_holds(order).update(committed_at=timezone.now())
+        order_transition(
+            order=order,
+            to=OrderStatus.PAID,
+            actor=order.user,
+            note=f"Paid {payment.amount} {payment.currency}",
+        )
+        CartLine.objects.filter(
+            cart__user=order.user, variant_id__in=order.lines.values("variant_id")
+        ).delete()
+        _email(order, "paid", f"Order {order.number} is confirmed")
+    elif payment.status == PaymentStatus.FAILED and order.status == OrderStatus.PENDING_PAYMENT:
+        _release_holds(order)
+        OrderEvent.objects.create(
+            order=order,
+            actor=order.user,
+            from_status=order.status,
+            to_status=order.status,
+            note=f"Payment declined: {payment.failure_message}"[:300],
+        )
+    elif payment.status in (PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED):
+        order.amount_refunded = min(payment.amount_refunded, order.total)
+        order.save(update_fields=["amount_refunded"])
+        if (
+            payment.status == PaymentStatus.REFUNDED
+            and OrderStatus.REFUNDED in ORDER_TRANSITIONS[order.status]
+        ):
+            order_transition(
+                order=order, to=OrderStatus.REFUNDED, actor=None, note="Refunded in full"
+            )
+
+
+@transaction.atomic
+def order_ship(*, order: Order, tracking_number: str, actor: User) -> Order:
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    tracking_number = tracking_number.strip()
+    if not tracking_number:
+        raise ValidationError("Enter the tracking number.")
+    order.tracking_number = tracking_number[:60]
+    order.save(update_fields=["tracking_number"])
+    order_transition(
+        order=order,
+        to=OrderStatus.SHIPPED,
+        actor=actor,
+        note=f"Tracking number {order.tracking_number}",
+    )
+    _email(order, "shipped", f"Order {order.number} is on its way")
+    return order
+
+
+@transaction.atomic
+def order_mark_delivered(*, order: Order, actor: User) -> Order:
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    return order_transition(order=order, to=OrderStatus.DELIVERED, actor=actor)
+
+
+def _order_payment(order: Order) -> Payment | None:
+    return (
+        Payment.objects.filter(reference=order.payment_reference)
+        .exclude(status__in=[PaymentStatus.FAILED, PaymentStatus.PENDING])
+        .first()
+    )
+
+
+@transaction.atomic
+def order_refund(*, order: Order, amount: Decimal, actor: User, reason: str = "") -> Order:
+    """Refund part or all of a paid order through the provider; in full, the order becomes
+    refunded (its stock is not put back: the goods may be with the shopper)."""
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    payment = _order_payment(order)
+    if payment is None or order.status not in (
+        OrderStatus.PAID,
+        OrderStatus.SHIPPED,
+        OrderStatus.DELIVERED,
+    ):
+        raise TransitionError("Only a paid order can be refunded.")
+    refund_number = payment.refunds.count() + 1
+    refund_create(
+        payment=payment,
+        amount=amount,
+        idempotency_key=f"order-{order.number}-refund-{refund_number}",
+        reason=reason,
+        actor=actor,
+    )
+    order.refresh_from_db()
+    if order.status != OrderStatus.REFUNDED:
+        OrderEvent.objects.create(
+            order=order,
+            actor=actor,
+            from_status=order.status,
+            to_status=order.status,
+            note=f"Refunded {amount} {order.currency}. {reason}"[:300],
+        )
+    return order
+
+
+@transaction.atomic
+def order_cancel(*, order: Order, actor: User, reason: str = "") -> Order:
+    """Cancel: an unpaid order gives its stock back; a paid, unshipped one is refunded in full
+    and restocked."""
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    was_paid = order.status == OrderStatus.PAID
+    # First the state (it checks the transition), so the refund below finds it cancelled.
+    order_transition(order=order, to=OrderStatus.CANCELLED, actor=actor, note=reason)
+    if was_paid:
+        payment = _order_payment(order)
+        if payment is not None and payment.refundable > 0:
+            refund_create(
+                payment=payment,
+                amount=payment.refundable,
+                idempotency_key=f"order-{order.number}-cancel",
+                reason=reason or "Order cancelled",
+                actor=actor,
+            )
+            order.refresh_from_db()
+        for line in order.lines.exclude(variant=None).order_by("variant_id"):
+            Variant.objects.filter(pk=line.variant_id, track_inventory=True).update(
+                stock=F("stock") + line.quantity
+            )
+            product_refresh_summary(product_id=line.variant.product_id)
+    else:
+        _release_holds(order)
+    return order
+
+
+def stock_holds_expire(*, limit: int = 500) -> int:
+    """Beat sweep: give back the stock of unpaid orders whose hold ran out. In chunks."""
+    expired_orders = list(
+        StockHold.objects.filter(
+            committed_at__isnull=True,
+            released_at__isnull=True,
+            expires_at__lt=timezone.now(),
+            order__status=OrderStatus.PENDING_PAYMENT,
+        )
+        .values_list("order_id", flat=True)
+        .distinct()[:limit]
+    )
+    released = 0
+    for order_id in expired_orders:
+        with transaction.atomic():
+            order = Order.objects.select_for_update().get(pk=order_id)
+            if order.status == OrderStatus.PENDING_PAYMENT:
+                released += _release_holds(order)
+                OrderEvent.objects.create(
+                    order=order,
+                    from_status=order.status,
+                    to_status=order.status,
+                    note="Payment not completed in time; stock released",
+                )
+    return released
+
+
+def _email(order: Order, template: str, subject: str) -> None:
+    context = {"order": order, "lines": list(order.lines.all()), "site_url": settings.SITE_URL}
+    message = EmailMultiAlternatives(
+        subject=f"[{settings.SITE_NAME}] {subject}",
+        body=render_to_string(f"orders/email/{template}.txt", context),
+        to=[order.email],
+    )
+    message.attach_alternative(
+        render_to_string(f"orders/email/{template}.html", context), "text/html"
+    )
+    email_send_on_commit(message=message)
+
+
+def address_save(*, user: User, data: dict) -> Address:
+    address = Address(user=user, **data)
+    address.full_clean()
+    address.save()
+    return address

@@ -1,0 +1,274 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from catalog.models import ProductStatus, Variant
+from orders.carts import cart_for_request
+from orders.forms import AddressForm, AddToCartForm, CardForm, CartQuantityForm, CheckoutForm
+from orders.models import Order
+from orders.selectors import cart_summary, order_for, order_list_for, shipping_options
+from orders.services import CheckoutError, cart_add, cart_set_quantity, order_pay, order_place
+from payments.models import Payment, PaymentStatus, SavedCard
+from payments.providers.base import CardError
+from payments.providers.registry import provider_get
+from payments.services import card_delete, card_save, payment_refresh
+
+ADDRESS_FIELDS = ["full_name", "line1", "line2", "city", "postal_code", "country", "phone"]
+
+
+@require_GET
+def cart_view(request: HttpRequest) -> HttpResponse:
+    summary = cart_summary(cart_for_request(request))
+    return render(request, "orders/cart.html", {"summary": summary})
+
+
+@require_POST
+def cart_add_view(request: HttpRequest) -> HttpResponse:
+    form = AddToCartForm(request.POST)
+    variant = None
+    if form.is_valid():
+        variant = (
+            Variant.objects.select_related("product")
+            .filter(
+                pk=form.cleaned_data["variant"],
+                is_active=True,
+                product__status=ProductStatus.ACTIVE,
+            )
+            .first()
+        )
+    if variant is None:
+        messages.error(request, "Choose an available option first.")
+        return redirect(request.META.get("HTTP_REFERER") or reverse("catalog:index"))
+    try:
+        cart_add(
+            cart=cart_for_request(request, create=True),
+            variant=variant,
+            quantity=form.cleaned_data["quantity"],
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(f"{variant.product.get_absolute_url()}?variant={variant.pk}")
+    messages.success(request, f"{variant} was added to your cart.")
+    if request.POST.get("next") == "checkout":
+        return redirect("orders:checkout")
+    return redirect("orders:cart")
+
+
+@require_POST
+def cart_update_view(request: HttpRequest) -> HttpResponse:
+    form = CartQuantityForm(request.POST)
+    cart = cart_for_request(request)
+    if not form.is_valid() or cart is None:
+        messages.error(request, "Choose a quantity between 0 and 10.")
+        return redirect("orders:cart")
+    try:
+        cart_set_quantity(
+            cart=cart, line_id=form.cleaned_data["line"], quantity=form.cleaned_data["quantity"]
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("orders:cart")
+
+
+def _saved_cards(user):
+    return SavedCard.objects.filter(user=user, deleted_at=None, provider=provider_get().name)
+
+
+def _resolve_card(request: HttpRequest, card_form: CardForm) -> SavedCard | None:
+    """The card to charge: a saved one, or the new one saved now. Errors go on the form."""
+    chosen = card_form.cleaned_data.get("saved_card")
+    if chosen:
+        card = _saved_cards(request.user).filter(pk=chosen).first()
+        if card is None:
+            card_form.add_error("saved_card", "Choose one of your cards.")
+        return card
+    try:
+        return card_save(user=request.user, card=card_form.card_input())
+    except CardError as exc:
+        card_form.add_error(None, str(exc))
+        return None
+
+
+def _after_payment(request: HttpRequest, order: Order, payment: Payment) -> HttpResponse:
+    if payment.status == PaymentStatus.SUCCEEDED:
+        messages.success(
+            request, f"Thank you! Order {order.number} is paid. A confirmation email is on its way."
+        )
+        return redirect(order.get_absolute_url())
+    if payment.status == PaymentStatus.REQUIRES_ACTION:
+        return redirect("orders:authenticate", number=order.number)
+    messages.error(
+        request,
+        payment.failure_message
+        or "The payment did not go through. Your order is kept: try another card.",
+    )
+    return redirect("orders:pay", number=order.number)
+
+
+def _forget_unsaved_card(card_form: CardForm, card: SavedCard, user) -> None:
+    if not card_form.cleaned_data.get("saved_card") and not card_form.cleaned_data.get("save_card"):
+        card_delete(user=user, card=card)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def checkout(request: HttpRequest) -> HttpResponse:
+    summary = cart_summary(cart_for_request(request))
+    if summary.is_empty:
+        messages.info(request, "Your cart is empty.")
+        return redirect("orders:cart")
+    options = shipping_options(summary.subtotal)
+    choices = [(o["code"], o["label"]) for o in options]
+    saved_cards = list(_saved_cards(request.user))
+    data = request.POST if request.method == "POST" else None
+    form = CheckoutForm(data, user=request.user, shipping_choices=choices)
+    address_form = AddressForm(data, prefix="address")
+    card_form = CardForm(data, saved_cards=saved_cards)
+    if request.method == "POST" and form.is_valid() and card_form.is_valid():
+        saved_address = form.cleaned_data["saved_address"]
+        address = (
+            {f: getattr(saved_address, f) for f in ADDRESS_FIELDS}
+            if saved_address
+            else address_form.cleaned_data
+            if address_form.is_valid()
+            else None
+        )
+        card = _resolve_card(request, card_form) if address is not None else None
+        if address is not None and card is not None:
+            try:
+                order = order_place(
+                    user=request.user,
+                    cart=summary.cart,
+                    address=address,
+                    shipping_method=form.cleaned_data["shipping_method"],
+                    save_address=not saved_address and form.cleaned_data["save_address"],
+                )
+            except CheckoutError as exc:
+                form.add_error(None, " ".join(exc.messages))
+            else:
+                payment = order_pay(order=order, saved_card=card, user=request.user)
+                _forget_unsaved_card(card_form, card, request.user)
+                return _after_payment(request, order, payment)
+    context = {
+        "summary": summary,
+        "form": form,
+        "address_form": address_form,
+        "card_form": card_form,
+        "shipping_options": options,
+        "saved_cards": saved_cards,
+        "uses_address_form": not (form.is_bound and form.data.get("saved_address")),
+        "stripe_publishable_key": _stripe_key(),
+    }
+    return render(
+        request, "orders/checkout.html", context, status=400 if request.method == "POST" else 200
+    )
+
+
+def _stripe_key() -> str:
+    from django.conf import settings
+
+    return settings.STRIPE_PUBLISHABLE_KEY if provider_get().name == "stripe" else ""
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def order_pay_view(request: HttpRequest, number: str) -> HttpResponse:
+    """Pay (again) for an order awaiting payment: after a decline, or a closed tab."""
+    order = order_for(user=request.user, number=number)
+    if not order.can_pay:
+        return redirect(order.get_absolute_url())
+    saved_cards = list(_saved_cards(request.user))
+    card_form = CardForm(request.POST or None, saved_cards=saved_cards)
+    if request.method == "POST" and card_form.is_valid():
+        card = _resolve_card(request, card_form)
+        if card is not None:
+            try:
+                payment = order_pay(order=order, saved_card=card, user=request.user)
+            except CheckoutError as exc:
+                messages.error(request, " ".join(exc.messages))
+                return redirect(order.get_absolute_url())
+            _forget_unsaved_card(card_form, card, request.user)
+            return _after_payment(request, order, payment)
+    return render(
+        request,
+        "orders/pay.html",
+        {
+            "order": order,
+            "card_form": card_form,
+            "saved_cards": saved_cards,
+            "stripe_publishable_key": _stripe_key(),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def order_authenticate(request: HttpRequest, number: str) -> HttpResponse:
+    """3-D Secure. Local provider: a stand-in for the bank's page (approve or refuse).
+    Stripe: Stripe.js handles the bank's page, then returns here and we ask Stripe."""
+    order = order_for(user=request.user, number=number)
+    payment = get_object_or_404(
+        Payment, reference=order.payment_reference, status=PaymentStatus.REQUIRES_ACTION
+    )
+    provider = provider_get(payment.provider)
+    if request.method == "POST" and provider.name == "local":
+        provider.authentication_complete(
+            provider_ref=payment.provider_ref, approved=request.POST.get("decision") == "approve"
+        )
+        payment = payment_refresh(payment=payment)
+        order.refresh_from_db()
+        return _after_payment(request, order, payment)
+    if request.GET.get("payment_intent"):  # back from Stripe.js
+        payment = payment_refresh(payment=payment)
+        order.refresh_from_db()
+        return _after_payment(request, order, payment)
+    return render(
+        request,
+        "orders/authenticate.html",
+        {
+            "order": order,
+            "payment": payment,
+            "provider": provider.name,
+            "stripe_publishable_key": _stripe_key(),
+        },
+    )
+
+
+@login_required
+@require_GET
+def order_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(order_list_for(user=request.user), 20).get_page(request.GET.get("page"))
+    return render(request, "orders/order_list.html", {"page_obj": page, "orders": page.object_list})
+
+
+@login_required
+@require_GET
+def order_detail(request: HttpRequest, number: str) -> HttpResponse:
+    order = order_for(user=request.user, number=number)
+    return render(
+        request,
+        "orders/order_detail.html",
+        {"order": order, "lines": order.lines.all(), "events": order.events.all()},
+    )
+
+
+@login_required
+@require_GET
+def saved_cards(request: HttpRequest) -> HttpResponse:
+    cards = SavedCard.objects.filter(user=request.user, deleted_at=None)
+    return render(request, "orders/saved_cards.html", {"cards": cards})
+
+
+@login_required
+@require_POST
+def saved_card_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    card = get_object_or_404(SavedCard, pk=pk, user=request.user, deleted_at=None)
+    card_delete(user=request.user, card=card)
+    messages.success(request, f"{card} was removed.")
+    return redirect("orders:saved_cards")
