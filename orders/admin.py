@@ -163,6 +163,10 @@ class OrderAdmin(ExportMixin, BrandScopedAdmin):
             }
             extra_context = {
                 **(extra_context or {}),
+                # Every field is read-only: changes go through the operations above.
+                "show_save": False,
+                "show_save_and_continue": False,
+                "show_save_and_add_another": False,
                 "operations": [
                     (name, reverse("admin:orders_order_operate", args=[order.pk, name]))
                     for name, ok in allowed.items()
