@@ -200,10 +200,9 @@ def _redis_start() -> Path:
             str(REDIS_DIR / "redis.pid"),
             "--logfile",
             str(REDIS_DIR / "redis.log"),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
+            # An append-only file under .data/: tasks queued by one command (seed_demo) are
+            # still there for the worker that starts after it.
+            *("--save", "", "--appendonly", "yes", "--appendfsync", "everysec"),
         ],
         check=True,
     )
@@ -227,7 +226,7 @@ def _redis_stop() -> None:
     # The server drops the connection as it exits; no retries, or redis-py waits seconds.
     client = redis.Redis(unix_socket_path=str(socket_path), retry=Retry(NoBackoff(), 0))
     with contextlib.suppress(redis.ConnectionError):
-        client.shutdown(nosave=True)
+        client.shutdown()
 
 
 # --- the shared lifecycle --------------------------------------------------------------------
