@@ -1,0 +1,223 @@
+"""The security baseline: headers and CSP on every page, no inline scripts, user text inert
+wherever it shows, CSRF on every state-changing view, and an access sweep over every URL
+that takes an id, slug or number."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from orders.models import Cart
+from orders.services import cart_add, order_place
+from payments.services import card_save
+from reviews.services import review_save
+from tests.factories import BrandFactory, ProductFactory, UserFactory, VariantFactory
+
+pytestmark = pytest.mark.django_db
+
+SCRIPT = "<script>alert('pwned')</script>"
+ADDRESS = {
+    "full_name": "A Fan",
+    "line1": "1 Road",
+    "line2": "",
+    "city": "Town",
+    "postal_code": "1",
+    "country": "US",
+    "phone": "",
+}
+
+
+@pytest.fixture
+def world():
+    owner = UserFactory(display_name=f"Eve{SCRIPT}")
+    product = ProductFactory(
+        name="Nimbus X2",
+        slug="x2",
+        brand=BrandFactory(slug="nimbus"),
+        description=f"Great phone {SCRIPT} [x](javascript:alert(1))",
+    )
+    variant = VariantFactory(product=product, price=Decimal("10.00"), stock=5)
+    review = review_save(product=product, user=owner, rating=5, title=SCRIPT, body=SCRIPT)
+    cart = Cart.objects.create(user=owner)
+    cart_add(cart=cart, variant=variant, quantity=1)
+    order = order_place(user=owner, cart=cart, address=ADDRESS, shipping_method="standard")
+    card = card_save(
+        user=owner,
+        card={"number": "4242424242424242", "exp_month": 1, "exp_year": 2099, "cvc": "123"},
+    )
+    return {
+        "owner": owner,
+        "product": product,
+        "variant": variant,
+        "review": review,
+        "order": order,
+        "card": card,
+    }
+
+
+PAGES = [
+    "/",
+    "/products/",
+    "/products/x2/",
+    "/brands/nimbus/",
+    "/c/",
+    "/cart/",
+    "/accounts/login/",
+    "/accounts/signup/",
+]
+MEMBER_PAGES = ["/orders/", "/wishlist/", "/account/cards/", "/accounts/profile/"]
+
+
+def test_headers_and_csp_on_every_page(client, world):
+    member = Client()
+    member.force_login(world["owner"])
+    for url, browser in [(url, client) for url in PAGES] + [
+        (url, member) for url in MEMBER_PAGES + ["/"]
+    ]:
+        response = browser.get(url)
+        assert response.status_code == 200, url
+        csp = response["Content-Security-Policy"]
+        script_src = re.search(r"script-src ([^;]*)", csp).group(1)
+        assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src, url
+        assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["X-Frame-Options"] == "DENY"
+        assert response["Referrer-Policy"] == "same-origin"
+        assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+        html = response.content.decode()
+        inline = [
+            tag
+            for tag in re.findall(r"<script\b[^>]*>", html)
+            if "src=" not in tag and "application/json" not in tag
+        ]
+        assert inline == [], f"{url} has inline scripts: {inline}"
+        assert re.findall(r"<[^>]+\son[a-z]+\s*=", html) == [], f"{url} has event handlers"
+
+
+def test_user_text_is_inert_everywhere_it_shows(client, world):
+    client.force_login(UserFactory())
+    pages = ["/products/x2/", "/products/?q=nimbus"]
+    for url in pages:
+        html = client.get(url).content.decode()
+        assert SCRIPT not in html, url
+        assert "javascript:alert" not in html, url
+    client.force_login(world["owner"])
+    for url in ["/", "/accounts/profile/", world["order"].get_absolute_url()]:
+        html = client.get(url).content.decode()
+        assert SCRIPT not in html, url
+    assert "&lt;script&gt;" in client.get("/products/x2/").content.decode()
+
+
+def _patterns(resolver=None, prefix=""):
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            namespace = f"{prefix}{entry.namespace}:" if entry.namespace else prefix
+            yield from _patterns(entry, namespace)
+        elif isinstance(entry, URLPattern) and entry.name:
+            yield f"{prefix}{entry.name}", entry
+
+
+# Every site URL that names an object: how to request another user's object, and what the
+# intruder must get. The test below fails when a URL with arguments is missing here.
+SWEEP = {
+    "orders:detail": ("GET", "/orders/{order}/", {404}),
+    "orders:pay": ("GET", "/orders/{order}/pay/", {404}),
+    "orders:authenticate": ("GET", "/orders/{order}/authenticate/", {404}),
+    "orders:saved_card_delete": ("POST", "/account/cards/{card}/delete/", {404}),
+    "reviews:delete": ("POST", "/reviews/{review}/delete/", {404}),
+    "reviews:report": ("POST", "/reviews/{review}/report/", {302}),  # allowed: reporting
+    "reviews:submit": ("POST", "/products/{product}/review/", {302}),  # own review
+    "reviews:wishlist_toggle": ("POST", "/wishlist/{product_id}/toggle/", {302}),  # own list
+    "storefront:product": ("GET", "/products/{product}/", {200}),  # public
+    "storefront:brand": ("GET", "/brands/nimbus/", {200}),  # public
+    "catalog:variant": ("GET", "/products/{product}/variant/", {302}),  # public
+    "catalog:category": ("GET", "/categories/{category}/", {200}),  # public
+}
+NOT_OBJECT_URLS = {
+    "account_confirm_email",
+    "account_reset_password_from_key",
+    "orders_order_operate",
+}
+
+
+def test_the_sweep_covers_every_url_with_arguments():
+    missing = []
+    for name, pattern in _patterns():
+        if name.startswith("admin:") or name in NOT_OBJECT_URLS:
+            continue
+        if re.search(r"<[^>]+>", str(pattern.pattern)) and name not in SWEEP:
+            missing.append(name)
+    assert missing == [], f"add these URLs to SWEEP: {missing}"
+
+
+def test_another_users_objects_are_out_of_reach(client, world):
+    intruder = UserFactory()
+    client.force_login(intruder)
+    ids = {
+        "order": world["order"].number,
+        "card": world["card"].pk,
+        "review": world["review"].pk,
+        "product": "x2",
+        "product_id": world["product"].pk,
+        "category": world["product"].category.path,
+    }
+    for name, (method, url, expected) in SWEEP.items():
+        response = getattr(client, method.lower())(url.format(**ids))
+        assert response.status_code in expected, (name, response.status_code)
+    world["review"].refresh_from_db()
+    assert world["review"].title == SCRIPT  # untouched
+    world["card"].refresh_from_db()
+    assert world["card"].deleted_at is None
+
+
+def test_csrf_is_enforced_on_every_state_changing_view(world):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world["owner"])
+    ids = {
+        "order": world["order"].number,
+        "card": world["card"].pk,
+        "review": world["review"].pk,
+        "product": "x2",
+        "product_id": world["product"].pk,
+    }
+    posts = [url.format(**ids) for method, url, _ in SWEEP.values() if method == "POST"]
+    posts += [
+        "/cart/add/",
+        "/cart/update/",
+        "/checkout/",
+        "/accounts/profile/",
+        "/accounts/logout/",
+        "/orders/{order}/pay/".format(**ids),
+    ]
+    for url in posts:
+        assert client.post(url, {}).status_code == 403, url
+    assert (
+        client.post(
+            "/payments/stripe/webhook/",
+            b"{}",
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE="t=1,v1=bad",
+        ).status_code
+        == 400
+    )  # signed instead
+
+
+def test_admin_pages_run_under_the_same_policy(admin_client, world):
+    for url in [
+        "/admin/",
+        "/admin/catalog/product/",
+        f"/admin/catalog/product/{world['product'].pk}/change/",
+        f"/admin/orders/order/{world['order'].pk}/change/",
+    ]:
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        assert "script-src 'self'" in response["Content-Security-Policy"]
+        html = response.content.decode()
+        assert [
+            t
+            for t in re.findall(r"<script\b[^>]*>", html)
+            if "src=" not in t and "application/json" not in t
+        ] == [], url
