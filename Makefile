@@ -7,12 +7,13 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
 
-.PHONY: help install run test bench lint embedded-status embedded-stop clean
+.PHONY: help install run test bench screens lint embedded-status embedded-stop clean
 
 help:
 	@echo "make run     start web + worker + beat with demo data on http://127.0.0.1:8000/"
 	@echo "make test    run the whole test suite"
 	@echo "make bench   benchmarks into bench/results.json (BENCH=search for one)"
+	@echo "make screens screenshots of the main pages into bench/screens/"
 	@echo "make lint    ruff"
 
 $(VENV)/.installed: pyproject.toml uv.lock
@@ -29,6 +30,10 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+screens: install
+	SCREENS_DIR=$(CURDIR)/bench/screens $(PY) -m pytest -p no:cacheprovider -n 0 tests/e2e/test_screens.py
+	@echo "screenshots in bench/screens/"
 
 bench: install
 	$(PY) -m bench.runner $(BENCH)
