@@ -81,9 +81,9 @@ def main(argv: list[str]) -> int:
     import django
 
     django.setup()
-    from bench import search
+    from bench import pages, search
 
-    benchmarks = {"search": search.run}
+    benchmarks = {"search": search.run, "pages": pages.run}
     chosen = argv or list(benchmarks)
     for name in chosen:
         print(f"== {name}", flush=True)

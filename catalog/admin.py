@@ -130,7 +130,8 @@ class ProductAdmin(ImportExportModelAdmin, BrandScopedAdmin):
     list_select_related = ["brand", "category"]
     search_fields = ["name", "slug", "variants__sku"]
     prepopulated_fields = {"slug": ["name"]}
-    autocomplete_fields = ["category"]
+    # A plain select for the category: its admin is superuser-only, so an autocomplete would
+    # refuse operators.
     inlines = [VariantInline, ProductImageInline, SpecificationInline]
     actions = ["make_active", "make_archived"]
     readonly_fields = ["price_min", "price_max", "in_stock", "rating_average", "rating_count"]

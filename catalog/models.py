@@ -117,7 +117,8 @@ class Product(models.Model):
             GinIndex(
                 fields=["search_text"], name="catalog_product_trgm", opclasses=["gin_trgm_ops"]
             ),
-            models.Index(fields=["status", "-created_at"], name="catalog_product_newest"),
+            # With the id tie-break, the default listing is an index scan, not a sort.
+            models.Index(fields=["status", "-created_at", "-id"], name="catalog_product_newest"),
             models.Index(fields=["status", "price_min"], name="catalog_product_price"),
             models.Index(fields=["brand", "status"], name="catalog_product_brand"),
             models.Index(fields=["category", "status"], name="catalog_product_category"),

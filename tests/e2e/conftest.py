@@ -61,3 +61,13 @@ def page(request, browser):
     page.viewport_name = request.param
     yield page
     context.close()
+
+
+@pytest.fixture
+def desktop_page(browser):
+    """Operators work in the admin at desktop width."""
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
