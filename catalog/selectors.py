@@ -186,3 +186,20 @@ def variant_choose(
 
         return max(variants, key=score)
     return next((v for v in variants if v.is_available), variants[0])
+
+
+def product_cards_version(products) -> str:
+    """A key for a rendered grid of product cards: it changes whenever anything a card shows
+    changes (name, price range, stock, rating, first picture and its thumbnail)."""
+    import hashlib
+
+    parts = []
+    for product in products:
+        image = product.ordered_images[0] if product.ordered_images else None
+        parts.append(
+            f"{product.pk}:{product.updated_at.timestamp()}:{product.price_min}:"
+            f"{product.price_max}:{product.in_stock}:{product.rating_average}:"
+            f"{product.rating_count}:{image.pk if image else ''}:"
+            f"{bool(image and image.thumbnail_small)}:{product.brand.name}"
+        )
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
