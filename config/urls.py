@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from django.views.generic import TemplateView
 
@@ -16,8 +15,6 @@ def section_not_built_yet(namespace: str, route: str, title: str, lead: str, emp
         template_name="section_index.html",
         extra_context={"section_title": title, "section_lead": lead, "empty_message": empty},
     )
-    if namespace == "notifications":
-        view = login_required(view)
     return path("", include(([path(route, view, name="index")], namespace)))
 
 
@@ -32,6 +29,7 @@ urlpatterns = [
     path("", include("reviews.urls")),
     path("", include("orders.urls")),
     path("", include("payments.urls")),
+    path("", include("notifications.urls")),
     section_not_built_yet(
         "communities",
         "c/",
@@ -53,13 +51,6 @@ urlpatterns = [
         "Campaigns",
         "All-or-nothing campaigns: backers are charged only if the goal is met.",
         "No campaigns are live right now.",
-    ),
-    section_not_built_yet(
-        "notifications",
-        "notifications/",
-        "Notifications",
-        "Replies, mentions, order updates and announcements.",
-        "You have no notifications yet.",
     ),
 ]
 

@@ -22,7 +22,8 @@ from django.utils import timezone
 from accounts.models import User
 from catalog.models import ProductStatus, Variant
 from catalog.services import product_refresh_summary
-from notifications.services import email_send_on_commit
+from notifications.models import NotificationKind
+from notifications.services import email_send_on_commit, notification_send
 from orders.models import (
     ORDER_TRANSITIONS,
     Address,
@@ -322,6 +323,13 @@ def order_payment_changed(*, payment: Payment) -> None:
             cart__user=order.user, variant_id__in=order.lines.values("variant_id")
         ).delete()
         _email(order, "paid", f"Order {order.number} is confirmed")
+        notification_send(
+            recipient_id=order.user_id,
+            kind=NotificationKind.ORDER,
+            title=f"Order {order.number} is paid",
+            body=f"{order.total} {order.currency}; we'll tell you when it ships.",
+            url=order.get_absolute_url(),
+        )
     elif payment.status == PaymentStatus.FAILED and order.status == OrderStatus.PENDING_PAYMENT:
         _release_holds(order)
         OrderEvent.objects.create(
@@ -358,6 +366,13 @@ def order_ship(*, order: Order, tracking_number: str, actor: User) -> Order:
         note=f"Tracking number {order.tracking_number}",
     )
     _email(order, "shipped", f"Order {order.number} is on its way")
+    notification_send(
+        recipient_id=order.user_id,
+        kind=NotificationKind.ORDER,
+        title=f"Order {order.number} has shipped",
+        body=f"Tracking number {order.tracking_number}.",
+        url=order.get_absolute_url(),
+    )
     return order
 
 

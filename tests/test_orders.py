@@ -354,3 +354,12 @@ def test_a_review_after_a_paid_order_is_a_verified_purchase(shop):
     product = shop["black"].product
     assert review_save(product=product, user=order.user, rating=5).verified_purchase
     assert not review_save(product=product, user=UserFactory(), rating=5).verified_purchase
+
+
+def test_a_paid_order_notifies_its_buyer(shop):
+    from notifications.models import Notification
+
+    order = _paid_order(shop)
+    notification = Notification.objects.get(recipient=order.user)
+    assert notification.title == f"Order {order.number} is paid"
+    assert notification.url == order.get_absolute_url()

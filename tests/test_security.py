@@ -9,6 +9,8 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from notifications.models import Notification, NotificationKind
+from notifications.services import notification_send
 from orders.models import Cart
 from orders.services import cart_add, order_place
 from payments.services import card_save
@@ -54,7 +56,13 @@ def world():
         "review": review,
         "order": order,
         "card": card,
+        "notification": notification_send_and_get(owner),
     }
+
+
+def notification_send_and_get(owner) -> Notification:
+    notification_send(recipient_id=owner.pk, kind=NotificationKind.ORDER, title="Yours")
+    return Notification.objects.get(recipient=owner, title="Yours")
 
 
 PAGES = [
@@ -67,7 +75,14 @@ PAGES = [
     "/accounts/login/",
     "/accounts/signup/",
 ]
-MEMBER_PAGES = ["/orders/", "/wishlist/", "/account/cards/", "/accounts/profile/"]
+MEMBER_PAGES = [
+    "/orders/",
+    "/wishlist/",
+    "/account/cards/",
+    "/accounts/profile/",
+    "/notifications/",
+    "/notifications/preferences/",
+]
 
 
 def test_headers_and_csp_on_every_page(client, world):
@@ -135,6 +150,7 @@ SWEEP = {
     "storefront:brand": ("GET", "/brands/nimbus/", {200}),  # public
     "catalog:variant": ("GET", "/products/{product}/variant/", {302}),  # public
     "catalog:category": ("GET", "/categories/{category}/", {200}),  # public
+    "notifications:open": ("POST", "/notifications/{notification}/open/", {404}),
 }
 NOT_OBJECT_URLS = {
     "account_confirm_email",
@@ -163,6 +179,7 @@ def test_another_users_objects_are_out_of_reach(client, world):
         "product": "x2",
         "product_id": world["product"].pk,
         "category": world["product"].category.path,
+        "notification": world["notification"].pk,
     }
     for name, (method, url, expected) in SWEEP.items():
         response = getattr(client, method.lower())(url.format(**ids))
@@ -182,6 +199,7 @@ def test_csrf_is_enforced_on_every_state_changing_view(world):
         "review": world["review"].pk,
         "product": "x2",
         "product_id": world["product"].pk,
+        "notification": world["notification"].pk,
     }
     posts = [url.format(**ids) for method, url, _ in SWEEP.values() if method == "POST"]
     posts += [
@@ -191,6 +209,8 @@ def test_csrf_is_enforced_on_every_state_changing_view(world):
         "/accounts/profile/",
         "/accounts/logout/",
         "/orders/{order}/pay/".format(**ids),
+        "/notifications/read-all/",
+        "/notifications/preferences/",
     ]
     for url in posts:
         assert client.post(url, {}).status_code == 403, url
