@@ -17,6 +17,7 @@ from orders.services import cart_add, order_pay, order_place, stock_holds_expire
 from payments.models import Payment, PaymentStatus
 from payments.services import card_save
 from tests.factories import BrandFactory, ProductFactory, UserFactory, VariantFactory
+from tests.shop import order_paid
 
 pytestmark = pytest.mark.django_db
 
@@ -225,15 +226,7 @@ def _operator(brand):
 
 
 def _paid_order(shop, quantity=1):
-    fan = UserFactory()
-    cart = Cart.objects.create(user=fan)
-    cart_add(cart=cart, variant=shop["black"], quantity=quantity)
-    order = order_place(user=fan, cart=cart, address=ADDRESS, shipping_method="standard")
-    card = card_save(
-        user=fan, card={"number": CARD_OK, "exp_month": 1, "exp_year": 2099, "cvc": "123"}
-    )
-    order_pay(order=order, saved_card=card, user=fan)
-    order.refresh_from_db()
+    order = order_paid(variant=shop["black"], quantity=quantity)
     assert order.status == OrderStatus.PAID
     return order
 

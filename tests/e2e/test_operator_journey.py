@@ -9,9 +9,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from catalog.models import Product
-from orders.models import Cart, Order, OrderStatus
-from orders.services import cart_add, order_pay, order_place
-from payments.services import card_save
+from orders.models import OrderStatus
 from tests.factories import (
     BrandFactory,
     CategoryFactory,
@@ -19,6 +17,7 @@ from tests.factories import (
     UserFactory,
     VariantFactory,
 )
+from tests.shop import order_paid
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,35 +32,6 @@ def operator(password):
     )
     brand.operators.add(user)
     return user
-
-
-def _paid_order(brand) -> Order:
-    variant = VariantFactory(
-        product=ProductFactory(brand=brand, name="Forge Buds"), price=Decimal("80.00"), stock=4
-    )
-    fan = UserFactory()
-    cart = Cart.objects.create(user=fan)
-    cart_add(cart=cart, variant=variant, quantity=2)
-    order = order_place(
-        user=fan,
-        cart=cart,
-        shipping_method="standard",
-        address={
-            "full_name": "Omar",
-            "line1": "2 Road",
-            "line2": "",
-            "city": "Town",
-            "postal_code": "9",
-            "country": "US",
-            "phone": "",
-        },
-    )
-    card = card_save(
-        user=fan,
-        card={"number": "4242424242424242", "exp_month": 1, "exp_year": 2099, "cvc": "123"},
-    )
-    order_pay(order=order, saved_card=card, user=fan)
-    return order
 
 
 def test_operator_creates_a_product_then_ships_and_refunds(
@@ -100,7 +70,12 @@ def test_operator_creates_a_product_then_ships_and_refunds(
     expect(page.locator("main")).to_contain_text("tuned by fans")
     assert page.locator("main img[alt='Front']").count() >= 1
 
-    order = _paid_order(operator.operated_brands.get())
+    variant = VariantFactory(
+        product=ProductFactory(brand=operator.operated_brands.get(), name="Forge Buds"),
+        price=Decimal("80.00"),
+        stock=4,
+    )
+    order = order_paid(variant=variant, quantity=2)
     page.goto(f"{base}/admin/orders/order/{order.pk}/change/")
     page.get_by_role("link", name="Mark shipped").click()
     page.fill("#id_tracking_number", "1Z-FORGE-42")

@@ -42,6 +42,26 @@ def _sign_up_and_verify(page, base: str, email: str) -> None:
     expect(page.locator("main")).to_contain_text("Where fans shape what gets made")
 
 
+def _check_out(page, *, card: str) -> None:
+    """Fill the checkout with a new address and a new card, and place the order."""
+    for field, value in {
+        "full_name": "Lin Chen",
+        "line1": "1 Fan Street",
+        "city": "Springfield",
+        "postal_code": "12345",
+        "country": "US",
+    }.items():
+        page.fill(f"input[name=address-{field}]", value)
+    for field, value in {
+        "number": card,
+        "exp_month": "12",
+        "exp_year": "2031",
+        "cvc": "123",
+    }.items():
+        page.fill(f"input[name={field}]", value)
+    page.get_by_role("button", name=re.compile("Place order")).click()
+
+
 def test_new_shopper_buys_two_variants(live_server, page, phone):
     base = live_server.url
     email = f"new.fan.{page.viewport_name}@example.com"
@@ -62,16 +82,7 @@ def test_new_shopper_buys_two_variants(live_server, page, phone):
     expect(page.locator("main")).to_contain_text("USD 1248.00")  # cart subtotal
 
     page.get_by_role("link", name="Checkout").first.click()
-    page.fill("input[name=address-full_name]", "Lin Chen")
-    page.fill("input[name=address-line1]", "1 Fan Street")
-    page.fill("input[name=address-city]", "Springfield")
-    page.fill("input[name=address-postal_code]", "12345")
-    page.fill("input[name=address-country]", "US")
-    page.fill("input[name=number]", "4242 4242 4242 4242")
-    page.fill("input[name=exp_month]", "12")
-    page.fill("input[name=exp_year]", "2031")
-    page.fill("input[name=cvc]", "123")
-    page.get_by_role("button", name=re.compile("Place order")).click()
+    _check_out(page, card="4242 4242 4242 4242")
 
     expect(page.locator("body")).to_contain_text("is paid")
     order = Order.objects.get(user__email=email)
@@ -87,16 +98,7 @@ def test_declined_card_shows_a_clear_message(live_server, page, phone):
     _sign_up_and_verify(page, base, f"decline.{page.viewport_name}@example.com")
     page.goto(f"{base}/products/nimbus-x2/")
     page.locator("#variant-panel").get_by_role("button", name="Buy now").click()
-    page.fill("input[name=address-full_name]", "Lin Chen")
-    page.fill("input[name=address-line1]", "1 Fan Street")
-    page.fill("input[name=address-city]", "Springfield")
-    page.fill("input[name=address-postal_code]", "12345")
-    page.fill("input[name=address-country]", "US")
-    page.fill("input[name=number]", "4000 0000 0000 0341")
-    page.fill("input[name=exp_month]", "12")
-    page.fill("input[name=exp_year]", "2031")
-    page.fill("input[name=cvc]", "123")
-    page.get_by_role("button", name=re.compile("Place order")).click()
+    _check_out(page, card="4000 0000 0000 0341")
     expect(page.locator("body")).to_contain_text("Your card was declined.")
     assert Order.objects.get().status == OrderStatus.PENDING_PAYMENT
     assert Variant.objects.get(sku="X2-BLK").stock == 5
