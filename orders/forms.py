@@ -20,6 +20,19 @@ class AddressForm(forms.ModelForm):
     class Meta:
         model = Address
         fields = ["full_name", "line1", "line2", "city", "postal_code", "country", "phone"]
+        # Let browsers fill the address in (autocomplete tokens from the HTML standard).
+        widgets = {
+            name: forms.TextInput(attrs={"autocomplete": token})
+            for name, token in {
+                "full_name": "shipping name",
+                "line1": "shipping address-line1",
+                "line2": "shipping address-line2",
+                "city": "shipping address-level2",
+                "postal_code": "shipping postal-code",
+                "country": "shipping country",
+                "phone": "shipping tel",
+            }.items()
+        }
 
     def clean_country(self) -> str:
         country = self.cleaned_data["country"].strip().upper()

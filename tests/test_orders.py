@@ -356,3 +356,73 @@ def test_a_paid_order_notifies_its_buyer(shop):
     notification = Notification.objects.get(recipient=order.user)
     assert notification.title == f"Order {order.number} is paid"
     assert notification.url == order.get_absolute_url()
+
+
+def test_second_purchase_with_saved_address_and_card(client, shop):
+    fan = UserFactory()
+    client.force_login(fan)
+    client.post(reverse("orders:cart_add"), {"variant": shop["white"].pk, "quantity": 1})
+    client.post(reverse("orders:checkout"), _checkout_data(save_card="on", save_address="on"))
+    address, card = fan.addresses.get(), fan.saved_cards.get(deleted_at=None)
+    assert (address.city, card.last4, card.brand) == ("Springfield", "4242", "visa")
+    cards_page = client.get(reverse("orders:saved_cards")).content.decode()
+    assert "Visa •••• 4242" in cards_page
+
+    client.post(reverse("orders:cart_add"), {"variant": shop["white"].pk, "quantity": 1})
+    response = client.post(
+        reverse("orders:checkout"),
+        {"saved_address": address.pk, "shipping_method": "express", "saved_card": card.pk},
+    )
+    assert response.status_code == 302
+    second = Order.objects.filter(user=fan).order_by("-created_at").first()
+    assert second.status == OrderStatus.PAID and second.shipping_cost == Decimal("19.90")
+    assert second.ship_city == "Springfield"
+    assert fan.saved_cards.count() == 1 and fan.addresses.count() == 1
+
+
+def test_a_card_not_saved_for_later_is_not_kept(client, shop):
+    fan = UserFactory()
+    client.force_login(fan)
+    client.post(reverse("orders:cart_add"), {"variant": shop["white"].pk, "quantity": 1})
+    client.post(reverse("orders:checkout"), _checkout_data())  # save_card unticked
+    assert not fan.saved_cards.filter(deleted_at=None).exists()
+    assert "No saved cards" in client.get(reverse("orders:saved_cards")).content.decode()
+
+
+def test_someone_elses_saved_card_or_address_cannot_be_used(client, shop):
+    owner = UserFactory()
+    card = card_save(
+        user=owner, card={"number": CARD_OK, "exp_month": 1, "exp_year": 2099, "cvc": "123"}
+    )
+    from orders.models import Address
+
+    address = Address.objects.create(user=owner, **ADDRESS)
+    fan = UserFactory()
+    client.force_login(fan)
+    client.post(reverse("orders:cart_add"), {"variant": shop["white"].pk, "quantity": 1})
+    response = client.post(
+        reverse("orders:checkout"),
+        {"saved_address": address.pk, "shipping_method": "standard", "saved_card": card.pk},
+    )
+    assert response.status_code == 400
+    assert not Order.objects.exists()
+    assert client.post(reverse("orders:saved_card_delete", args=[card.pk])).status_code == 404
+
+
+def test_checkout_uses_the_payment_element_with_stripe_keys(client, shop, settings):
+    from payments.providers.registry import provider_get
+
+    settings.PAYMENT_PROVIDER = "stripe"
+    settings.STRIPE_PUBLISHABLE_KEY = "pk_test_123"
+    provider_get.cache_clear()
+    try:
+        client.force_login(UserFactory())
+        client.post(reverse("orders:cart_add"), {"variant": shop["white"].pk, "quantity": 1})
+        html = client.get(reverse("orders:checkout")).content.decode()
+        assert (
+            'id="stripe-payment-element"' in html and 'data-publishable-key="pk_test_123"' in html
+        )
+        assert "https://js.stripe.com/v3/" in html and "/static/js/stripe-card.js" in html
+        assert "Test cards" not in html
+    finally:
+        provider_get.cache_clear()
