@@ -198,3 +198,14 @@ def test_profile_avatar_can_be_removed(user_client, user):
     user_client.post(reverse("accounts:profile"), {"display_name": "A", "avatar-clear": "on"})
     user.refresh_from_db()
     assert not user.avatar
+
+
+def test_signups_are_rate_limited_per_address(client, settings, django_capture_on_commit_callbacks):
+    limit = int(settings.ACCOUNT_RATE_LIMITS["signup"].split("/")[0])
+    for n in range(limit):
+        _signup(client, django_capture_on_commit_callbacks, email=f"bot{n}@example.com")
+        client.logout()
+    response = _signup(client, django_capture_on_commit_callbacks, email="one.more@example.com")
+    assert response.status_code == 429
+    assert not User.objects.filter(email="one.more@example.com").exists()
+    assert User.objects.filter(email__startswith="bot").count() == limit
