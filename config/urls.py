@@ -30,13 +30,7 @@ urlpatterns = [
     path("", include("orders.urls")),
     path("", include("payments.urls")),
     path("", include("notifications.urls")),
-    section_not_built_yet(
-        "communities",
-        "c/",
-        "Communities",
-        "Fan clubs, regional circles and hobby groups.",
-        "No communities yet. They open soon.",
-    ),
+    path("", include("communities.urls")),
     section_not_built_yet(
         "preorders",
         "preorders/",

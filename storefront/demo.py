@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from accounts.models import User
 from catalog.models import Brand
 from storefront.demo_catalog import demo_seed_catalog
+from storefront.demo_communities import demo_seed_communities
 from storefront.demo_orders import demo_seed_orders
 
 DEMO_PASSWORD = "fanhub-demo-2026"  # noqa: S105 - published demo password, DEBUG only
@@ -33,6 +34,14 @@ OPERATOR_PERMISSIONS = {
     ],
     "reviews": ["view_review", "change_review", "view_reviewreport"],
     "orders": ["view_order", "change_order", "view_orderline", "view_orderevent"],
+    "communities": [
+        "view_community",
+        "change_community",
+        "view_membership",
+        "change_membership",
+        "view_post",
+        "change_post",
+    ],
 }
 
 
@@ -131,6 +140,7 @@ def demo_seed() -> DemoSummary:
         is_superuser=True,
     )
     group = _operators_group()
+    operators_by_brand = {}
     for demo in DEMO_BRANDS:
         operator = _user(
             summary,
@@ -149,8 +159,12 @@ def demo_seed() -> DemoSummary:
             brand.logo.save(logo.name, logo, save=False)
             brand.save(update_fields=["logo"])
         brand.operators.add(operator)
+        operators_by_brand[demo.slug] = operator
     fans = [_user(summary, email=email, display_name=name, role="fan") for email, name in DEMO_FANS]
     for what, count in demo_seed_catalog(fans=fans).items():
         summary.created[what] = count
     summary.created["orders"] = demo_seed_orders(fans=fans)
+    summary.created["communities"] = demo_seed_communities(
+        fans=fans, operators_by_brand=operators_by_brand
+    )
     return summary

@@ -12,6 +12,7 @@ from catalog.selectors import (
     product_search,
     variant_choose,
 )
+from communities.selectors import communities_featured
 from reviews.forms import ReviewForm, ReviewReportForm
 from reviews.selectors import (
     REVIEWS_ON_PRODUCT_PAGE,
@@ -23,8 +24,12 @@ from reviews.selectors import (
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    # The feature issues fill these through their apps' selectors.
-    context = {"featured_communities": [], "open_batches": [], "live_campaigns": []}
+    # Pre-orders and campaigns join when their apps exist.
+    context = {
+        "featured_communities": list(communities_featured()),
+        "open_batches": [],
+        "live_campaigns": [],
+    }
     return render(request, "home.html", context)
 
 

@@ -14,6 +14,8 @@ from PIL import Image
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, brand_owned
 from catalog.models import Brand, Product, ProductImage, ProductSpecification, Variant
 from catalog.services import product_image_add
+from communities.models import Community, Membership
+from communities.services import post_create
 from orders.models import Cart
 from orders.services import cart_add, order_place
 from reviews.models import ReviewReport
@@ -53,6 +55,16 @@ def _world(name: str) -> Brand:
     product_image_add(product=product, upload=SimpleUploadedFile("a.png", _png(), "image/png"))
     review = ReviewFactory(product=product)
     review_report(review=review, reporter=UserFactory(), reason="spam")
+    community = Community.objects.create(
+        name=f"{name} fans", slug=f"{name.lower()}-fans", kind="brand", brand=brand
+    )
+    Membership.objects.create(community=community, user=UserFactory(), role="owner")
+    post_create(
+        community=community,
+        author=community.memberships.get().user,
+        title="Hello",
+        body="First post",
+    )
     buyer = UserFactory()
     cart = Cart.objects.create(user=buyer)
     cart_add(cart=cart, variant=product.variants.get(), quantity=1)

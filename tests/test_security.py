@@ -9,6 +9,8 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from communities.models import Community, Membership, MembershipStatus, Role, Visibility
+from communities.services import comment_create, post_create
 from notifications.models import Notification, NotificationKind
 from notifications.services import notification_send
 from orders.models import Cart
@@ -57,7 +59,18 @@ def world():
         "order": order,
         "card": card,
         "notification": notification_send_and_get(owner),
+        **private_community(owner),
     }
+
+
+def private_community(owner) -> dict:
+    community = Community.objects.create(
+        name="Secret", slug="secret", kind="hobby", visibility=Visibility.PRIVATE
+    )
+    membership = Membership.objects.create(community=community, user=owner, role=Role.OWNER)
+    post = post_create(community=community, author=owner, title="Members only", body="x")
+    comment = comment_create(post=post, author=owner, body="first")
+    return {"community": community, "membership": membership, "post": post, "comment": comment}
 
 
 def notification_send_and_get(owner) -> Notification:
@@ -151,6 +164,22 @@ SWEEP = {
     "catalog:variant": ("GET", "/products/{product}/variant/", {302}),  # public
     "catalog:category": ("GET", "/categories/{category}/", {200}),  # public
     "notifications:open": ("POST", "/notifications/{notification}/open/", {404}),
+    # A private community: its page says it is private; its content is 404 to outsiders.
+    "communities:detail": ("GET", "/c/secret/", {200}),
+    "communities:join": ("POST", "/c/secret/join/", {302}),  # a request to join: allowed
+    "communities:leave": ("POST", "/c/secret/leave/", {302}),  # nothing to leave
+    "communities:decide": ("POST", "/c/secret/requests/{membership}/", {302}),  # refused
+    "communities:ban": ("POST", "/c/secret/ban/{owner}/", {302}),  # refused
+    "communities:post_new": ("POST", "/c/secret/posts/new/", {302, 400}),  # refused
+    "communities:post": ("GET", "/c/secret/posts/{post}/", {404}),
+    "communities:post_like": ("POST", "/c/secret/posts/{post}/like/", {404}),
+    "communities:post_delete": ("POST", "/c/secret/posts/{post}/delete/", {404}),
+    "communities:post_pin": ("POST", "/c/secret/posts/{post}/pin/", {404}),
+    "communities:comment_delete": (
+        "POST",
+        "/c/secret/posts/{post}/comments/{comment}/delete/",
+        {404},
+    ),
 }
 NOT_OBJECT_URLS = {
     "account_confirm_email",
@@ -180,6 +209,10 @@ def test_another_users_objects_are_out_of_reach(client, world):
         "product_id": world["product"].pk,
         "category": world["product"].category.path,
         "notification": world["notification"].pk,
+        "membership": world["membership"].pk,
+        "owner": world["owner"].pk,
+        "post": world["post"].pk,
+        "comment": world["comment"].pk,
     }
     for name, (method, url, expected) in SWEEP.items():
         response = getattr(client, method.lower())(url.format(**ids))
@@ -188,6 +221,9 @@ def test_another_users_objects_are_out_of_reach(client, world):
     assert world["review"].title == SCRIPT  # untouched
     world["card"].refresh_from_db()
     assert world["card"].deleted_at is None
+    world["post"].refresh_from_db()
+    assert world["post"].is_visible and not world["post"].is_pinned
+    assert Membership.objects.get(user=world["owner"]).status == MembershipStatus.ACTIVE
 
 
 def test_csrf_is_enforced_on_every_state_changing_view(world):
@@ -200,6 +236,10 @@ def test_csrf_is_enforced_on_every_state_changing_view(world):
         "product": "x2",
         "product_id": world["product"].pk,
         "notification": world["notification"].pk,
+        "membership": world["membership"].pk,
+        "owner": world["owner"].pk,
+        "post": world["post"].pk,
+        "comment": world["comment"].pk,
     }
     posts = [url.format(**ids) for method, url, _ in SWEEP.values() if method == "POST"]
     posts += [

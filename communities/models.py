@@ -1,0 +1,189 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from catalog.models import Brand
+
+
+class CommunityKind(models.TextChoices):
+    BRAND = "brand", "Brand fan club"
+    REGION = "region", "Regional circle"
+    HOBBY = "hobby", "Hobby circle"
+
+
+class Visibility(models.TextChoices):
+    PUBLIC = "public", "Public: anyone can read and join"
+    PRIVATE = "private", "Private: members only; joining needs approval"
+    INVITE_ONLY = "invite_only", "Invite only: join by an invite link"
+
+
+class Community(models.Model):
+    # A fan club belongs to its brand (its operators run it); a regional or hobby circle may
+    # stand alone (superusers run it).
+    brand_lookup = "brand"
+
+    brand = models.ForeignKey(
+        Brand, on_delete=models.PROTECT, null=True, blank=True, related_name="communities"
+    )
+    kind = models.CharField(max_length=10, choices=CommunityKind.choices)
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=120, unique=True)
+    description = models.TextField(blank=True, help_text="Markdown.")
+    description_html = models.TextField(blank=True, editable=False)
+    rules = models.TextField(blank=True, help_text="Markdown.")
+    rules_html = models.TextField(blank=True, editable=False)
+    cover = models.ImageField(upload_to="communities/covers/", blank=True)
+    visibility = models.CharField(
+        max_length=12, choices=Visibility.choices, default=Visibility.PUBLIC
+    )
+    member_count = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-member_count", "name"]
+        verbose_name_plural = "communities"
+        indexes = [models.Index(fields=["kind", "-member_count"], name="communities_by_kind")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("communities:detail", kwargs={"slug": self.slug})
+
+    @property
+    def is_public(self) -> bool:
+        return self.visibility == Visibility.PUBLIC
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    MODERATOR = "moderator", "Moderator"
+    MEMBER = "member", "Member"
+
+
+class MembershipStatus(models.TextChoices):
+    ACTIVE = "active", "Member"
+    PENDING = "pending", "Asked to join"
+    BANNED = "banned", "Banned"
+
+
+class Membership(models.Model):
+    brand_lookup = "community__brand"
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    status = models.CharField(
+        max_length=10, choices=MembershipStatus.choices, default=MembershipStatus.ACTIVE
+    )
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["joined_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["community", "user"], name="communities_membership_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.community} ({self.role}, {self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == MembershipStatus.ACTIVE
+
+    @property
+    def can_moderate(self) -> bool:
+        return self.is_active and self.role in (Role.OWNER, Role.MODERATOR)
+
+
+class PostKind(models.TextChoices):
+    POST = "post", "Post"
+    ANNOUNCEMENT = "announcement", "Announcement"
+
+
+class Post(models.Model):
+    brand_lookup = "community__brand"
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="posts")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="community_posts"
+    )
+    kind = models.CharField(max_length=12, choices=PostKind.choices, default=PostKind.POST)
+    title = models.CharField(max_length=200)
+    body = models.TextField(max_length=20_000, help_text="Markdown.")
+    body_html = models.TextField(editable=False)
+    image = models.ImageField(upload_to="communities/posts/", blank=True)
+    is_pinned = models.BooleanField(default=False)
+    hidden_at = models.DateTimeField(null=True, blank=True, help_text="Hidden by a moderator.")
+    deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted by its author.")
+    like_count = models.PositiveIntegerField(default=0, editable=False)
+    comment_count = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["community", "-created_at", "-id"],
+                name="communities_feed",
+                condition=Q(hidden_at__isnull=True, deleted_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("communities:post", kwargs={"slug": self.community.slug, "pk": self.pk})
+
+    @property
+    def is_visible(self) -> bool:
+        return self.hidden_at is None and self.deleted_at is None
+
+
+class Comment(models.Model):
+    brand_lookup = "post__community__brand"
+
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="community_comments"
+    )
+    # One level of replies: a reply's parent is always a top-level comment.
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies"
+    )
+    body = models.TextField(max_length=5_000)
+    body_html = models.TextField(editable=False)
+    hidden_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Comment {self.pk} on {self.post_id}"
+
+
+class Reaction(models.Model):
+    """A like. One per member per post."""
+
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="community_reactions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["post", "user"], name="communities_like_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} likes {self.post_id}"

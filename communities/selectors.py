@@ -1,0 +1,150 @@
+"""Reads for communities, with the visibility rule in one place: the content of a private or
+invite-only community exists only for its active members (everyone else gets a 404, guessed
+post ids included)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.http import Http404
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import User
+from communities.models import (
+    Comment,
+    Community,
+    CommunityKind,
+    Membership,
+    MembershipStatus,
+    Post,
+    Reaction,
+)
+
+FEED_PAGE = 20
+
+
+@dataclass
+class CommunityView:
+    community: Community
+    membership: Membership | None
+
+    @property
+    def is_member(self) -> bool:
+        return self.membership is not None and self.membership.is_active
+
+    @property
+    def can_moderate(self) -> bool:
+        return self.membership is not None and self.membership.can_moderate
+
+    @property
+    def can_read(self) -> bool:
+        return self.community.is_public or self.is_member
+
+
+def community_directory(*, q: str = "", kind: str = "") -> QuerySet[Community]:
+    communities = Community.objects.select_related("brand")
+    if q:
+        communities = communities.filter(Q(name__icontains=q) | Q(description__icontains=q))
+    if kind in CommunityKind.values:
+        communities = communities.filter(kind=kind)
+    return communities.order_by("-member_count", "name")
+
+
+def communities_of(*, user: User) -> QuerySet[Community]:
+    return Community.objects.filter(
+        memberships__user=user, memberships__status=MembershipStatus.ACTIVE
+    )
+
+
+def community_for(*, slug: str, user: User) -> CommunityView:
+    community = Community.objects.select_related("brand").filter(slug=slug).first()
+    if community is None:
+        raise Http404("No such community")
+    membership = (
+        Membership.objects.filter(community=community, user=user).first()
+        if user.is_authenticated
+        else None
+    )
+    return CommunityView(community, membership)
+
+
+def _visible_posts(community: Community, user: User) -> QuerySet[Post]:
+    posts = Post.objects.filter(
+        community=community, hidden_at__isnull=True, deleted_at__isnull=True
+    ).select_related("author")
+    if user.is_authenticated:
+        posts = posts.annotate(
+            liked=Exists(Reaction.objects.filter(post=OuterRef("pk"), user=user))
+        )
+    return posts
+
+
+@dataclass
+class FeedPage:
+    pinned: list[Post]
+    posts: list[Post]
+    next_cursor: str | None
+
+
+def community_feed(*, view: CommunityView, user: User, cursor: str | None = None) -> FeedPage:
+    """Pinned posts first (on the first page), then newest first, by a (created_at, id)
+    cursor: pages stay stable while new posts arrive, and cost the same deep in the feed."""
+    if not view.can_read:
+        raise Http404("No such community")
+    posts = _visible_posts(view.community, user)
+    pinned = [] if cursor else list(posts.filter(is_pinned=True).order_by("-created_at"))
+    rest = posts.filter(is_pinned=False).order_by("-created_at", "-id")
+    if cursor:
+        when, _, last_id = cursor.partition("|")
+        moment: datetime | None = parse_datetime(when)
+        if moment is None or not last_id.isdigit():
+            raise Http404("Bad cursor")
+        rest = rest.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=int(last_id)))
+    page = list(rest[: FEED_PAGE + 1])
+    next_cursor = None
+    if len(page) > FEED_PAGE:
+        page = page[:FEED_PAGE]
+        next_cursor = f"{page[-1].created_at.isoformat()}|{page[-1].pk}"
+    return FeedPage(pinned, page, next_cursor)
+
+
+def post_for(*, view: CommunityView, user: User, pk: int) -> Post:
+    if not view.can_read:
+        raise Http404("No such post")
+    post = _visible_posts(view.community, user).filter(pk=pk).first()
+    if post is None:
+        raise Http404("No such post")
+    return post
+
+
+def post_comments(*, post: Post) -> list[Comment]:
+    """Top-level comments with their replies (one level), in two queries."""
+    visible = Q(hidden_at__isnull=True, deleted_at__isnull=True)
+    return list(
+        Comment.objects.filter(visible, post=post, parent__isnull=True)
+        .select_related("author")
+        .prefetch_related(
+            Prefetch(
+                "replies",
+                queryset=Comment.objects.filter(visible)
+                .select_related("author")
+                .order_by("created_at", "id"),
+            )
+        )
+        .order_by("created_at", "id")
+    )
+
+
+def pending_requests(*, view: CommunityView) -> QuerySet[Membership]:
+    if not view.can_moderate:
+        return Membership.objects.none()
+    return Membership.objects.filter(
+        community=view.community, status=MembershipStatus.PENDING
+    ).select_related("user")
+
+
+def communities_featured(limit: int = 6) -> QuerySet[Community]:
+    """For the home page: the biggest public communities."""
+    return Community.objects.filter(visibility="public").order_by("-member_count", "name")[:limit]

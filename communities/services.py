@@ -1,0 +1,272 @@
+"""Every write in communities. Permission checks live here too (`check_*`), so that a view,
+a task or the admin cannot skip them."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from communities.models import (
+    Comment,
+    Community,
+    Membership,
+    MembershipStatus,
+    Post,
+    PostKind,
+    Reaction,
+    Role,
+    Visibility,
+)
+from markup.markdown import markdown_render
+from notifications.models import NotificationKind
+from notifications.services import notification_fan_out, notification_send
+from uploads.images import image_verify_and_reencode
+
+POST_IMAGE_MAX_SIDE = 1600
+
+
+def membership_of(*, community: Community, user: User) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(community=community, user=user).first()
+
+
+def check_member(*, community: Community, user: User) -> Membership:
+    membership = membership_of(community=community, user=user)
+    if membership is None or not membership.is_active:
+        raise PermissionDenied("Only members can do this. Join the community first.")
+    return membership
+
+
+def check_moderator(*, community: Community, user: User) -> Membership:
+    membership = check_member(community=community, user=user)
+    if not membership.can_moderate:
+        raise PermissionDenied("Only the community's owners and moderators can do this.")
+    return membership
+
+
+def _recount_members(community_id: int) -> None:
+    Community.objects.filter(pk=community_id).update(
+        member_count=Membership.objects.filter(
+            community_id=community_id, status=MembershipStatus.ACTIVE
+        ).count()
+    )
+
+
+@transaction.atomic
+def community_join(*, community: Community, user: User) -> Membership:
+    """Public: a member at once. Private: a request the moderators approve. Invite-only:
+    refused here (the invite link is the way in). A banned user stays banned."""
+    existing = membership_of(community=community, user=user)
+    if existing is not None:
+        if existing.status == MembershipStatus.BANNED:
+            raise PermissionDenied("You were banned from this community.")
+        return existing
+    if community.visibility == Visibility.INVITE_ONLY:
+        raise PermissionDenied("This community is invite-only: ask a member for an invite link.")
+    status = (
+        MembershipStatus.ACTIVE
+        if community.visibility == Visibility.PUBLIC
+        else MembershipStatus.PENDING
+    )
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(community=community, user=user, status=status)
+    except IntegrityError:  # a double submit
+        return Membership.objects.get(community=community, user=user)
+    _recount_members(community.pk)
+    return membership
+
+
+@transaction.atomic
+def community_leave(*, community: Community, user: User) -> None:
+    membership = membership_of(community=community, user=user)
+    if membership is None or membership.status == MembershipStatus.BANNED:
+        return  # leaving cannot lift a ban
+    if (
+        membership.role == Role.OWNER
+        and not Membership.objects.filter(
+            community=community, role=Role.OWNER, status=MembershipStatus.ACTIVE
+        )
+        .exclude(pk=membership.pk)
+        .exists()
+    ):
+        raise ValidationError("You are the only owner: make someone else an owner first.")
+    membership.delete()
+    _recount_members(community.pk)
+
+
+@transaction.atomic
+def membership_decide(*, membership: Membership, moderator: User, approve: bool) -> None:
+    check_moderator(community=membership.community, user=moderator)
+    if membership.status != MembershipStatus.PENDING:
+        return
+    if approve:
+        membership.status = MembershipStatus.ACTIVE
+        membership.save(update_fields=["status"])
+        _recount_members(membership.community_id)
+        notification_send(
+            recipient_id=membership.user_id,
+            kind=NotificationKind.JOIN_APPROVED,
+            title=f"Welcome to {membership.community.name}",
+            url=membership.community.get_absolute_url(),
+        )
+    else:
+        membership.delete()
+
+
+@transaction.atomic
+def member_ban(*, community: Community, user: User, moderator: User) -> None:
+    check_moderator(community=community, user=moderator)
+    if user.pk == moderator.pk:
+        raise ValidationError("You cannot ban yourself.")
+    Membership.objects.update_or_create(
+        community=community,
+        user=user,
+        defaults={"status": MembershipStatus.BANNED, "role": Role.MEMBER},
+    )
+    _recount_members(community.pk)
+
+
+def _image(upload: UploadedFile | None):
+    return image_verify_and_reencode(upload, max_side=POST_IMAGE_MAX_SIDE) if upload else None
+
+
+@transaction.atomic
+def post_create(
+    *,
+    community: Community,
+    author: User,
+    title: str,
+    body: str,
+    image: UploadedFile | None = None,
+    announcement: bool = False,
+) -> Post:
+    membership = check_member(community=community, user=author)
+    if announcement and not membership.can_moderate:
+        raise PermissionDenied("Only owners and moderators post announcements.")
+    verified = _image(image)  # before any row exists: a bad image changes nothing
+    post = Post(
+        community=community,
+        author=author,
+        title=title.strip(),
+        body=body,
+        body_html=markdown_render(body),
+        kind=PostKind.ANNOUNCEMENT if announcement else PostKind.POST,
+    )
+    post.full_clean(exclude=["image", "body_html"])
+    if verified:
+        post.image.save(verified.content.name, verified.content, save=False)
+    post.save()
+    if announcement:
+        recipients = (
+            Membership.objects.filter(community=community, status=MembershipStatus.ACTIVE)
+            .exclude(user=author)
+            .values_list("user_id", flat=True)
+            .iterator()
+        )
+        notification_fan_out(
+            recipient_ids=recipients,
+            kind=NotificationKind.ANNOUNCEMENT,
+            title=f"{community.name}: {post.title}",
+            url=post.get_absolute_url(),
+        )
+    return post
+
+
+@transaction.atomic
+def post_update(*, post: Post, editor: User, title: str, body: str) -> Post:
+    if post.author_id != editor.pk or not post.is_visible:
+        raise PermissionDenied("Only the author can edit this post.")
+    post.title, post.body, post.body_html = title.strip(), body, markdown_render(body)
+    post.edited_at = timezone.now()
+    post.full_clean(exclude=["image", "body_html"])
+    post.save(update_fields=["title", "body", "body_html", "edited_at"])
+    return post
+
+
+@transaction.atomic
+def post_delete(*, post: Post, user: User) -> None:
+    """The author deletes (kept for moderation history); a moderator hides."""
+    if post.author_id == user.pk:
+        Post.objects.filter(pk=post.pk).update(deleted_at=timezone.now())
+        return
+    check_moderator(community=post.community, user=user)
+    Post.objects.filter(pk=post.pk).update(hidden_at=timezone.now())
+
+
+@transaction.atomic
+def post_set_pinned(*, post: Post, moderator: User, pinned: bool) -> None:
+    check_moderator(community=post.community, user=moderator)
+    Post.objects.filter(pk=post.pk).update(is_pinned=pinned)
+
+
+@transaction.atomic
+def post_like_toggle(*, post: Post, user: User) -> bool:
+    """Like or unlike. Returns True when the post is now liked. The count moves by one with
+    F(), so concurrent likes never lose one."""
+    check_member(community=post.community, user=user)
+    deleted, _ = Reaction.objects.filter(post=post, user=user).delete()
+    if deleted:
+        Post.objects.filter(pk=post.pk).update(like_count=F("like_count") - 1)
+        return False
+    try:
+        with transaction.atomic():
+            Reaction.objects.create(post=post, user=user)
+    except IntegrityError:  # a double click
+        return True
+    Post.objects.filter(pk=post.pk).update(like_count=F("like_count") + 1)
+    if post.author_id != user.pk:
+        notification_send(
+            recipient_id=post.author_id,
+            kind=NotificationKind.LIKE,
+            title=f"{user.public_name} liked “{post.title}”",
+            url=post.get_absolute_url(),
+        )
+    return True
+
+
+@transaction.atomic
+def comment_create(
+    *, post: Post, author: User, body: str, parent: Comment | None = None
+) -> Comment:
+    check_member(community=post.community, user=author)
+    if not post.is_visible:
+        raise ValidationError("This post is no longer open for comments.")
+    if parent is not None:
+        if parent.post_id != post.pk:
+            raise ValidationError("You can only reply to a comment on this post.")
+        parent = parent.parent or parent  # one level: replies to a reply join its thread
+    body = body.strip()
+    if not body:
+        raise ValidationError("Write something first.")
+    comment = Comment.objects.create(
+        post=post, author=author, parent=parent, body=body, body_html=markdown_render(body)
+    )
+    Post.objects.filter(pk=post.pk).update(comment_count=F("comment_count") + 1)
+    to_notify = {post.author_id} | ({parent.author_id} if parent else set())
+    for recipient_id in to_notify - {author.pk}:
+        notification_send(
+            recipient_id=recipient_id,
+            kind=NotificationKind.REPLY,
+            title=f"{author.public_name} replied to “{post.title}”",
+            body=body[:200],
+            url=post.get_absolute_url(),
+        )
+    return comment
+
+
+@transaction.atomic
+def comment_delete(*, comment: Comment, user: User) -> None:
+    if comment.author_id == user.pk:
+        Comment.objects.filter(pk=comment.pk).update(deleted_at=timezone.now())
+    else:
+        check_moderator(community=comment.post.community, user=user)
+        Comment.objects.filter(pk=comment.pk).update(hidden_at=timezone.now())
+    Post.objects.filter(pk=comment.post_id, comment_count__gt=0).update(
+        comment_count=F("comment_count") - 1
+    )

@@ -1,0 +1,23 @@
+from django.urls import path
+
+from communities import views
+
+app_name = "communities"
+urlpatterns = [
+    path("c/", views.directory, name="index"),
+    path("c/<slug:slug>/", views.detail, name="detail"),
+    path("c/<slug:slug>/join/", views.join, name="join"),
+    path("c/<slug:slug>/leave/", views.leave, name="leave"),
+    path("c/<slug:slug>/requests/<int:membership_id>/", views.decide, name="decide"),
+    path("c/<slug:slug>/ban/<int:user_id>/", views.ban, name="ban"),
+    path("c/<slug:slug>/posts/new/", views.post_new, name="post_new"),
+    path("c/<slug:slug>/posts/<int:pk>/", views.post_detail, name="post"),
+    path("c/<slug:slug>/posts/<int:pk>/like/", views.post_like, name="post_like"),
+    path("c/<slug:slug>/posts/<int:pk>/delete/", views.post_remove, name="post_delete"),
+    path("c/<slug:slug>/posts/<int:pk>/pin/", views.post_pin, name="post_pin"),
+    path(
+        "c/<slug:slug>/posts/<int:pk>/comments/<int:comment_id>/delete/",
+        views.comment_remove,
+        name="comment_delete",
+    ),
+]

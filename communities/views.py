@@ -1,0 +1,280 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import User
+from communities.forms import CommentForm, DirectoryForm, PostForm
+from communities.models import Comment, Membership
+from communities.selectors import (
+    communities_of,
+    community_directory,
+    community_feed,
+    community_for,
+    pending_requests,
+    post_comments,
+    post_for,
+)
+from communities.services import (
+    comment_create,
+    comment_delete,
+    community_join,
+    community_leave,
+    member_ban,
+    membership_decide,
+    post_create,
+    post_delete,
+    post_like_toggle,
+    post_set_pinned,
+)
+
+
+def _refused(request: HttpRequest, exc: Exception) -> None:
+    messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+
+
+@require_GET
+def directory(request: HttpRequest) -> HttpResponse:
+    form = DirectoryForm(request.GET or None)
+    data = form.cleaned_data if form.is_bound and form.is_valid() else {"q": "", "kind": ""}
+    page = Paginator(community_directory(q=data["q"], kind=data["kind"]), 24).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    mine = list(communities_of(user=request.user)) if request.user.is_authenticated else []
+    return render(
+        request,
+        "communities/directory.html",
+        {
+            "form": form,
+            "page_obj": page,
+            "communities": page.object_list,
+            "query_string": query.urlencode(),
+            "mine": mine,
+        },
+    )
+
+
+@require_GET
+def detail(request: HttpRequest, slug: str) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    feed = (
+        community_feed(view=view, user=request.user, cursor=request.GET.get("after"))
+        if view.can_read
+        else None
+    )
+    return render(
+        request,
+        "communities/detail.html",
+        {
+            "view": view,
+            "community": view.community,
+            "feed": feed,
+            "post_form": PostForm() if view.is_member else None,
+            "requests": pending_requests(view=view),
+        },
+    )
+
+
+@login_required
+@require_POST
+def join(request: HttpRequest, slug: str) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    try:
+        membership = community_join(community=view.community, user=request.user)
+    except PermissionDenied as exc:
+        _refused(request, exc)
+    else:
+        messages.success(
+            request,
+            f"Welcome to {view.community.name}!"
+            if membership.is_active
+            else "Your request was sent to the moderators.",
+        )
+    return redirect(view.community.get_absolute_url())
+
+
+@login_required
+@require_POST
+def leave(request: HttpRequest, slug: str) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    try:
+        community_leave(community=view.community, user=request.user)
+    except ValidationError as exc:
+        _refused(request, exc)
+    else:
+        messages.success(request, f"You left {view.community.name}.")
+    return redirect(view.community.get_absolute_url())
+
+
+@login_required
+@require_POST
+def decide(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    membership = get_object_or_404(Membership, pk=membership_id, community=view.community)
+    try:
+        membership_decide(
+            membership=membership,
+            moderator=request.user,
+            approve=request.POST.get("decision") == "approve",
+        )
+    except PermissionDenied as exc:
+        _refused(request, exc)
+    return redirect(view.community.get_absolute_url())
+
+
+@login_required
+@require_POST
+def ban(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    target = get_object_or_404(User, pk=user_id)
+    try:
+        member_ban(community=view.community, user=target, moderator=request.user)
+    except (PermissionDenied, ValidationError) as exc:
+        _refused(request, exc)
+    else:
+        messages.success(request, f"{target.public_name} is banned from {view.community.name}.")
+    return redirect(view.community.get_absolute_url())
+
+
+@login_required
+@require_POST
+def post_new(request: HttpRequest, slug: str) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    form = PostForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            post = post_create(
+                community=view.community,
+                author=request.user,
+                title=form.cleaned_data["title"],
+                body=form.cleaned_data["body"],
+                image=form.cleaned_data["image"],
+                announcement=form.cleaned_data["announcement"],
+            )
+        except ValidationError as exc:
+            form.add_error(
+                "image" if "image" in str(exc).lower() or "pixel" in str(exc) else None, exc
+            )
+        except PermissionDenied as exc:
+            _refused(request, exc)
+            return redirect(view.community.get_absolute_url())
+        else:
+            messages.success(request, "Your post is up.")
+            return redirect(post.get_absolute_url())
+    feed = community_feed(view=view, user=request.user) if view.can_read else None
+    return render(
+        request,
+        "communities/detail.html",
+        {
+            "view": view,
+            "community": view.community,
+            "feed": feed,
+            "post_form": form,
+            "requests": pending_requests(view=view),
+        },
+        status=400,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def post_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    post = post_for(view=view, user=request.user, pk=pk)
+    form = CommentForm(request.POST or None)
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect(f"/accounts/login/?next={request.path}")
+        if form.is_valid():
+            parent = None
+            if form.cleaned_data["parent"]:
+                parent = Comment.objects.filter(pk=form.cleaned_data["parent"], post=post).first()
+            try:
+                comment_create(
+                    post=post, author=request.user, body=form.cleaned_data["body"], parent=parent
+                )
+            except (PermissionDenied, ValidationError) as exc:
+                _refused(request, exc)
+            else:
+                return redirect(f"{post.get_absolute_url()}#comments")
+    return render(
+        request,
+        "communities/post_detail.html",
+        {
+            "view": view,
+            "community": view.community,
+            "post": post,
+            "comments": post_comments(post=post),
+            "comment_form": form,
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+@require_POST
+def post_like(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    post = post_for(view=view, user=request.user, pk=pk)
+    try:
+        liked = post_like_toggle(post=post, user=request.user)
+    except PermissionDenied as exc:
+        _refused(request, exc)
+        return redirect(post.get_absolute_url())
+    post.refresh_from_db(fields=["like_count"])
+    if request.htmx:
+        return render(
+            request,
+            "communities/_like_button.html",
+            {"post": post, "liked": liked, "community": view.community},
+        )
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = post.get_absolute_url()
+    return redirect(next_url)
+
+
+@login_required
+@require_POST
+def post_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    post = post_for(view=view, user=request.user, pk=pk)
+    try:
+        post_delete(post=post, user=request.user)
+    except PermissionDenied as exc:
+        _refused(request, exc)
+        return redirect(post.get_absolute_url())
+    messages.success(request, "The post was removed.")
+    return redirect(view.community.get_absolute_url())
+
+
+@login_required
+@require_POST
+def post_pin(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    post = post_for(view=view, user=request.user, pk=pk)
+    try:
+        post_set_pinned(post=post, moderator=request.user, pinned=not post.is_pinned)
+    except PermissionDenied as exc:
+        _refused(request, exc)
+    return redirect(post.get_absolute_url())
+
+
+@login_required
+@require_POST
+def comment_remove(request: HttpRequest, slug: str, pk: int, comment_id: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    post = post_for(view=view, user=request.user, pk=pk)
+    comment = get_object_or_404(Comment, pk=comment_id, post=post)
+    try:
+        comment_delete(comment=comment, user=request.user)
+    except PermissionDenied as exc:
+        _refused(request, exc)
+    return redirect(f"{post.get_absolute_url()}#comments")
