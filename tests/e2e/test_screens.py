@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from communities.models import Community, Membership, Role
+from communities.services import comment_create, post_create
 from orders.models import Cart
 from orders.services import cart_add, order_pay, order_place
 from payments.services import card_save
@@ -32,6 +34,9 @@ PAGES = [  # (name, path, text the page must show, signed in?)
     ("brand", "/brands/nimbus/", "Nimbus Mobile", False),
     ("signup", "/accounts/signup/", "Sign Up", False),
     ("login", "/accounts/login/", "Sign In", False),
+    ("communities", "/c/", "Nimbus Fans", False),
+    ("community", "/c/nimbus-fans/", "Which colour for the X3?", True),
+    ("post", "/c/nimbus-fans/posts/{post}/", "Sunset or Lime", True),
     ("cart", "/cart/", "Nimbus X2", True),
     ("checkout", "/checkout/", "Place order and pay", True),
     ("orders", "/orders/", "Paid", True),
@@ -88,6 +93,22 @@ def shop_data():
     )
     order_pay(order=order, saved_card=card, user=fan)
     cart_add(cart=cart, variant=black, quantity=1)
+    community = Community.objects.create(
+        name="Nimbus Fans",
+        slug="nimbus-fans",
+        kind="brand",
+        brand=brand,
+        description="The official fan club.",
+    )
+    Membership.objects.create(community=community, user=fan, role=Role.OWNER)
+    post = post_create(
+        community=community,
+        author=fan,
+        title="Which colour for the X3?",
+        body="Sunset or Lime? **Vote below.**",
+    )
+    comment_create(post=post, author=fan, body="Lime!")
+    fan.demo_post_id = post.pk
     return fan
 
 
@@ -102,7 +123,7 @@ def test_main_pages(live_server, page, shop_data, tmp_path, password):
             page.fill("input[name=password]", password)
             page.click("main form button[type=submit]")
             signed_in = True
-        page.goto(live_server.url + path)
+        page.goto(live_server.url + path.format(post=shop_data.demo_post_id))
         expect(page.locator("main")).to_contain_text(text)
         page.screenshot(path=folder / f"{name}-{page.viewport_name}.png", full_page=True)
     assert len(list(folder.glob(f"*-{page.viewport_name}.png"))) == len(PAGES)

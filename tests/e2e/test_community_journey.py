@@ -1,0 +1,75 @@
+"""A fan, in a real browser: finds a community, joins, posts with a picture, comments and
+likes (htmx); a moderator then hides the post and bans the author."""
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from communities.models import Community, Membership, MembershipStatus, Post, Role
+from tests.factories import BrandFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _sign_in(page, base, user, password):
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", user.email)
+    page.fill("input[name=password]", password)
+    page.click("main form button[type=submit]")
+    expect(page.locator("main")).to_contain_text("Where fans shape what gets made")
+
+
+def test_fan_joins_posts_comments_likes_and_gets_moderated(
+    live_server, page, password, tmp_path, browser
+):
+    base = live_server.url
+    community = Community.objects.create(
+        name="Nimbus Fans",
+        slug="nimbus-fans",
+        kind="brand",
+        brand=BrandFactory(name="Nimbus Mobile"),
+    )
+    moderator = UserFactory(display_name="Mod")
+    Membership.objects.create(community=community, user=moderator, role=Role.OWNER)
+    fan = UserFactory(display_name="Lin")
+
+    _sign_in(page, base, fan, password)
+    page.goto(f"{base}/c/?q=nimbus")
+    page.get_by_role("link", name="Nimbus Fans").first.click()
+    page.get_by_role("button", name="Join").click()
+    expect(page.locator("body")).to_contain_text("Welcome to Nimbus Fans!")
+
+    picture = tmp_path / "desk.png"
+    Image.new("RGB", (1200, 800), "teal").save(picture)
+    page.fill("input[name=title]", "My desk setup")
+    page.fill("textarea[name=body]", "Finally **done**.")
+    page.set_input_files("input[name=image]", str(picture))
+    page.get_by_role("button", name="Publish").click()
+    expect(page.locator("main")).to_contain_text("My desk setup")
+    expect(page.locator("main strong", has_text="done")).to_be_visible()
+    assert page.locator("main img[alt='My desk setup']").count() == 1
+
+    page.locator("textarea[name=body]").last.fill("Looks great")
+    page.get_by_role("button", name="Post comment").click()
+    expect(page.locator("#comments")).to_contain_text("Looks great")
+    like = page.locator("form[action$='/like/'] button").first
+    like.click()  # htmx swaps the button in place
+    expect(page.locator("form[action$='/like/'] button").first).to_contain_text("1")
+    post = Post.objects.get()
+    assert (post.like_count, post.comment_count) == (1, 1)
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    moderator_page = context.new_page()
+    _sign_in(moderator_page, base, moderator, password)
+    moderator_page.goto(f"{base}/c/nimbus-fans/posts/{post.pk}/")
+    moderator_page.get_by_role("button", name="Hide this post").click()
+    expect(moderator_page.locator("body")).to_contain_text("The post was removed.")
+    moderator_page.goto(f"{base}/c/nimbus-fans/posts/{post.pk}/")
+    assert moderator_page.locator("main").inner_text().count("My desk setup") == 0
+    context.close()
+    post.refresh_from_db()
+    assert post.hidden_at is not None
+    from communities.services import member_ban
+
+    member_ban(community=community, user=fan, moderator=moderator)
+    assert Membership.objects.get(user=fan).status == MembershipStatus.BANNED
