@@ -80,6 +80,8 @@ class Membership(models.Model):
         max_length=10, choices=MembershipStatus.choices, default=MembershipStatus.ACTIVE
     )
     joined_at = models.DateTimeField(auto_now_add=True)
+    # The sum of the member's ledger entries here, kept by communities.honour with F().
+    points = models.IntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["joined_at", "id"]
@@ -88,6 +90,7 @@ class Membership(models.Model):
                 fields=["community", "user"], name="communities_membership_once"
             )
         ]
+        indexes = [models.Index(fields=["community", "-points"], name="communities_top_members")]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.community} ({self.role}, {self.status})"
@@ -99,6 +102,12 @@ class Membership(models.Model):
     @property
     def can_moderate(self) -> bool:
         return self.is_active and self.role in (Role.OWNER, Role.MODERATOR)
+
+    @property
+    def level(self) -> int:
+        from communities.honour import level_for
+
+        return level_for(self.points)
 
 
 class PostKind(models.TextChoices):
@@ -187,3 +196,50 @@ class Reaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} likes {self.post_id}"
+
+
+class PointsEntry(models.Model):
+    """The append-only points ledger. `source` names what earned the points ("post:12",
+    "like:12:7"); it is unique, so the same deed never pays twice."""
+
+    brand_lookup = "community__brand"
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="points")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="community_points"
+    )
+    points = models.IntegerField()
+    reason = models.CharField(max_length=120)
+    source = models.CharField(max_length=120, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["community", "created_at"], name="communities_points_time")]
+
+    def __str__(self) -> str:
+        return f"{self.points:+d} for {self.user_id}: {self.reason}"
+
+
+class MemberBadge(models.Model):
+    """A badge a member earned, kept as a row (granted once, by unique constraint)."""
+
+    brand_lookup = "community__brand"
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="badges")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="community_badges"
+    )
+    code = models.CharField(max_length=30)
+    granted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["granted_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["community", "user", "code"], name="communities_badge_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} for {self.user_id} in {self.community_id}"

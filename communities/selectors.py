@@ -12,10 +12,12 @@ from django.http import Http404
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
+from communities.honour import BADGES, level_for
 from communities.models import (
     Comment,
     Community,
     CommunityKind,
+    MemberBadge,
     Membership,
     MembershipStatus,
     Post,
@@ -107,7 +109,20 @@ def community_feed(*, view: CommunityView, user: User, cursor: str | None = None
     if len(page) > FEED_PAGE:
         page = page[:FEED_PAGE]
         next_cursor = f"{page[-1].created_at.isoformat()}|{page[-1].pk}"
+    with_author_levels(view.community, pinned + page)
     return FeedPage(pinned, page, next_cursor)
+
+
+def with_author_levels(community: Community, items: list) -> None:
+    """Set `author_level` on posts or comments: one query for all their authors."""
+    levels = {
+        user_id: level_for(points)
+        for user_id, points in Membership.objects.filter(
+            community=community, user_id__in={item.author_id for item in items}
+        ).values_list("user_id", "points")
+    }
+    for item in items:
+        item.author_level = levels.get(item.author_id, 1)
 
 
 def post_for(*, view: CommunityView, user: User, pk: int) -> Post:
@@ -120,9 +135,10 @@ def post_for(*, view: CommunityView, user: User, pk: int) -> Post:
 
 
 def post_comments(*, post: Post) -> list[Comment]:
-    """Top-level comments with their replies (one level), in two queries."""
+    """Top-level comments with their replies (one level), in two queries, plus one for the
+    authors' levels."""
     visible = Q(hidden_at__isnull=True, deleted_at__isnull=True)
-    return list(
+    comments = list(
         Comment.objects.filter(visible, post=post, parent__isnull=True)
         .select_related("author")
         .prefetch_related(
@@ -135,6 +151,19 @@ def post_comments(*, post: Post) -> list[Comment]:
         )
         .order_by("created_at", "id")
     )
+    everyone = [post, *comments, *(reply for c in comments for reply in c.replies.all())]
+    with_author_levels(post.community, everyone)
+    return comments
+
+
+def member_badges(*, view: CommunityView) -> list[str]:
+    """The viewer's badges here, as names."""
+    if not view.is_member:
+        return []
+    codes = MemberBadge.objects.filter(
+        community=view.community, user_id=view.membership.user_id
+    ).values_list("code", flat=True)
+    return [BADGES[code].name for code in codes if code in BADGES]
 
 
 def pending_requests(*, view: CommunityView) -> QuerySet[Membership]:

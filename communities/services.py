@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
+from communities.honour import on_like_received, on_member_joined, on_post_created
 from communities.models import (
     Comment,
     Community,
@@ -79,6 +80,8 @@ def community_join(*, community: Community, user: User) -> Membership:
     except IntegrityError:  # a double submit
         return Membership.objects.get(community=community, user=user)
     _recount_members(community.pk)
+    if membership.is_active:
+        on_member_joined(membership=membership)
     return membership
 
 
@@ -109,6 +112,7 @@ def membership_decide(*, membership: Membership, moderator: User, approve: bool)
         membership.status = MembershipStatus.ACTIVE
         membership.save(update_fields=["status"])
         _recount_members(membership.community_id)
+        on_member_joined(membership=membership)
         notification_send(
             recipient_id=membership.user_id,
             kind=NotificationKind.JOIN_APPROVED,
@@ -162,6 +166,7 @@ def post_create(
     if verified:
         post.image.save(verified.content.name, verified.content, save=False)
     post.save()
+    on_post_created(post=post)
     if announcement:
         recipients = (
             Membership.objects.filter(community=community, status=MembershipStatus.ACTIVE)
@@ -221,6 +226,12 @@ def post_like_toggle(*, post: Post, user: User) -> bool:
         return True
     Post.objects.filter(pk=post.pk).update(like_count=F("like_count") + 1)
     if post.author_id != user.pk:
+        received = (
+            Reaction.objects.filter(post__author_id=post.author_id, post__community=post.community)
+            .exclude(user_id=post.author_id)
+            .count()
+        )
+        on_like_received(post=post, liker_id=user.pk, total_likes_received=received)
         notification_send(
             recipient_id=post.author_id,
             kind=NotificationKind.LIKE,

@@ -7,6 +7,7 @@ urlpatterns = [
     path("c/", views.directory, name="index"),
     path("c/<slug:slug>/", views.detail, name="detail"),
     path("c/<slug:slug>/join/", views.join, name="join"),
+    path("c/<slug:slug>/leaderboard/", views.leaderboard_view, name="leaderboard"),
     path("c/<slug:slug>/leave/", views.leave, name="leave"),
     path("c/<slug:slug>/requests/<int:membership_id>/", views.decide, name="decide"),
     path("c/<slug:slug>/ban/<int:user_id>/", views.ban, name="ban"),

@@ -2,19 +2,21 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
 from communities.forms import CommentForm, DirectoryForm, PostForm
+from communities.honour import leaderboard
 from communities.models import Comment, Membership
 from communities.selectors import (
     communities_of,
     community_directory,
     community_feed,
     community_for,
+    member_badges,
     pending_requests,
     post_comments,
     post_for,
@@ -77,7 +79,20 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
             "feed": feed,
             "post_form": PostForm() if view.is_member else None,
             "requests": pending_requests(view=view),
+            "my_badges": member_badges(view=view),
         },
+    )
+
+
+@require_GET
+def leaderboard_view(request: HttpRequest, slug: str) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    if not view.can_read:
+        raise Http404("No such community")
+    return render(
+        request,
+        "communities/leaderboard.html",
+        {"view": view, "community": view.community, "board": leaderboard(community=view.community)},
     )
 
 

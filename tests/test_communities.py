@@ -250,3 +250,41 @@ def test_feed_query_count_is_flat(client):
     older = client.get(community.get_absolute_url(), {"after": cursor})
     assert len(older.context["feed"].posts) == 20
     assert client.get(community.get_absolute_url(), {"after": "garbage"}).status_code == 404
+
+
+def test_points_levels_and_badges_are_granted_once(client):
+    from communities.honour import level_for
+    from communities.models import MemberBadge, PointsEntry
+
+    community = _community()
+    author = UserFactory(display_name="Lin")
+    community_join(community=community, user=author)
+    post = post_create(community=community, author=author, title="Hello", body="x")
+    post_create(community=community, author=author, title="Again", body="y")
+    fans = [UserFactory() for _ in range(10)]
+    for fan in fans:
+        community_join(community=community, user=fan)
+        post_like_toggle(post=post, user=fan)
+    post_like_toggle(post=post, user=fans[0])  # unlike ...
+    post_like_toggle(post=post, user=fans[0])  # ... and like again: no second payment
+    membership = Membership.objects.get(community=community, user=author)
+    assert (
+        membership.points
+        == 2 * 5 + 10 * 1
+        == PointsEntry.objects.filter(user=author).aggregate(
+            total=__import__("django.db.models", fromlist=["Sum"]).Sum("points")
+        )["total"]
+    )
+    assert level_for(membership.points) == 2
+    assert sorted(MemberBadge.objects.filter(user=author).values_list("code", flat=True)) == [
+        "first_post",
+        "founding_member",
+        "liked_10",
+    ]
+    assert Notification.objects.filter(recipient=author, kind="badge").count() == 3
+
+    client.force_login(author)
+    page = client.get(community.get_absolute_url()).content.decode()
+    assert "Lv2" in page and "10 likes" in page and "First post" in page
+    board = client.get(reverse("communities:leaderboard", args=[community.slug]))
+    assert board.context["board"]["all_time"][0] == {"name": "Lin", "points": 20, "level": 2}

@@ -166,6 +166,7 @@ SWEEP = {
     "notifications:open": ("POST", "/notifications/{notification}/open/", {404}),
     # A private community: its page says it is private; its content is 404 to outsiders.
     "communities:detail": ("GET", "/c/secret/", {200}),
+    "communities:leaderboard": ("GET", "/c/secret/leaderboard/", {404}),
     "communities:join": ("POST", "/c/secret/join/", {302}),  # a request to join: allowed
     "communities:leave": ("POST", "/c/secret/leave/", {302}),  # nothing to leave
     "communities:decide": ("POST", "/c/secret/requests/{membership}/", {302}),  # refused
