@@ -5,6 +5,7 @@ import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from PIL import Image
@@ -268,13 +269,8 @@ def test_points_levels_and_badges_are_granted_once(client):
     post_like_toggle(post=post, user=fans[0])  # unlike ...
     post_like_toggle(post=post, user=fans[0])  # ... and like again: no second payment
     membership = Membership.objects.get(community=community, user=author)
-    assert (
-        membership.points
-        == 2 * 5 + 10 * 1
-        == PointsEntry.objects.filter(user=author).aggregate(
-            total=__import__("django.db.models", fromlist=["Sum"]).Sum("points")
-        )["total"]
-    )
+    ledger = PointsEntry.objects.filter(user=author).aggregate(total=Sum("points"))["total"]
+    assert membership.points == 2 * 5 + 10 * 1 == ledger
     assert level_for(membership.points) == 2
     assert sorted(MemberBadge.objects.filter(user=author).values_list("code", flat=True)) == [
         "first_post",
