@@ -243,3 +243,97 @@ class MemberBadge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} for {self.user_id} in {self.community_id}"
+
+
+class Poll(models.Model):
+    """A co-creation poll attached to a post: "which colour for the next phone?"."""
+
+    brand_lookup = "post__community__brand"
+
+    post = models.OneToOneField(Post, on_delete=models.CASCADE, related_name="poll")
+    question = models.CharField(max_length=200)
+    multiple = models.BooleanField(default=False, help_text="Members may pick several options.")
+    closes_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.question
+
+    @property
+    def is_closed(self) -> bool:
+        from django.utils import timezone
+
+        return self.closes_at is not None and self.closes_at <= timezone.now()
+
+
+class PollOption(models.Model):
+    poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="options")
+    text = models.CharField(max_length=120)
+    position = models.PositiveSmallIntegerField(default=0)
+    vote_count = models.PositiveIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class PollVote(models.Model):
+    poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="votes")
+    option = models.ForeignKey(PollOption, on_delete=models.CASCADE, related_name="votes")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="poll_votes"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["option", "user"], name="communities_vote_option_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} voted {self.option_id}"
+
+
+class Report(models.Model):
+    """A member's report of a post or a comment, for the community's moderators."""
+
+    brand_lookup = "community__brand"
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="reports")
+    post = models.ForeignKey(
+        Post, on_delete=models.CASCADE, null=True, blank=True, related_name="reports"
+    )
+    comment = models.ForeignKey(
+        Comment, on_delete=models.CASCADE, null=True, blank=True, related_name="reports"
+    )
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="community_reports"
+    )
+    reason = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(post__isnull=False, comment__isnull=True)
+                | Q(post__isnull=True, comment__isnull=False),
+                name="communities_report_one_target",
+            ),
+            models.UniqueConstraint(
+                fields=["post", "reporter"],
+                name="communities_report_post_once",
+                condition=Q(post__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["comment", "reporter"],
+                name="communities_report_comment_once",
+                condition=Q(comment__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Report by {self.reporter_id}: {self.reason[:40]}"

@@ -75,7 +75,7 @@ def community_for(*, slug: str, user: User) -> CommunityView:
 def _visible_posts(community: Community, user: User) -> QuerySet[Post]:
     posts = Post.objects.filter(
         community=community, hidden_at__isnull=True, deleted_at__isnull=True
-    ).select_related("author")
+    ).select_related("author", "community", "poll")
     if user.is_authenticated:
         posts = posts.annotate(
             liked=Exists(Reaction.objects.filter(post=OuterRef("pk"), user=user))

@@ -22,6 +22,7 @@ from communities.models import (
     Role,
     Visibility,
 )
+from communities.rate_limits import check_rate
 from markup.markdown import markdown_render
 from notifications.models import NotificationKind
 from notifications.services import notification_fan_out, notification_send
@@ -149,8 +150,12 @@ def post_create(
     body: str,
     image: UploadedFile | None = None,
     announcement: bool = False,
+    rate_limited: bool = True,
 ) -> Post:
+    """`rate_limited=False` only for trusted callers (seed_demo), never from a request."""
     membership = check_member(community=community, user=author)
+    if rate_limited:
+        check_rate(user=author, action="post")
     if announcement and not membership.can_moderate:
         raise PermissionDenied("Only owners and moderators post announcements.")
     verified = _image(image)  # before any row exists: a bad image changes nothing
@@ -243,11 +248,18 @@ def post_like_toggle(*, post: Post, user: User) -> bool:
 
 @transaction.atomic
 def comment_create(
-    *, post: Post, author: User, body: str, parent: Comment | None = None
+    *,
+    post: Post,
+    author: User,
+    body: str,
+    parent: Comment | None = None,
+    rate_limited: bool = True,
 ) -> Comment:
     check_member(community=post.community, user=author)
     if not post.is_visible:
         raise ValidationError("This post is no longer open for comments.")
+    if rate_limited:
+        check_rate(user=author, action="comment")
     if parent is not None:
         if parent.post_id != post.pk:
             raise ValidationError("You can only reply to a comment on this post.")

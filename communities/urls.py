@@ -16,6 +16,9 @@ urlpatterns = [
     path("c/<slug:slug>/posts/<int:pk>/like/", views.post_like, name="post_like"),
     path("c/<slug:slug>/posts/<int:pk>/delete/", views.post_remove, name="post_delete"),
     path("c/<slug:slug>/posts/<int:pk>/pin/", views.post_pin, name="post_pin"),
+    path("c/<slug:slug>/posts/<int:pk>/vote/", views.vote, name="vote"),
+    path("c/<slug:slug>/posts/<int:pk>/report/", views.report, name="report"),
+    path("c/<slug:slug>/moderation/", views.moderation, name="moderation"),
     path(
         "c/<slug:slug>/posts/<int:pk>/comments/<int:comment_id>/delete/",
         views.comment_remove,

@@ -2,15 +2,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-from communities.forms import CommentForm, DirectoryForm, PostForm
+from communities.forms import CommentForm, DirectoryForm, PostForm, ReportForm
 from communities.honour import leaderboard
-from communities.models import Comment, Membership
+from communities.models import Comment, Membership, Poll, Report
+from communities.moderation import moderation_queue, report_create, report_resolve
+from communities.polls import poll_create, poll_results, poll_vote
 from communities.selectors import (
     communities_of,
     community_directory,
@@ -164,13 +167,14 @@ def post_new(request: HttpRequest, slug: str) -> HttpResponse:
     form = PostForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            post = post_create(
+            post = post_with_poll_create(
                 community=view.community,
                 author=request.user,
                 title=form.cleaned_data["title"],
                 body=form.cleaned_data["body"],
                 image=form.cleaned_data["image"],
                 announcement=form.cleaned_data["announcement"],
+                poll=form.cleaned_data,
             )
         except ValidationError as exc:
             form.add_error(
@@ -225,6 +229,10 @@ def post_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             "community": view.community,
             "post": post,
             "comments": post_comments(post=post),
+            "poll": poll_results(poll=post.poll, user=request.user)
+            if getattr(post, "poll", None)
+            else None,
+            "report_form": ReportForm(),
             "comment_form": form,
         },
         status=400 if request.method == "POST" else 200,
@@ -293,3 +301,89 @@ def comment_remove(request: HttpRequest, slug: str, pk: int, comment_id: int) ->
     except PermissionDenied as exc:
         _refused(request, exc)
     return redirect(f"{post.get_absolute_url()}#comments")
+
+
+@transaction.atomic
+def post_with_poll_create(*, poll: dict, **post_fields):
+    """A post, and its poll when the form asked for one: both or neither."""
+    post = post_create(**post_fields)
+    if poll.get("poll_question"):
+        poll_create(
+            post=post,
+            question=poll["poll_question"],
+            options=poll["poll_option_list"],
+            multiple=poll["poll_multiple"],
+            closes_at=poll["poll_closes_at"],
+        )
+    return post
+
+
+@login_required
+@require_POST
+def vote(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    post = post_for(view=view, user=request.user, pk=pk)
+    poll = get_object_or_404(Poll, post=post)
+    option_ids = [int(v) for v in request.POST.getlist("option") if v.isdigit()]
+    try:
+        poll_vote(poll=poll, user=request.user, option_ids=option_ids)
+    except (PermissionDenied, ValidationError) as exc:
+        _refused(request, exc)
+    else:
+        messages.success(request, "Thanks for voting!")
+    return redirect(post.get_absolute_url())
+
+
+@login_required
+@require_POST
+def report(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    post = post_for(view=view, user=request.user, pk=pk)
+    comment = None
+    if request.POST.get("comment"):
+        comment = get_object_or_404(Comment, pk=request.POST["comment"], post=post)
+    form = ReportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why this should be looked at.")
+        return redirect(post.get_absolute_url())
+    try:
+        report_create(
+            reporter=request.user,
+            reason=form.cleaned_data["reason"],
+            post=None if comment else post,
+            comment=comment,
+        )
+    except (PermissionDenied, ValidationError) as exc:
+        _refused(request, exc)
+    else:
+        messages.success(request, "Thanks: the moderators will take a look.")
+    return redirect(post.get_absolute_url())
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def moderation(request: HttpRequest, slug: str) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    if not view.can_moderate:
+        raise Http404("No such page")
+    if request.method == "POST":
+        open_report = get_object_or_404(
+            Report,
+            pk=request.POST.get("report"),
+            community=view.community,
+            resolved_at__isnull=True,
+        )
+        report_resolve(
+            report=open_report, moderator=request.user, hide=request.POST.get("decision") == "hide"
+        )
+        messages.success(request, "Done.")
+        return redirect("communities:moderation", slug=slug)
+    return render(
+        request,
+        "communities/moderation.html",
+        {
+            "view": view,
+            "community": view.community,
+            "reports": moderation_queue(community=view.community, moderator=request.user),
+        },
+    )

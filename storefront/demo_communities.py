@@ -3,6 +3,7 @@ comments, likes and a pinned announcement."""
 
 from catalog.models import Brand
 from communities.models import Community, Membership, Post, Role, Visibility
+from communities.polls import poll_create
 from communities.services import comment_create, post_create, post_like_toggle
 from markup.markdown import markdown_render
 
@@ -68,13 +69,26 @@ def demo_seed_communities(*, fans, operators_by_brand) -> int:
             title=f"Welcome to {name}!",
             body="Introduce yourself below. Read the rules first.",
             announcement=True,
+            rate_limited=False,
         )
         Post.objects.filter(pk=announcement.pk).update(is_pinned=True)
         for n, (title, body) in enumerate(POSTS):
             post = post_create(
-                community=community, author=fans[(n + 1) % len(fans)], title=title, body=body
+                community=community,
+                author=fans[(n + 1) % len(fans)],
+                title=title,
+                body=body,
+                rate_limited=False,
             )
-            comment_create(post=post, author=fans[(n + 2) % len(fans)], body="Love this!")
+            if n == 0:
+                poll_create(
+                    post=post,
+                    question="Which colour should the next model come in?",
+                    options=["Sunset", "Glacier", "Lime"],
+                )
+            comment_create(
+                post=post, author=fans[(n + 2) % len(fans)], body="Love this!", rate_limited=False
+            )
             for fan in fans[: 2 + n]:
                 post_like_toggle(post=post, user=fan)
         created += 1

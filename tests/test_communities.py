@@ -284,3 +284,164 @@ def test_points_levels_and_badges_are_granted_once(client):
     assert "Lv2" in page and "10 likes" in page and "First post" in page
     board = client.get(reverse("communities:leaderboard", args=[community.slug]))
     assert board.context["board"]["all_time"][0] == {"name": "Lin", "points": 20, "level": 2}
+
+
+def _poll_post(community, author, multiple=False, closes_at=None):
+    from communities.polls import poll_create
+
+    post = post_create(community=community, author=author, title="Colour?", body="Vote")
+    poll = poll_create(
+        post=post,
+        question="Which colour for the X3?",
+        options=["Sunset", "Glacier", "Lime"],
+        multiple=multiple,
+        closes_at=closes_at,
+    )
+    return post, poll
+
+
+def test_poll_one_vote_per_member_and_results_after_voting(client):
+    community = _community()
+    owner, fan = _member(community, Role.OWNER), _member(community)
+    post, poll = _poll_post(community, owner)
+    client.force_login(fan)
+    page = client.get(post.get_absolute_url())
+    assert page.context["poll"]["show"] is False  # no results before voting
+    sunset, glacier, _ = poll.options.all()
+    client.post(
+        reverse("communities:vote", args=[community.slug, post.pk]),
+        {"option": [sunset.pk, glacier.pk]},
+    )  # two on a single-choice poll: refused
+    assert not poll.votes.exists()
+    client.post(reverse("communities:vote", args=[community.slug, post.pk]), {"option": sunset.pk})
+    client.post(
+        reverse("communities:vote", args=[community.slug, post.pk]), {"option": glacier.pk}
+    )  # a second vote: refused
+    results = client.get(post.get_absolute_url()).context["poll"]
+    assert results["show"] and [(o.text, o.vote_count) for o in results["options"]] == [
+        ("Sunset", 1),
+        ("Glacier", 0),
+        ("Lime", 0),
+    ]
+
+
+def test_closed_poll_shows_results_and_refuses_votes():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from communities.polls import poll_results, poll_vote
+
+    community = _community()
+    owner = _member(community, Role.OWNER)
+    post, poll = _poll_post(community, owner, closes_at=timezone.now() - timedelta(minutes=1))
+    with pytest.raises(Exception, match="closed"):
+        poll_vote(poll=poll, user=owner, option_ids=[poll.options.first().pk])
+    assert poll_results(poll=poll, user=UserFactory())["show"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_votes_by_one_member_count_once():
+    from communities.polls import poll_vote
+
+    community = _community()
+    owner, fan = _member(community, Role.OWNER), _member(community)
+    post, poll = _poll_post(community, owner)
+    options = list(poll.options.all())
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def vote(option):
+        try:
+            barrier.wait()
+            poll_vote(poll=poll, user=fan, option_ids=[option.pk])
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=vote, args=(o,)) for o in options[:2]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert poll.votes.filter(user=fan).count() == 1 and len(errors) == 1
+    assert sum(o.vote_count for o in poll.options.all()) == 1
+
+
+def test_reports_by_trusted_members_hide_a_post_until_reviewed(client):
+    from communities.moderation import report_create
+
+    community = _community()
+    owner, author = _member(community, Role.OWNER), _member(community)
+    post = post_create(community=community, author=author, title="Buy followers", body="spam")
+    newcomer = _member(community)
+    report_create(reporter=newcomer, reason="spam", post=post)  # level 1: not trusted
+    trusted = [_member(community) for _ in range(3)]
+    Membership.objects.filter(user__in=trusted).update(points=10)  # level 2
+    for reporter in trusted[:2]:
+        report_create(reporter=reporter, reason="spam", post=post)
+    post.refresh_from_db()
+    assert post.is_visible
+    report_create(reporter=trusted[2], reason="spam", post=post)
+    post.refresh_from_db()
+    assert post.hidden_at is not None
+    with pytest.raises(Exception, match="already reported"):
+        report_create(reporter=trusted[2], reason="again", post=post)
+
+    client.force_login(author)
+    assert client.get(reverse("communities:moderation", args=[community.slug])).status_code == 404
+    client.force_login(owner)
+    queue = client.get(reverse("communities:moderation", args=[community.slug]))
+    assert len(queue.context["reports"]) == 4
+    client.post(
+        reverse("communities:moderation", args=[community.slug]),
+        {"report": queue.context["reports"][0].pk, "decision": "restore"},
+    )
+    post.refresh_from_db()
+    assert post.is_visible
+    assert not client.get(reverse("communities:moderation", args=[community.slug])).context[
+        "reports"
+    ]
+
+
+def test_posting_and_commenting_are_rate_limited(settings):
+    settings.COMMUNITY_RATE_LIMITS = {"post": (3, 1), "comment": (2, 1)}
+    community = _community()
+    veteran = UserFactory()
+    type(veteran).objects.filter(pk=veteran.pk).update(
+        date_joined=veteran.date_joined.replace(year=2020)
+    )
+    veteran.refresh_from_db()
+    _member(community, user=veteran)
+    for n in range(3):
+        post_create(community=community, author=veteran, title=f"P{n}", body="x")
+    with pytest.raises(Exception, match="Slow down: at most 3 posts"):
+        post_create(community=community, author=veteran, title="P4", body="x")
+    newcomer = _member(community)  # joined today: the lower limit
+    post_create(community=community, author=newcomer, title="Hi", body="x")
+    with pytest.raises(Exception, match="at most 1 posts"):
+        post_create(community=community, author=newcomer, title="Again", body="x")
+    assert Post.objects.count() == 4
+
+
+def test_a_post_with_a_poll_from_the_page(client):
+    community = _community()
+    author = _member(community)
+    client.force_login(author)
+    client.post(
+        reverse("communities:post_new", args=[community.slug]),
+        {
+            "title": "Next colour",
+            "body": "Help us pick",
+            "poll_question": "Which one?",
+            "poll_options": "Sunset\nGlacier\n\nLime",
+        },
+    )
+    post = Post.objects.get()
+    assert [o.text for o in post.poll.options.all()] == ["Sunset", "Glacier", "Lime"]
+    response = client.post(
+        reverse("communities:post_new", args=[community.slug]),
+        {"title": "Bad poll", "body": "x", "poll_question": "Only one?", "poll_options": "A"},
+    )
+    assert response.status_code == 400 and Post.objects.count() == 1

@@ -34,6 +34,7 @@ def _snapshot():
 
 def test_seed_demo_twice_leaves_the_same_data(settings):
     settings.DEBUG = True
+    settings.COMMUNITY_RATE_LIMITS = {"post": (5, 2), "comment": (30, 10)}  # the real ones
     call_command("seed_demo", verbosity=0)
     first = _snapshot()
     call_command("seed_demo", verbosity=0)

@@ -298,6 +298,9 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 
+# --- Communities: (regular, account younger than a day) per ten minutes ---------------------
+COMMUNITY_RATE_LIMITS = {"post": (5, 2), "comment": (30, 10)}
+
 # --- Shop ----------------------------------------------------------------------------------
 SHIPPING_STANDARD_COST = env("SHIPPING_STANDARD_COST", default="9.90")
 SHIPPING_EXPRESS_COST = env("SHIPPING_EXPRESS_COST", default="19.90")

@@ -29,3 +29,6 @@ CACHES["sessions"]["KEY_PREFIX"] = f"fanhub-test-session-{_worker}"  # noqa: F40
 # Serve static files from the app folders without collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Tests create many posts per member; tests/test_communities.py lowers these to test them.
+COMMUNITY_RATE_LIMITS = {"post": (10_000, 10_000), "comment": (10_000, 10_000)}

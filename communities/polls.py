@@ -1,0 +1,75 @@
+"""Co-creation polls: one vote per member (several options when the poll allows it), counted
+under a row lock of the poll so that two concurrent votes by the same member count once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+
+from accounts.models import User
+from communities.models import Poll, PollOption, PollVote, Post
+from communities.services import check_member
+
+MAX_OPTIONS = 10
+
+
+@transaction.atomic
+def poll_create(
+    *,
+    post: Post,
+    question: str,
+    options: list[str],
+    multiple: bool = False,
+    closes_at: datetime | None = None,
+) -> Poll:
+    options = [text.strip() for text in options if text.strip()]
+    if not 2 <= len(options) <= MAX_OPTIONS:
+        raise ValidationError(f"A poll needs between 2 and {MAX_OPTIONS} options.")
+    if len(set(map(str.lower, options))) != len(options):
+        raise ValidationError("Each option must be different.")
+    poll = Poll.objects.create(
+        post=post, question=question.strip()[:200], multiple=multiple, closes_at=closes_at
+    )
+    PollOption.objects.bulk_create(
+        [PollOption(poll=poll, text=text[:120], position=n) for n, text in enumerate(options)]
+    )
+    return poll
+
+
+@transaction.atomic
+def poll_vote(*, poll: Poll, user: User, option_ids: list[int]) -> None:
+    poll = Poll.objects.select_for_update().select_related("post__community").get(pk=poll.pk)
+    check_member(community=poll.post.community, user=user)
+    if poll.is_closed:
+        raise ValidationError("This poll is closed.")
+    if PollVote.objects.filter(poll=poll, user=user).exists():
+        raise ValidationError("You have already voted in this poll.")
+    chosen = list(PollOption.objects.filter(poll=poll, pk__in=option_ids))
+    if not chosen:
+        raise ValidationError("Choose an option.")
+    if len(chosen) > 1 and not poll.multiple:
+        raise ValidationError("Choose one option.")
+    PollVote.objects.bulk_create(
+        [PollVote(poll=poll, option=option, user=user) for option in chosen]
+    )
+    PollOption.objects.filter(pk__in=[o.pk for o in chosen]).update(vote_count=F("vote_count") + 1)
+
+
+def poll_results(*, poll: Poll, user: User) -> dict:
+    """Options with counts and shares; `show` is False until the user voted or it closed."""
+    voted = user.is_authenticated and PollVote.objects.filter(poll=poll, user=user).exists()
+    options = list(poll.options.all())
+    voters = PollVote.objects.filter(poll=poll).values("user_id").distinct().count()
+    total = sum(option.vote_count for option in options)
+    for option in options:
+        option.share = round(100 * option.vote_count / total) if total else 0
+    return {
+        "poll": poll,
+        "options": options,
+        "voters": voters,
+        "voted": voted,
+        "show": voted or poll.is_closed,
+    }
