@@ -64,3 +64,10 @@ class CommentForm(forms.Form):
 
 class ReportForm(forms.Form):
     reason = forms.CharField(max_length=300, label="Why should a moderator look at this?")
+
+
+class IdeaForm(forms.Form):
+    title = forms.CharField(max_length=160, label="Your idea")
+    description = forms.CharField(
+        max_length=5_000, widget=forms.Textarea(attrs={"rows": 3}), label="Why would fans want it?"
+    )

@@ -337,3 +337,77 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"Report by {self.reporter_id}: {self.reason[:40]}"
+
+
+class IdeaStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    UNDER_REVIEW = "under_review", "Under review"
+    PLANNED = "planned", "Planned"
+    SHIPPED = "shipped", "Shipped"
+    DECLINED = "declined", "Declined"
+
+
+class Idea(models.Model):
+    """A product idea from a member; others upvote; the owners answer publicly."""
+
+    brand_lookup = "community__brand"
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="ideas")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="community_ideas"
+    )
+    title = models.CharField(max_length=160)
+    description = models.TextField(max_length=5_000)
+    status = models.CharField(max_length=14, choices=IdeaStatus.choices, default=IdeaStatus.OPEN)
+    response = models.TextField(blank=True, help_text="The brand's public answer.")
+    vote_count = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-vote_count", "-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class IdeaVote(models.Model):
+    idea = models.ForeignKey(Idea, on_delete=models.CASCADE, related_name="votes")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="idea_votes"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["idea", "user"], name="communities_idea_vote_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} +1 {self.idea_id}"
+
+
+class Invite(models.Model):
+    """An invite link for an invite-only (or private) community: signed token, expiry and a
+    number of uses."""
+
+    brand_lookup = "community__brand"
+
+    community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="invites")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    token = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    max_uses = models.PositiveIntegerField(default=10)
+    uses = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(uses__lte=models.F("max_uses")),
+                name="communities_invite_uses_within_max",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Invite to {self.community} ({self.uses}/{self.max_uses})"

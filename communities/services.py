@@ -3,6 +3,8 @@ a task or the admin cannot skip them."""
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -137,6 +139,28 @@ def member_ban(*, community: Community, user: User, moderator: User) -> None:
     _recount_members(community.pk)
 
 
+MENTION = re.compile(r"(?<![\w@])@([\w.\-]{2,50})")
+
+
+def _notify_mentions(
+    *, community: Community, author: User, text: str, title: str, url: str
+) -> None:
+    """@name notifies the members of this community whose display name is `name`."""
+    names = {name.lower() for name in MENTION.findall(text)}
+    if not names:
+        return
+    members = (
+        Membership.objects.filter(community=community, status=MembershipStatus.ACTIVE)
+        .exclude(user=author)
+        .select_related("user")
+    )
+    for membership in members:
+        if membership.user.display_name.lower() in names:
+            notification_send(
+                recipient_id=membership.user_id, kind=NotificationKind.MENTION, title=title, url=url
+            )
+
+
 def _image(upload: UploadedFile | None):
     return image_verify_and_reencode(upload, max_side=POST_IMAGE_MAX_SIDE) if upload else None
 
@@ -172,6 +196,13 @@ def post_create(
         post.image.save(verified.content.name, verified.content, save=False)
     post.save()
     on_post_created(post=post)
+    _notify_mentions(
+        community=community,
+        author=author,
+        text=body,
+        title=f"{author.public_name} mentioned you in “{post.title}”",
+        url=post.get_absolute_url(),
+    )
     if announcement:
         recipients = (
             Membership.objects.filter(community=community, status=MembershipStatus.ACTIVE)
@@ -271,6 +302,13 @@ def comment_create(
         post=post, author=author, parent=parent, body=body, body_html=markdown_render(body)
     )
     Post.objects.filter(pk=post.pk).update(comment_count=F("comment_count") + 1)
+    _notify_mentions(
+        community=post.community,
+        author=author,
+        text=body,
+        title=f"{author.public_name} mentioned you on “{post.title}”",
+        url=post.get_absolute_url(),
+    )
     to_notify = {post.author_id} | ({parent.author_id} if parent else set())
     for recipient_id in to_notify - {author.pk}:
         notification_send(

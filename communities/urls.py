@@ -19,6 +19,11 @@ urlpatterns = [
     path("c/<slug:slug>/posts/<int:pk>/vote/", views.vote, name="vote"),
     path("c/<slug:slug>/posts/<int:pk>/report/", views.report, name="report"),
     path("c/<slug:slug>/moderation/", views.moderation, name="moderation"),
+    path("c/<slug:slug>/ideas/", views.ideas, name="ideas"),
+    path("c/<slug:slug>/ideas/<int:pk>/upvote/", views.idea_upvote, name="idea_upvote"),
+    path("c/<slug:slug>/ideas/<int:pk>/status/", views.idea_status, name="idea_status"),
+    path("c/<slug:slug>/invites/", views.invite_new, name="invite_new"),
+    path("c/invite/<str:token>/", views.invite, name="invite"),
     path(
         "c/<slug:slug>/posts/<int:pk>/comments/<int:comment_id>/delete/",
         views.comment_remove,

@@ -5,13 +5,25 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-from communities.forms import CommentForm, DirectoryForm, PostForm, ReportForm
+from communities.forms import CommentForm, DirectoryForm, IdeaForm, PostForm, ReportForm
 from communities.honour import leaderboard
-from communities.models import Comment, Membership, Poll, Report
+from communities.ideas import idea_create, idea_set_status, idea_upvote_toggle, ideas_of
+from communities.invites import invite_accept, invite_create
+from communities.models import (
+    Comment,
+    Idea,
+    IdeaStatus,
+    IdeaVote,
+    Invite,
+    Membership,
+    Poll,
+    Report,
+)
 from communities.moderation import moderation_queue, report_create, report_resolve
 from communities.polls import poll_create, poll_results, poll_vote
 from communities.selectors import (
@@ -386,4 +398,110 @@ def moderation(request: HttpRequest, slug: str) -> HttpResponse:
             "community": view.community,
             "reports": moderation_queue(community=view.community, moderator=request.user),
         },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def ideas(request: HttpRequest, slug: str) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    if not view.can_read:
+        raise Http404("No such community")
+    form = IdeaForm(request.POST or None)
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect(f"/accounts/login/?next={request.path}")
+        if form.is_valid():
+            try:
+                idea_create(community=view.community, author=request.user, **form.cleaned_data)
+            except (PermissionDenied, ValidationError) as exc:
+                _refused(request, exc)
+            else:
+                messages.success(request, "Your idea is up for votes.")
+                return redirect("communities:ideas", slug=slug)
+    voted = set()
+    if request.user.is_authenticated:
+        voted = set(
+            IdeaVote.objects.filter(user=request.user, idea__community=view.community).values_list(
+                "idea_id", flat=True
+            )
+        )
+    return render(
+        request,
+        "communities/ideas.html",
+        {
+            "view": view,
+            "community": view.community,
+            "ideas": ideas_of(community=view.community),
+            "form": form,
+            "voted": voted,
+            "statuses": IdeaStatus.choices,
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+@require_POST
+def idea_upvote(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    if not view.can_read:
+        raise Http404("No such community")
+    idea = get_object_or_404(Idea, pk=pk, community=view.community)
+    try:
+        idea_upvote_toggle(idea=idea, user=request.user)
+    except PermissionDenied as exc:
+        _refused(request, exc)
+    return redirect("communities:ideas", slug=slug)
+
+
+@login_required
+@require_POST
+def idea_status(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    if not view.can_read:
+        raise Http404("No such community")
+    idea = get_object_or_404(Idea, pk=pk, community=view.community)
+    try:
+        idea_set_status(
+            idea=idea,
+            moderator=request.user,
+            status=request.POST.get("status", ""),
+            response=request.POST.get("response", ""),
+        )
+    except (PermissionDenied, ValidationError) as exc:
+        _refused(request, exc)
+    return redirect("communities:ideas", slug=slug)
+
+
+@login_required
+@require_POST
+def invite_new(request: HttpRequest, slug: str) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    try:
+        invite = invite_create(community=view.community, moderator=request.user)
+    except PermissionDenied as exc:
+        _refused(request, exc)
+    else:
+        link = request.build_absolute_uri(reverse("communities:invite", args=[invite.token]))
+        messages.success(request, f"Invite link (7 days, 10 uses): {link}")
+    return redirect(view.community.get_absolute_url())
+
+
+@require_http_methods(["GET", "POST"])
+def invite(request: HttpRequest, token: str) -> HttpResponse:
+    found = Invite.objects.select_related("community").filter(token=token).first()
+    if found is None:
+        raise Http404("No such invite")
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect(f"/accounts/login/?next={request.path}")
+        try:
+            invite_accept(token=token, user=request.user)
+        except PermissionDenied as exc:
+            _refused(request, exc)
+        else:
+            messages.success(request, f"Welcome to {found.community.name}!")
+            return redirect(found.community.get_absolute_url())
+    return render(
+        request, "communities/invite.html", {"invite": found, "community": found.community}
     )

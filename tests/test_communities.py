@@ -445,3 +445,80 @@ def test_a_post_with_a_poll_from_the_page(client):
         {"title": "Bad poll", "body": "x", "poll_question": "Only one?", "poll_options": "A"},
     )
     assert response.status_code == 400 and Post.objects.count() == 1
+
+
+def test_ideas_propose_upvote_and_answer(client):
+    from communities.models import Idea
+
+    community = _community()
+    owner, fan, other = _member(community, Role.OWNER), _member(community), _member(community)
+    client.force_login(fan)
+    client.post(
+        reverse("communities:ideas", args=[community.slug]),
+        {"title": "A compact X3", "description": "Under 6 inches, please."},
+    )
+    idea = Idea.objects.get()
+    for user in (fan, other):
+        client.force_login(user)
+        client.post(reverse("communities:idea_upvote", args=[community.slug, idea.pk]))
+    client.post(reverse("communities:idea_upvote", args=[community.slug, idea.pk]))  # undo
+    idea.refresh_from_db()
+    assert idea.vote_count == 1
+    client.post(
+        reverse("communities:idea_status", args=[community.slug, idea.pk]),
+        {"status": "planned", "response": "Nope"},
+    )  # not a moderator
+    idea.refresh_from_db()
+    assert idea.status == "open"
+    client.force_login(owner)
+    client.post(
+        reverse("communities:idea_status", args=[community.slug, idea.pk]),
+        {"status": "planned", "response": "Coming in 2027."},
+    )
+    page = client.get(reverse("communities:ideas", args=[community.slug])).content.decode()
+    assert "Planned" in page and "Coming in 2027." in page
+
+
+def test_invite_links_expire_and_run_out(client):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from communities.invites import invite_create
+    from communities.models import Invite
+
+    community = _community(Visibility.INVITE_ONLY)
+    owner = _member(community, Role.OWNER)
+    client.force_login(owner)
+    client.post(reverse("communities:invite_new", args=[community.slug]))
+    invite = Invite.objects.get()
+    Invite.objects.filter(pk=invite.pk).update(max_uses=1)
+    first, second = UserFactory(), UserFactory()
+    client.force_login(first)
+    client.post(reverse("communities:invite", args=[invite.token]))
+    assert Membership.objects.get(user=first).status == MembershipStatus.ACTIVE
+    client.force_login(second)
+    client.post(reverse("communities:invite", args=[invite.token]))  # used up
+    assert not Membership.objects.filter(user=second).exists()
+    later = invite_create(community=community, moderator=owner, days=1)
+    with time_machine.travel(timezone.now() + timedelta(days=2)):
+        client.post(reverse("communities:invite", args=[later.token]))
+    assert not Membership.objects.filter(user=second).exists()
+    assert client.get(reverse("communities:invite", args=["nope"])).status_code == 404
+
+
+def test_mentions_notify_the_named_member():
+    community = _community()
+    author = _member(community)
+    maya = _member(community, user=UserFactory(display_name="Maya"))
+    outsider = UserFactory(display_name="Omar")
+    post = post_create(
+        community=community,
+        author=author,
+        title="Colours",
+        body="What do you think, @maya? And @Omar?",
+    )
+    comment_create(post=post, author=author, body="@Maya ping")
+    assert Notification.objects.filter(recipient=maya, kind="mention").count() == 2
+    assert not Notification.objects.filter(recipient=outsider).exists()  # not a member

@@ -9,7 +9,14 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from communities.models import Community, Membership, MembershipStatus, Role, Visibility
+from communities.models import (
+    Community,
+    Invite,
+    Membership,
+    MembershipStatus,
+    Role,
+    Visibility,
+)
 from communities.services import comment_create, post_create
 from notifications.models import Notification, NotificationKind
 from notifications.services import notification_send
@@ -176,6 +183,11 @@ SWEEP = {
     "communities:vote": ("POST", "/c/secret/posts/{post}/vote/", {404}),
     "communities:report": ("POST", "/c/secret/posts/{post}/report/", {404}),
     "communities:moderation": ("GET", "/c/secret/moderation/", {404}),
+    "communities:ideas": ("GET", "/c/secret/ideas/", {404}),
+    "communities:idea_upvote": ("POST", "/c/secret/ideas/1/upvote/", {404}),
+    "communities:idea_status": ("POST", "/c/secret/ideas/1/status/", {404}),
+    "communities:invite_new": ("POST", "/c/secret/invites/", {302}),  # refused: not a moderator
+    "communities:invite": ("GET", "/c/invite/not-a-token/", {404}),
     "communities:post_like": ("POST", "/c/secret/posts/{post}/like/", {404}),
     "communities:post_delete": ("POST", "/c/secret/posts/{post}/delete/", {404}),
     "communities:post_pin": ("POST", "/c/secret/posts/{post}/pin/", {404}),
@@ -228,6 +240,7 @@ def test_another_users_objects_are_out_of_reach(client, world):
     world["post"].refresh_from_db()
     assert world["post"].is_visible and not world["post"].is_pinned
     assert Membership.objects.get(user=world["owner"]).status == MembershipStatus.ACTIVE
+    assert not Invite.objects.exists()  # the outsider could not make an invite link
 
 
 def test_csrf_is_enforced_on_every_state_changing_view(world):
