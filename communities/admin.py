@@ -1,7 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
-from communities.models import Community, Membership, Post
+from communities.models import Community, Idea, Membership, Post, Report
+from communities.moderation import report_resolve, report_resolve_as_operator
 from markup.markdown import markdown_render
 
 
@@ -60,6 +62,60 @@ class PostAdmin(BrandScopedAdmin):
         "deleted_at",
     ]
     fields = [*readonly_fields, "is_pinned", "hidden_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Report)
+class ReportAdmin(BrandScopedAdmin):
+    """Open reports across the operator's brand communities; deciding goes through the
+    actions (which hide or restore the reported post or comment)."""
+
+    list_display = [
+        "community",
+        "post",
+        "comment",
+        "reporter",
+        "reason",
+        "created_at",
+        "resolved_at",
+        "resolution",
+    ]
+    list_filter = [("resolved_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["community", "post", "comment", "reporter"]
+    readonly_fields = [f.name for f in Report._meta.fields]
+    actions = ["hide_reported", "restore_reported"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def _resolve(self, request, queryset, hide: bool) -> None:
+        for report in queryset.filter(resolved_at__isnull=True):
+            try:
+                report_resolve(report=report, moderator=request.user, hide=hide)
+            except PermissionDenied:
+                # Operators moderate their brand's communities without being members.
+                report_resolve_as_operator(report=report, hide=hide)
+        self.message_user(request, "Done.", messages.SUCCESS)
+
+    @admin.action(description="Hide the reported content", permissions=["change"])
+    def hide_reported(self, request, queryset):
+        self._resolve(request, queryset, hide=True)
+
+    @admin.action(description="Keep the content (dismiss the reports)", permissions=["change"])
+    def restore_reported(self, request, queryset):
+        self._resolve(request, queryset, hide=False)
+
+
+@admin.register(Idea)
+class IdeaAdmin(BrandScopedAdmin):
+    list_display = ["title", "community", "author", "status", "vote_count", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["title", "description"]
+    list_select_related = ["community", "author"]
+    readonly_fields = ["community", "author", "title", "description", "vote_count", "created_at"]
+    fields = [*readonly_fields, "status", "response"]
 
     def has_add_permission(self, request):
         return False

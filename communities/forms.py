@@ -71,3 +71,10 @@ class IdeaForm(forms.Form):
     description = forms.CharField(
         max_length=5_000, widget=forms.Textarea(attrs={"rows": 3}), label="Why would fans want it?"
     )
+
+
+class PostEditForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    body = forms.CharField(
+        max_length=20_000, widget=forms.Textarea(attrs={"rows": 8}), help_text="Markdown."
+    )

@@ -66,6 +66,12 @@ def moderation_queue(*, community: Community, moderator: User) -> QuerySet[Repor
 def report_resolve(*, report: Report, moderator: User, hide: bool) -> None:
     """Hide the reported post or comment, or restore it (the reports were unfounded)."""
     check_moderator(community=report.community, user=moderator)
+    report_resolve_as_operator(report=report, hide=hide)
+
+
+@transaction.atomic
+def report_resolve_as_operator(*, report: Report, hide: bool) -> None:
+    """For the admin, whose brand scoping already checked the operator."""
     target = (
         Post.objects.filter(pk=report.post_id)
         if report.post_id

@@ -17,6 +17,7 @@ urlpatterns = [
     path("c/<slug:slug>/posts/<int:pk>/delete/", views.post_remove, name="post_delete"),
     path("c/<slug:slug>/posts/<int:pk>/pin/", views.post_pin, name="post_pin"),
     path("c/<slug:slug>/posts/<int:pk>/vote/", views.vote, name="vote"),
+    path("c/<slug:slug>/posts/<int:pk>/edit/", views.post_edit, name="post_edit"),
     path("c/<slug:slug>/posts/<int:pk>/report/", views.report, name="report"),
     path("c/<slug:slug>/moderation/", views.moderation, name="moderation"),
     path("c/<slug:slug>/ideas/", views.ideas, name="ideas"),

@@ -10,7 +10,14 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-from communities.forms import CommentForm, DirectoryForm, IdeaForm, PostForm, ReportForm
+from communities.forms import (
+    CommentForm,
+    DirectoryForm,
+    IdeaForm,
+    PostEditForm,
+    PostForm,
+    ReportForm,
+)
 from communities.honour import leaderboard
 from communities.ideas import idea_create, idea_set_status, idea_upvote_toggle, ideas_of
 from communities.invites import invite_accept, invite_create
@@ -47,6 +54,7 @@ from communities.services import (
     post_delete,
     post_like_toggle,
     post_set_pinned,
+    post_update,
 )
 
 
@@ -504,4 +512,24 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
             return redirect(found.community.get_absolute_url())
     return render(
         request, "communities/invite.html", {"invite": found, "community": found.community}
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def post_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    view = community_for(slug=slug, user=request.user)
+    post = post_for(view=view, user=request.user, pk=pk)
+    if post.author_id != request.user.pk:
+        raise Http404("No such post")
+    form = PostEditForm(request.POST or None, initial={"title": post.title, "body": post.body})
+    if request.method == "POST" and form.is_valid():
+        post_update(post=post, editor=request.user, **form.cleaned_data)
+        messages.success(request, "Your post was updated.")
+        return redirect(post.get_absolute_url())
+    return render(
+        request,
+        "communities/post_edit.html",
+        {"view": view, "community": view.community, "post": post, "form": form},
+        status=400 if request.method == "POST" else 200,
     )

@@ -73,3 +73,12 @@ def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "storefront/brand_detail.html",
         {"brand": brand, "page_obj": page, "products": page.object_list},
     )
+
+
+@require_GET
+def brand_offers(request: HttpRequest, slug: str) -> HttpResponse:
+    """What the brand offers now, as a fragment for its community pages (loaded by htmx, so
+    communities never imports the shop). Pre-orders and campaigns join when they exist."""
+    brand = get_object_or_404(brand_list(), slug=slug)
+    products = list(product_search(ProductFilters(brand=brand.slug, sort="newest"))[:4])
+    return render(request, "storefront/_brand_offers.html", {"brand": brand, "products": products})

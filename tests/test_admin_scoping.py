@@ -14,7 +14,9 @@ from PIL import Image
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, brand_owned
 from catalog.models import Brand, Product, ProductImage, ProductSpecification, Variant
 from catalog.services import product_image_add
+from communities.ideas import idea_create
 from communities.models import Community, Membership
+from communities.moderation import report_create
 from communities.services import post_create
 from orders.models import Cart
 from orders.services import cart_add, order_place
@@ -65,6 +67,10 @@ def _world(name: str) -> Brand:
         title="Hello",
         body="First post",
     )
+    reporter = UserFactory()
+    Membership.objects.create(community=community, user=reporter)
+    report_create(reporter=reporter, reason="spam", post=community.posts.get())
+    idea_create(community=community, author=reporter, title="Smaller phone", description="x")
     buyer = UserFactory()
     cart = Cart.objects.create(user=buyer)
     cart_add(cart=cart, variant=product.variants.get(), quantity=1)

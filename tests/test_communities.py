@@ -522,3 +522,36 @@ def test_mentions_notify_the_named_member():
     comment_create(post=post, author=author, body="@Maya ping")
     assert Notification.objects.filter(recipient=maya, kind="mention").count() == 2
     assert not Notification.objects.filter(recipient=outsider).exists()  # not a member
+
+
+def test_author_edits_a_post_others_cannot(client):
+    community = _community()
+    author, other = _member(community), _member(community)
+    post = post_create(community=community, author=author, title="Old", body="old")
+    client.force_login(other)
+    assert (
+        client.get(reverse("communities:post_edit", args=[community.slug, post.pk])).status_code
+        == 404
+    )
+    client.force_login(author)
+    client.post(
+        reverse("communities:post_edit", args=[community.slug, post.pk]),
+        {"title": "New title", "body": "**new**"},
+    )
+    post.refresh_from_db()
+    assert (post.title, post.body_html, post.edited_at is not None) == (
+        "New title",
+        "<p><strong>new</strong></p>",
+        True,
+    )
+
+
+def test_community_page_loads_what_the_brand_offers(client):
+    from tests.factories import ProductFactory, VariantFactory
+
+    community = _community()
+    VariantFactory(product=ProductFactory(brand=community.brand, name="Nimbus X2"))
+    html = client.get(community.get_absolute_url()).content.decode()
+    offers_url = reverse("storefront:brand_offers", args=[community.brand.slug])
+    assert f'hx-get="{offers_url}"' in html
+    assert "Nimbus X2" in client.get(offers_url).content.decode()

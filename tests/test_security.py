@@ -168,6 +168,8 @@ SWEEP = {
     "reviews:wishlist_toggle": ("POST", "/wishlist/{product_id}/toggle/", {302}),  # own list
     "storefront:product": ("GET", "/products/{product}/", {200}),  # public
     "storefront:brand": ("GET", "/brands/nimbus/", {200}),  # public
+    "storefront:brand_offers": ("GET", "/brands/nimbus/offers/", {200}),  # public
+    "communities:post_edit": ("GET", "/c/secret/posts/{post}/edit/", {404}),
     "catalog:variant": ("GET", "/products/{product}/variant/", {302}),  # public
     "catalog:category": ("GET", "/categories/{category}/", {200}),  # public
     "notifications:open": ("POST", "/notifications/{notification}/open/", {404}),
