@@ -177,3 +177,27 @@ def pending_requests(*, view: CommunityView) -> QuerySet[Membership]:
 def communities_featured(limit: int = 6) -> QuerySet[Community]:
     """For the home page: the biggest public communities."""
     return Community.objects.filter(visibility="public").order_by("-member_count", "name")[:limit]
+
+
+def honour_of(*, user: User) -> list[dict]:
+    """Per community: level, points and badge names, in two queries."""
+    memberships = list(
+        Membership.objects.filter(user=user, status=MembershipStatus.ACTIVE)
+        .select_related("community")
+        .order_by("-points")
+    )
+    badges: dict[int, list[str]] = {}
+    for community_id, code in MemberBadge.objects.filter(user=user).values_list(
+        "community_id", "code"
+    ):
+        if code in BADGES:
+            badges.setdefault(community_id, []).append(BADGES[code].name)
+    return [
+        {
+            "community": m.community,
+            "points": m.points,
+            "level": level_for(m.points),
+            "badges": badges.get(m.community_id, []),
+        }
+        for m in memberships
+    ]

@@ -5,6 +5,7 @@ from communities import views
 app_name = "communities"
 urlpatterns = [
     path("c/", views.directory, name="index"),
+    path("c/me/honour/", views.my_honour, name="my_honour"),
     path("c/<slug:slug>/", views.detail, name="detail"),
     path("c/<slug:slug>/join/", views.join, name="join"),
     path("c/<slug:slug>/leaderboard/", views.leaderboard_view, name="leaderboard"),

@@ -38,6 +38,7 @@ from communities.selectors import (
     community_directory,
     community_feed,
     community_for,
+    honour_of,
     member_badges,
     pending_requests,
     post_comments,
@@ -533,3 +534,11 @@ def post_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         {"view": view, "community": view.community, "post": post, "form": form},
         status=400 if request.method == "POST" else 200,
     )
+
+
+@login_required
+@require_GET
+def my_honour(request: HttpRequest) -> HttpResponse:
+    """The signed-in member's level, points and badges in each community: a fragment for the
+    profile page (accounts does not import communities)."""
+    return render(request, "communities/_my_honour.html", {"rows": honour_of(user=request.user)})

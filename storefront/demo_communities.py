@@ -2,6 +2,7 @@
 comments, likes and a pinned announcement."""
 
 from catalog.models import Brand
+from communities.ideas import idea_create, idea_upvote_toggle
 from communities.models import Community, Membership, Post, Role, Visibility
 from communities.polls import poll_create
 from communities.services import comment_create, post_create, post_like_toggle
@@ -32,6 +33,10 @@ COMMUNITIES = [
         Visibility.PRIVATE,
         "Meet-ups and swaps for gadget fans in Berlin. Members only.",
     ),
+]
+IDEAS = [
+    ("A compact model", "Under 6 inches, same camera. Many of us want a one-hand phone."),
+    ("Bring back the headphone jack", "Wired audio still matters to listeners."),
 ]
 POSTS = [
     ("Which colour for the X3?", "Sunset was a hit on the X2. Glacier or **Lime** next?"),
@@ -91,5 +96,14 @@ def demo_seed_communities(*, fans, operators_by_brand) -> int:
             )
             for fan in fans[: 2 + n]:
                 post_like_toggle(post=post, user=fan)
+        for n, (title, description) in enumerate(IDEAS):
+            idea = idea_create(
+                community=community,
+                author=fans[n % len(fans)],
+                title=title,
+                description=description,
+            )
+            for fan in fans[: 4 - n]:
+                idea_upvote_toggle(idea=idea, user=fan)
         created += 1
     return created

@@ -555,3 +555,15 @@ def test_community_page_loads_what_the_brand_offers(client):
     offers_url = reverse("storefront:brand_offers", args=[community.brand.slug])
     assert f'hx-get="{offers_url}"' in html
     assert "Nimbus X2" in client.get(offers_url).content.decode()
+
+
+def test_profile_shows_levels_and_badges_per_community(client):
+    community = _community()
+    fan = UserFactory()
+    community_join(community=community, user=fan)
+    post_create(community=community, author=fan, title="Hi", body="x")
+    client.force_login(fan)
+    assert reverse("communities:my_honour") in client.get("/accounts/profile/").content.decode()
+    html = client.get(reverse("communities:my_honour")).content.decode()
+    assert "Nimbus Fans" in html and "Lv1" in html and "5 points" in html
+    assert "First post" in html and "Founding member" in html
