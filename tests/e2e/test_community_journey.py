@@ -6,6 +6,8 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from communities.models import Community, Membership, MembershipStatus, Post, Role
+from communities.polls import poll_create
+from communities.services import post_create
 from tests.factories import BrandFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,21 +57,54 @@ def test_fan_joins_posts_comments_likes_and_gets_moderated(
     like = page.locator("form[action$='/like/'] button").first
     like.click()  # htmx swaps the button in place
     expect(page.locator("form[action$='/like/'] button").first).to_contain_text("1")
-    post = Post.objects.get()
+    post = Post.objects.get(title="My desk setup")
     assert (post.like_count, post.comment_count) == (1, 1)
+
+    # A poll by the moderator: vote, then see the results.
+    poll_post = post_create(
+        community=community, author=moderator, title="Next colour", body="Vote!"
+    )
+    poll_create(post=poll_post, question="Which colour?", options=["Sunset", "Lime"])
+    page.goto(f"{base}/c/nimbus-fans/posts/{poll_post.pk}/")
+    page.get_by_label("Lime").check()
+    page.get_by_role("button", name="Vote").click()
+    expect(page.locator("main")).to_contain_text("100%")
+
+    # An idea: propose it, and it shows with one upvote once voted.
+    page.goto(f"{base}/c/nimbus-fans/ideas/")
+    page.fill("input[name=title]", "A compact X3")
+    page.fill("textarea[name=description]", "One-hand phone, please.")
+    page.get_by_role("button", name="Propose").click()
+    expect(page.locator("main")).to_contain_text("A compact X3")
+    page.locator("form[action$='/upvote/'] button").first.click()
+    expect(page.locator("form[action$='/upvote/'] button").first).to_contain_text("1")
+
+    # Report the moderator's post.
+    page.goto(f"{base}/c/nimbus-fans/posts/{poll_post.pk}/")
+    page.locator("summary", has_text="Report this post").click()
+    page.fill("#report-post-reason", "Off topic")
+    page.get_by_role("button", name="Send report").click()
+    expect(page.locator("body")).to_contain_text("the moderators will take a look")
+
+    # Points, level and badges on the community page.
+    page.goto(f"{base}/c/nimbus-fans/")
+    expect(page.locator("main")).to_contain_text("First post")
+    expect(page.locator("main")).to_contain_text("Lv1")
 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     moderator_page = context.new_page()
     _sign_in(moderator_page, base, moderator, password)
     moderator_page.goto(f"{base}/c/nimbus-fans/posts/{post.pk}/")
+    moderator_page.locator("summary", has_text="Ban author").click()
+    moderator_page.get_by_role("button", name="Ban Lin").click()
+    expect(moderator_page.locator("body")).to_contain_text("Lin is banned from Nimbus Fans.")
+    moderator_page.goto(f"{base}/c/nimbus-fans/posts/{post.pk}/")
     moderator_page.get_by_role("button", name="Hide this post").click()
     expect(moderator_page.locator("body")).to_contain_text("The post was removed.")
-    moderator_page.goto(f"{base}/c/nimbus-fans/posts/{post.pk}/")
-    assert moderator_page.locator("main").inner_text().count("My desk setup") == 0
     context.close()
     post.refresh_from_db()
     assert post.hidden_at is not None
-    from communities.services import member_ban
-
-    member_ban(community=community, user=fan, moderator=moderator)
     assert Membership.objects.get(user=fan).status == MembershipStatus.BANNED
+    # The banned fan can no longer read the post or post.
+    page.goto(f"{base}/c/nimbus-fans/")
+    expect(page.locator("main")).to_contain_text("You are banned from this community")
