@@ -1,10 +1,12 @@
+from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
 from communities.models import Community, Idea, Membership, Post, Report
 from communities.moderation import report_resolve, report_resolve_as_operator
 from markup.markdown import markdown_render
+from uploads.images import image_verify_and_reencode
 
 
 class MembershipInline(BrandScopedInline, admin.TabularInline):
@@ -17,8 +19,26 @@ class MembershipInline(BrandScopedInline, admin.TabularInline):
         return False
 
 
+class CommunityForm(forms.ModelForm):
+    """The cover is checked with Pillow and re-encoded, like every upload."""
+
+    class Meta:
+        model = Community
+        fields = ["brand", "kind", "name", "slug", "description", "rules", "cover", "visibility"]
+
+    def clean_cover(self):
+        cover = self.cleaned_data.get("cover")
+        if cover and "cover" in self.changed_data:
+            try:
+                return image_verify_and_reencode(cover, max_side=2400).content
+            except ValidationError as exc:
+                raise forms.ValidationError(exc.messages) from exc
+        return cover
+
+
 @admin.register(Community)
 class CommunityAdmin(BrandScopedAdmin):
+    form = CommunityForm
     """Brand fan clubs for their brand's operators; standalone circles for superusers."""
 
     list_display = ["name", "kind", "brand", "visibility", "member_count", "created_at"]

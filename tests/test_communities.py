@@ -567,3 +567,53 @@ def test_profile_shows_levels_and_badges_per_community(client):
     html = client.get(reverse("communities:my_honour")).content.decode()
     assert "Nimbus Fans" in html and "Lv1" in html and "5 points" in html
     assert "First post" in html and "Founding member" in html
+
+
+def test_a_comment_can_be_reported_and_hidden(client):
+    from communities.models import Comment, Report
+
+    community = _community()
+    owner, author, reader = _member(community, Role.OWNER), _member(community), _member(community)
+    post = post_create(community=community, author=owner, title="Hello", body="x")
+    comment = comment_create(post=post, author=author, body="rude words")
+    client.force_login(reader)
+    assert (
+        f'name="comment" value="{comment.pk}"'
+        in client.get(post.get_absolute_url()).content.decode()
+    )
+    client.post(
+        reverse("communities:report", args=[community.slug, post.pk]),
+        {"comment": comment.pk, "reason": "Rude"},
+    )
+    report = Report.objects.get()
+    assert report.comment == comment and report.post is None
+    client.force_login(owner)
+    client.post(
+        reverse("communities:moderation", args=[community.slug]),
+        {"report": report.pk, "decision": "hide"},
+    )
+    assert Comment.objects.get(pk=comment.pk).hidden_at is not None
+    assert "rude words" not in client.get(post.get_absolute_url()).content.decode()
+
+
+def test_admin_cover_upload_is_verified(admin_client):
+    community = _community()
+    data = {
+        "brand": community.brand_id,
+        "kind": "brand",
+        "name": "Nimbus Fans",
+        "slug": community.slug,
+        "description": "",
+        "rules": "",
+        "visibility": "public",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+        "cover": SimpleUploadedFile("cover.png", b"<html>not an image", "image/png"),
+    }
+    response = admin_client.post(f"/admin/communities/community/{community.pk}/change/", data)
+    assert response.status_code == 200
+    assert "valid image" in response.content.decode()
+    community.refresh_from_db()
+    assert not community.cover
