@@ -31,6 +31,8 @@ from bench import search
 from bench.runner import Figure, compared
 from catalog.models import Product, Variant
 from catalog.services import variant_save
+from communities.models import Community, Membership
+from communities.services import comment_create, post_create, post_like_toggle
 from orders.models import Cart
 from orders.services import cart_add
 from reviews.models import Review
@@ -69,6 +71,9 @@ class Load:
     p95_ms: float
 
 
+COMMUNITY_SLUG = "bench-fans"
+
+
 def _pages(product_slug: str) -> list[Page]:
     return [
         Page("trivial", "/__trivial__"),
@@ -81,6 +86,8 @@ def _pages(product_slug: str) -> list[Page]:
         Page("product_member", f"/products/{product_slug}/", member=True),
         Page("cart_member", "/cart/", member=True),
         Page("orders_member", "/orders/", member=True),
+        Page("community", f"/c/{COMMUNITY_SLUG}/"),
+        Page("community_member", f"/c/{COMMUNITY_SLUG}/", member=True),
     ]
 
 
@@ -132,11 +139,37 @@ def _ensure_data() -> tuple[Product, User]:
                 body="Solid sound, comfortable for hours. **Would buy again.**\n\n" * 3,
             )
     member = _verified_user(MEMBER_EMAIL, "Bench Fan")
+    _ensure_community(member)
     cart, _ = Cart.objects.get_or_create(user=member)
     if not cart.lines.exists():
         cart_add(cart=cart, variant=product.variants.order_by("position").first(), quantity=1)
     product.refresh_from_db()
     return product, member
+
+
+def _ensure_community(member: User) -> None:
+    """A public community of 50 members with 60 posts (a full first page of the feed and
+    more), each liked and commented, the bench fan among the members."""
+    if Community.objects.filter(slug=COMMUNITY_SLUG).exists():
+        return
+    community = Community.objects.create(name="Bench Fans", slug=COMMUNITY_SLUG, kind="hobby")
+    people = [member] + [
+        _verified_user(f"bench-member-{n}@fans.example", f"Member {n}") for n in range(49)
+    ]
+    Membership.objects.bulk_create([Membership(community=community, user=user) for user in people])
+    for n in range(60):
+        author = people[n % len(people)]
+        post = post_create(
+            community=community,
+            author=author,
+            title=f"Post number {n}",
+            body="What do you think of the **new colours**?\n\n" * 3,
+            rate_limited=False,
+        )
+        comment_create(
+            post=post, author=people[(n + 1) % len(people)], body="Love it", rate_limited=False
+        )
+        post_like_toggle(post=post, user=people[(n + 2) % len(people)])
 
 
 # --- queries per request (in-process) -------------------------------------------------------
