@@ -60,7 +60,9 @@ def communities_of(*, user: User) -> QuerySet[Community]:
     )
 
 
-def community_for(*, slug: str, user: User) -> CommunityView:
+def community_for(*, slug: str, user: User, readable: bool = False) -> CommunityView:
+    """The community and the viewer's membership. `readable=True`: a 404 unless the viewer
+    may read its content (public, or an active member)."""
     community = Community.objects.select_related("brand").filter(slug=slug).first()
     if community is None:
         raise Http404("No such community")
@@ -69,7 +71,10 @@ def community_for(*, slug: str, user: User) -> CommunityView:
         if user.is_authenticated
         else None
     )
-    return CommunityView(community, membership)
+    view = CommunityView(community, membership)
+    if readable and not view.can_read:
+        raise Http404("No such community")
+    return view
 
 
 def _visible_posts(community: Community, user: User) -> QuerySet[Post]:

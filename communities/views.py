@@ -110,9 +110,7 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 def leaderboard_view(request: HttpRequest, slug: str) -> HttpResponse:
-    view = community_for(slug=slug, user=request.user)
-    if not view.can_read:
-        raise Http404("No such community")
+    view = community_for(slug=slug, user=request.user, readable=True)
     return render(
         request,
         "communities/leaderboard.html",
@@ -412,9 +410,7 @@ def moderation(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def ideas(request: HttpRequest, slug: str) -> HttpResponse:
-    view = community_for(slug=slug, user=request.user)
-    if not view.can_read:
-        raise Http404("No such community")
+    view = community_for(slug=slug, user=request.user, readable=True)
     form = IdeaForm(request.POST or None)
     if request.method == "POST":
         if not request.user.is_authenticated:
@@ -452,9 +448,7 @@ def ideas(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def idea_upvote(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    view = community_for(slug=slug, user=request.user)
-    if not view.can_read:
-        raise Http404("No such community")
+    view = community_for(slug=slug, user=request.user, readable=True)
     idea = get_object_or_404(Idea, pk=pk, community=view.community)
     try:
         idea_upvote_toggle(idea=idea, user=request.user)
@@ -466,9 +460,7 @@ def idea_upvote(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def idea_status(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    view = community_for(slug=slug, user=request.user)
-    if not view.can_read:
-        raise Http404("No such community")
+    view = community_for(slug=slug, user=request.user, readable=True)
     idea = get_object_or_404(Idea, pk=pk, community=view.community)
     try:
         idea_set_status(
