@@ -25,6 +25,18 @@ app.conf.beat_schedule = {
         "task": "orders.tasks.stock_holds_expire",
         "schedule": 60.0,
     },
+    "preorders-close-due": {
+        "task": "preorders.tasks.batches_close_due_task",
+        "schedule": 60.0,
+    },
+    "preorders-sweeps": {
+        "task": "preorders.tasks.preorder_sweeps",
+        "schedule": 300.0,
+    },
+    "settlement-reconcile": {
+        "task": "payments.tasks.settlement_reconcile_due",
+        "schedule": 300.0,
+    },
 }
 
 

@@ -31,14 +31,7 @@ urlpatterns = [
     path("", include("payments.urls")),
     path("", include("notifications.urls")),
     path("", include("communities.urls")),
-    section_not_built_yet(
-        "preorders",
-        "preorders/",
-        "Pre-orders",
-        "Reserve now; production is sized to real demand, and nobody pays unless the batch "
-        "is confirmed.",
-        "No pre-order batches are open right now.",
-    ),
+    path("", include("preorders.urls")),
     section_not_built_yet(
         "crowdfunding",
         "campaigns/",

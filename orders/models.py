@@ -110,6 +110,9 @@ class Order(models.Model):
     ship_country = models.CharField(max_length=2)
     ship_phone = models.CharField(max_length=30, blank=True)
     tracking_number = models.CharField(max_length=60, blank=True)
+    # The payment that paid the order when it was not paid at checkout, e.g.
+    # "preorder-res:42" for a pre-order charged when its batch was confirmed.
+    paid_through = models.CharField(max_length=100, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     shipped_at = models.DateTimeField(null=True, blank=True)
@@ -135,7 +138,7 @@ class Order(models.Model):
 
     @property
     def payment_reference(self) -> str:
-        return f"order:{self.number}"
+        return self.paid_through or f"order:{self.number}"
 
     @property
     def can_pay(self) -> bool:

@@ -8,6 +8,7 @@ stock that is not there."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -340,15 +341,95 @@ def order_payment_changed(*, payment: Payment) -> None:
             note=f"Payment declined: {payment.failure_message}"[:300],
         )
     elif payment.status in (PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED):
-        order.amount_refunded = min(payment.amount_refunded, order.total)
-        order.save(update_fields=["amount_refunded"])
-        if (
-            payment.status == PaymentStatus.REFUNDED
-            and OrderStatus.REFUNDED in ORDER_TRANSITIONS[order.status]
-        ):
-            order_transition(
-                order=order, to=OrderStatus.REFUNDED, actor=None, note="Refunded in full"
+        order_refund_recorded(order=order, payment=payment)
+
+
+def order_refund_recorded(*, order: Order, payment: Payment) -> None:
+    """A refund of the order's payment happened (here, in the admin, or at the provider).
+    Callers hold the order row lock."""
+    order.amount_refunded = min(payment.amount_refunded, order.total)
+    order.save(update_fields=["amount_refunded"])
+    if (
+        payment.status == PaymentStatus.REFUNDED
+        and OrderStatus.REFUNDED in ORDER_TRANSITIONS[order.status]
+    ):
+        order_transition(order=order, to=OrderStatus.REFUNDED, actor=None, note="Refunded in full")
+
+
+@dataclass(frozen=True)
+class PaidOrderSpec:
+    """An order paid outside checkout (a settled pre-order): one line, no stock taken."""
+
+    user_id: int
+    email: str
+    variant: Variant
+    unit_price: Decimal
+    quantity: int
+    address: dict[str, str]  # full_name, line1, line2, city, postal_code, country, phone
+    paid_through: str
+    note: str
+
+
+def orders_create_paid(*, specs: list[PaidOrderSpec], shipping_method: str) -> list[Order]:
+    """Many paid orders at once, in bulk (a batch settlement records hundreds at a time).
+    Runs inside the caller's transaction; numbers that collide are drawn again."""
+    if not specs:
+        return []
+    numbers = _fresh_order_numbers(len(specs))
+    now = timezone.now()
+    orders = [
+        Order(
+            number=number,
+            user_id=spec.user_id,
+            email=spec.email,
+            status=OrderStatus.PAID,
+            currency=settings.STORE_CURRENCY,
+            subtotal=spec.unit_price * spec.quantity,
+            shipping_method=shipping_method,
+            shipping_cost=Decimal("0.00"),
+            total=spec.unit_price * spec.quantity,
+            paid_through=spec.paid_through,
+            paid_at=now,
+            **{
+                ("ship_name" if key == "full_name" else f"ship_{key}"): value
+                for key, value in spec.address.items()
+            },
+        )
+        for number, spec in zip(numbers, specs, strict=True)
+    ]
+    Order.objects.bulk_create(orders)
+    OrderLine.objects.bulk_create(
+        [
+            OrderLine(
+                order=order,
+                variant=spec.variant,
+                brand_id=spec.variant.product.brand_id,
+                product_name=spec.variant.product.name,
+                variant_label=spec.variant.option_label,
+                sku=spec.variant.sku,
+                unit_price=spec.unit_price,
+                quantity=spec.quantity,
+                line_total=spec.unit_price * spec.quantity,
             )
+            for order, spec in zip(orders, specs, strict=True)
+        ]
+    )
+    OrderEvent.objects.bulk_create(
+        [
+            OrderEvent(order=order, to_status=OrderStatus.PAID, note=spec.note[:300])
+            for order, spec in zip(orders, specs, strict=True)
+        ]
+    )
+    return orders
+
+
+def _fresh_order_numbers(count: int) -> list[str]:
+    numbers: set[str] = set()
+    while len(numbers) < count:
+        wanted = {_new_order_number() for _ in range(count - len(numbers))}
+        wanted -= set(Order.objects.filter(number__in=wanted).values_list("number", flat=True))
+        numbers |= wanted
+    return list(numbers)
 
 
 @transaction.atomic

@@ -307,3 +307,16 @@ SHIPPING_EXPRESS_COST = env("SHIPPING_EXPRESS_COST", default="19.90")
 SHIPPING_FREE_ABOVE = env("SHIPPING_FREE_ABOVE", default="99.00")
 CART_MAX_QUANTITY_PER_LINE = 10
 STOCK_HOLD_MINUTES = 15
+
+# --- Pre-orders and the settlement engine -----------------------------------------------------
+# Calls per second toward each provider, shared by all workers (a token bucket in Redis).
+# Stripe allows 100 per second in live mode and 25 in test mode; keep headroom.
+SETTLEMENT_RATE_PER_SECOND = {
+    "local": env.float("SETTLEMENT_RATE_LOCAL", default=5000.0),
+    "stripe": env.float("SETTLEMENT_RATE_STRIPE", default=80.0),
+}
+SETTLEMENT_CHUNK_SIZE = env.int("SETTLEMENT_CHUNK_SIZE", default=500)
+SETTLEMENT_RECONCILE_AFTER_MINUTES = 10
+PREORDER_GRACE_DAYS = env.int("PREORDER_GRACE_DAYS", default=7)
+PREORDER_REMINDER_HOURS = 48
+PREORDER_WAITLIST_OFFER_HOURS = 24

@@ -87,6 +87,10 @@ class PaymentProvider(Protocol):
     def charge_status(self, *, provider_ref: str) -> ChargeResult:
         """Where a charge stands now (after the shopper authenticated, or to recover)."""
 
+    def charge_find(self, *, idempotency_key: str, customer_ref: str) -> ChargeResult | None:
+        """The charge made earlier with this key, or None if the provider never saw it: how
+        the settlement resolves a commitment whose worker died after calling the provider."""
+
     def refund(self, *, provider_ref: str, amount_minor: int, idempotency_key: str) -> RefundResult:
         """Refund part or all of a succeeded charge."""
 

@@ -160,6 +160,14 @@ class LocalProvider:
             return ChargeResult(ChargeOutcome.ERROR, message="Unknown charge")
         return self._result(charge)
 
+    def charge_find(self, *, idempotency_key: str, customer_ref: str) -> ChargeResult | None:
+        charge = (
+            LocalCharge.objects.select_related("card")
+            .filter(idempotency_key=idempotency_key)
+            .first()
+        )
+        return None if charge is None else self._result(charge)
+
     def authentication_complete(self, *, provider_ref: str, approved: bool) -> ChargeResult:
         """The local stand-in for the bank's 3-D Secure page."""
         LocalCharge.objects.filter(charge_id=provider_ref, status="requires_action").update(

@@ -189,7 +189,8 @@ class StripeProvider:
                     "payment_method_types": ["card"],
                     "confirm": True,
                     "off_session": off_session,
-                    "metadata": metadata,
+                    # Lets charge_find recognise the intent after a crash.
+                    "metadata": {**metadata, "idempotency_key": idempotency_key},
                 },
                 # Prefixed: Stripe keys share one namespace across endpoints.
                 options={"idempotency_key": f"charge:{idempotency_key}"},
@@ -224,6 +225,20 @@ class StripeProvider:
                 code=type(exc).__name__,
             )
         return _intent_result(intent.to_dict())
+
+    def charge_find(self, *, idempotency_key: str, customer_ref: str) -> ChargeResult | None:
+        """Stripe keeps a customer's PaymentIntents; ours carry their key in the metadata.
+        (Search would be shorter, but it lags by up to a minute and localstripe lacks it.)"""
+        client = self._client()
+        params: dict[str, Any] = {"customer": customer_ref, "limit": 100}
+        while True:
+            page = client.v1.payment_intents.list(params=params)
+            for intent in page.data:
+                if (intent.metadata or {}).get("idempotency_key") == idempotency_key:
+                    return _intent_result(intent.to_dict())
+            if not page.has_more or not page.data:
+                return None
+            params["starting_after"] = page.data[-1].id
 
     def refund(self, *, provider_ref: str, amount_minor: int, idempotency_key: str) -> RefundResult:
         try:

@@ -1,0 +1,339 @@
+"""The settlement engine that pre-order batches and crowdfunding campaigns (and later group
+buys) share: at the close, charge every held commitment off-session, or release them all.
+
+A feature app describes its commitments with a `CommitmentBook` and registers it; the engine
+does the rest: chunk tasks over id ranges, pacing toward the provider, exactly-once charges,
+resuming after a crash.
+
+Exactly once, even when a worker is killed at any instant:
+- Each commitment is worked on under a session-level advisory lock on its id. Postgres drops
+  the lock when the worker's connection dies, so a re-delivered chunk (acks_late) can take
+  over, and two live workers never call the provider for the same commitment.
+- Before the provider is called the commitment is committed as `charging` together with a
+  pending Payment whose idempotency key is unique. A commitment found `charging` was being
+  charged by a worker that died: the engine asks the provider for the charge made with that
+  key (`charge_find`) and records it; it charges only if the provider never saw it.
+- The provider also gets the key, as a second line of defence (real Stripe honours it)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Literal, Protocol
+
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from payments.models import Payment, PaymentCustomer, PaymentStatus, SavedCard
+from payments.money import to_minor_units
+from payments.pacing import ProviderPacer
+from payments.providers.base import ChargeOutcome, ChargeResult
+from payments.providers.registry import provider_get
+from payments.services import DECLINE_MESSAGE, customer_ref_for
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["charge", "release"]
+
+_OUTCOME_STATUS = {
+    ChargeOutcome.SUCCEEDED: PaymentStatus.SUCCEEDED,
+    ChargeOutcome.NEEDS_ACTION: PaymentStatus.REQUIRES_ACTION,
+    ChargeOutcome.DECLINED: PaymentStatus.FAILED,
+    ChargeOutcome.ERROR: PaymentStatus.PENDING,
+}
+# Results are recorded this many at a time: one transaction, a few bulk statements.
+RECORD_EVERY = 100
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """One charge the engine is to make: what, to whom, with which card and key."""
+
+    id: int
+    user_id: int
+    saved_card_id: int
+    amount: Decimal
+    currency: str
+    reference: str
+    idempotency_key: str
+    resumed: bool = False  # found `charging`: a worker died after committing to charge it
+
+
+@dataclass(frozen=True)
+class ChargeRecord:
+    commitment: Commitment
+    payment: Payment
+    outcome: ChargeOutcome
+
+
+class CommitmentBook(Protocol):
+    """What a feature app tells the engine about its commitments (Reservation, Pledge)."""
+
+    kind: str  # "preorder", "pledge": the name chunk tasks carry
+    lock_namespace: int  # the first key of pg advisory locks, unique per book
+    model: type[models.Model]
+    parent_field: str  # "batch_id"
+    open_statuses: tuple[str, str]  # (held, charging)
+
+    def mode(self, *, parent_id: int) -> Mode | None:
+        """What the parent needs now: charge (settling), release (cancelling) or nothing."""
+
+    def charging_begin(self, *, parent_id: int, ids: Sequence[int]) -> list[Commitment]:
+        """Move the held ones among `ids` to charging (committed) and return every one of
+        `ids` that is now charging, those left charging by a dead worker marked `resumed`."""
+
+    def charging_record(self, *, parent_id: int, records: Sequence[ChargeRecord]) -> None:
+        """Inside the engine's transaction: move each commitment by its charge's outcome
+        (succeeded, failed, or back to held after a provider error)."""
+
+    def release(self, *, parent_id: int, ids: Sequence[int], pacer: ProviderPacer) -> None:
+        """Release the held ones among `ids` (refunding deposits, paced)."""
+
+    def finish_if_done(self, *, parent_id: int) -> bool:
+        """When no commitment is left open, move the parent to its final state."""
+
+    def id_bounds(self, *, parent_id: int) -> tuple[int, int] | None:
+        """The smallest and largest id of the parent's open commitments."""
+
+    def stalled_parent_ids(self, *, quiet_for: timedelta) -> list[int]:
+        """Parents settling or cancelling in which nothing moved for `quiet_for`."""
+
+
+_books: dict[str, CommitmentBook] = {}
+
+
+def settlement_book_register(book: CommitmentBook) -> None:
+    _books[book.kind] = book
+
+
+def settlement_book(kind: str) -> CommitmentBook:
+    return _books[kind]
+
+
+def settlement_books() -> list[CommitmentBook]:
+    return list(_books.values())
+
+
+def settlement_start(*, kind: str, parent_id: int) -> int:
+    """Enqueue chunk tasks over the parent's open commitments, on commit of the caller's
+    transaction (the close). Returns the number of chunks. Safe to call again: chunks are
+    idempotent, so a re-start only finishes what is left."""
+    from payments.tasks import settlement_chunk
+
+    book = _books[kind]
+    bounds = book.id_bounds(parent_id=parent_id)
+    if bounds is None:
+        transaction.on_commit(lambda: _finish(kind, parent_id))
+        return 0
+    first, last = bounds
+    size = settings.SETTLEMENT_CHUNK_SIZE
+    chunks = 0
+    for start in range(first, last + 1, size):
+        settlement_chunk.delay_on_commit(kind, parent_id, start, min(start + size - 1, last))
+        chunks += 1
+    return chunks
+
+
+def _finish(kind: str, parent_id: int) -> None:
+    from payments.tasks import settlement_finish
+
+    settlement_finish.delay(kind, parent_id)
+
+
+def settlement_reconcile(*, quiet_for: timedelta | None = None) -> list[tuple[str, int]]:
+    """Beat sweep, the safety net: restart the settlement of any parent in which nothing
+    moved for a while (a chunk message lost, a worker that died with a commitment left
+    `charging`). Chunks are idempotent, so a restart only does what is left."""
+    quiet_for = quiet_for or timedelta(minutes=settings.SETTLEMENT_RECONCILE_AFTER_MINUTES)
+    restarted = []
+    for book in _books.values():
+        for parent_id in book.stalled_parent_ids(quiet_for=quiet_for):
+            with transaction.atomic():
+                settlement_start(kind=book.kind, parent_id=parent_id)
+            restarted.append((book.kind, parent_id))
+    if restarted:
+        logger.warning("settlement restarted for %s", restarted)
+    return restarted
+
+
+# --- one chunk --------------------------------------------------------------------------------
+
+
+def _lock_ids(book: CommitmentBook, parent_id: int, first_id: int, last_id: int) -> list[int]:
+    """The open commitments of the range that no other live worker is holding, each now
+    under a session advisory lock of ours (released in `_unlock_ids`, or by Postgres when
+    this process dies)."""
+    table = book.model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE {book.parent_field} = %s AND id BETWEEN %s AND %s"  # noqa: S608 (names from code, not input)
+            " AND status = ANY(%s) ORDER BY id",
+            [parent_id, first_id, last_id, list(book.open_statuses)],
+        )
+        candidates = [row[0] for row in cursor.fetchall()]
+        if not candidates:
+            return []
+        cursor.execute(
+            "SELECT id FROM unnest(%s::bigint[]) AS c(id)"
+            " WHERE pg_try_advisory_lock(%s, c.id::int) ORDER BY id",
+            [candidates, book.lock_namespace],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _unlock_ids(book: CommitmentBook, ids: Sequence[int]) -> None:
+    if not ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_unlock(%s, c.id::int)) FROM unnest(%s::bigint[]) AS c(id)",
+            [book.lock_namespace, list(ids)],
+        )
+
+
+def settlement_run_chunk(*, kind: str, parent_id: int, first_id: int, last_id: int) -> bool:
+    """Settle the commitments of one id range. Returns True when some are left to retry
+    later (the provider was unavailable)."""
+    book = _books[kind]
+    mode = book.mode(parent_id=parent_id)
+    if mode is None:
+        return False
+    ids = _lock_ids(book, parent_id, first_id, last_id)
+    retry_later = False
+    try:
+        if ids:
+            provider = provider_get()
+            pacer = ProviderPacer(provider.name)
+            if mode == "release":
+                book.release(parent_id=parent_id, ids=ids, pacer=pacer)
+            else:
+                retry_later = _charge_all(book, parent_id, ids, pacer)
+    finally:
+        _unlock_ids(book, ids)
+    if not retry_later:
+        book.finish_if_done(parent_id=parent_id)
+    return retry_later
+
+
+def _payments_for(commitments: Sequence[Commitment], provider_name: str) -> dict[str, Payment]:
+    """One pending Payment per commitment, created once (the key is unique)."""
+    Payment.objects.bulk_create(
+        [
+            Payment(
+                provider=provider_name,
+                user_id=c.user_id,
+                reference=c.reference,
+                amount=c.amount,
+                currency=c.currency,
+                saved_card_id=c.saved_card_id,
+                idempotency_key=c.idempotency_key,
+            )
+            for c in commitments
+        ],
+        ignore_conflicts=True,
+    )
+    payments = Payment.objects.filter(idempotency_key__in=[c.idempotency_key for c in commitments])
+    return {payment.idempotency_key: payment for payment in payments}
+
+
+def _charge_all(
+    book: CommitmentBook, parent_id: int, ids: Sequence[int], pacer: ProviderPacer
+) -> bool:
+    provider = provider_get()
+    with transaction.atomic():
+        commitments = book.charging_begin(parent_id=parent_id, ids=ids)
+        payments = _payments_for(commitments, provider.name)
+    cards = SavedCard.objects.in_bulk({c.saved_card_id for c in commitments})
+    customers = dict(
+        PaymentCustomer.objects.filter(
+            provider=provider.name, user_id__in={c.user_id for c in commitments}
+        ).values_list("user_id", "customer_ref")
+    )
+    pending: list[tuple[Commitment, Payment, ChargeResult]] = []
+    retry_later = False
+    for commitment in commitments:
+        payment = payments[commitment.idempotency_key]
+        card = cards[commitment.saved_card_id]
+        customer_ref = customers.get(commitment.user_id) or customer_ref_for(
+            user=card.user, provider_name=provider.name
+        )
+        provider_key = f"{commitment.idempotency_key}:card-{card.pk}"
+        result = None
+        if payment.status != PaymentStatus.PENDING:  # recorded, its commitment not yet
+            result = _result_of(payment)
+        elif commitment.resumed:
+            result = provider.charge_find(idempotency_key=provider_key, customer_ref=customer_ref)
+        if result is None:
+            pacer.take()
+            result = provider.charge(
+                amount_minor=to_minor_units(commitment.amount, commitment.currency),
+                currency=commitment.currency.lower(),
+                customer_ref=customer_ref,
+                card_ref=card.provider_ref,
+                idempotency_key=provider_key,
+                off_session=True,
+                metadata={"reference": commitment.reference},
+            )
+        retry_later |= result.outcome == ChargeOutcome.ERROR
+        pending.append((commitment, payment, result))
+        if len(pending) >= RECORD_EVERY:
+            _record(book, parent_id, pending)
+            pending = []
+    _record(book, parent_id, pending)
+    return retry_later
+
+
+def _result_of(payment: Payment) -> ChargeResult:
+    outcome = {
+        PaymentStatus.SUCCEEDED: ChargeOutcome.SUCCEEDED,
+        PaymentStatus.PARTIALLY_REFUNDED: ChargeOutcome.SUCCEEDED,
+        PaymentStatus.REFUNDED: ChargeOutcome.SUCCEEDED,
+        PaymentStatus.REQUIRES_ACTION: ChargeOutcome.NEEDS_ACTION,
+        PaymentStatus.FAILED: ChargeOutcome.DECLINED,
+    }[payment.status]
+    return ChargeResult(outcome, provider_ref=payment.provider_ref, message=payment.failure_message)
+
+
+def _record(
+    book: CommitmentBook,
+    parent_id: int,
+    pending: Iterable[tuple[Commitment, Payment, ChargeResult]],
+) -> None:
+    """The payments' new states and the commitments' moves, in one transaction."""
+    pending = list(pending)
+    if not pending:
+        return
+    changed, now = [], timezone.now()
+    for _, payment, result in pending:
+        if payment.status != PaymentStatus.PENDING:
+            continue
+        payment.status = _OUTCOME_STATUS[result.outcome]
+        payment.provider_ref = result.provider_ref or payment.provider_ref
+        payment.client_secret = result.client_secret or payment.client_secret
+        if result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.ERROR):
+            payment.failure_code = result.code[:60]
+            payment.failure_message = (result.message or DECLINE_MESSAGE)[:300]
+        payment.updated_at = now
+        changed.append(payment)
+    with transaction.atomic():
+        Payment.objects.bulk_update(
+            changed,
+            [
+                "status",
+                "provider_ref",
+                "client_secret",
+                "failure_code",
+                "failure_message",
+                "updated_at",
+            ],
+        )
+        book.charging_record(
+            parent_id=parent_id,
+            records=[
+                ChargeRecord(commitment=c, payment=p, outcome=r.outcome) for c, p, r in pending
+            ],
+        )

@@ -1,0 +1,808 @@
+"""Every write of a pre-order batch: its life (schedule, open, close, cancel, fulfil), the
+shopper's reservation (create, change, cancel, deposit, pay again after a failed charge), the
+waitlist, and the grace period. The settlement itself is `payments.settlement`, driven by the
+book in `preorders.settlement`.
+
+Cap rule: a reservation is taken under the batch row lock, `reserved_units` grows by an F()
+update, and a CheckConstraint (reserved + offered <= cap) stands behind it, so no race can
+hold more units than the cap."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from accounts.models import User
+from catalog.models import ProductStatus, Variant
+from notifications.models import NotificationKind
+from notifications.services import email_send_on_commit, notification_send
+from orders.models import Order
+from orders.services import PaidOrderSpec, order_refund_recorded, orders_create_paid
+from payments.models import Payment, PaymentStatus, SavedCard
+from payments.services import PaymentError, payment_charge, refund_create
+from payments.settlement import settlement_start
+from preorders.models import (
+    BATCH_TRANSITIONS,
+    COUNTED_STATUSES,
+    RESERVATION_TRANSITIONS,
+    BatchStatus,
+    PreorderBatch,
+    PreorderEvent,
+    PriceTier,
+    Reservation,
+    ReservationStatus,
+    VariantCap,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+
+SETTLEMENT_KIND = "preorder"
+SHIPPING_METHOD = "preorder"
+ADDRESS_FIELDS = ("full_name", "line1", "line2", "city", "postal_code", "country", "phone")
+
+
+class ReservationError(ValidationError):
+    """Something the shopper can act on; the message says what."""
+
+
+class TransitionError(ValidationError):
+    pass
+
+
+# --- the ladder --------------------------------------------------------------------------------
+
+
+def ladder_price(*, tiers: list[PriceTier], units: int) -> Decimal | None:
+    """The unit price everyone pays when `units` are reserved in total: the tier with the
+    highest threshold reached (the first tier applies below its threshold too)."""
+    ordered = sorted(tiers, key=lambda tier: tier.min_quantity)
+    if not ordered:
+        return None
+    price = ordered[0].unit_price
+    for tier in ordered:
+        if units >= tier.min_quantity:
+            price = tier.unit_price
+    return price
+
+
+def batch_check_ready(*, batch: PreorderBatch) -> None:
+    """What must hold before shoppers may reserve (raises ValidationError listing it all)."""
+    errors = []
+    tiers = list(batch.tiers.all())
+    if not tiers:
+        errors.append("Add at least one price tier.")
+    elif min(tier.min_quantity for tier in tiers) != 1:
+        errors.append("The first price tier must start from 1 unit.")
+    elif batch.deposit_per_unit >= min(tier.unit_price for tier in tiers):
+        errors.append("The deposit per unit must be below the lowest unit price.")
+    if batch.cap is not None and batch.cap < batch.min_quantity:
+        errors.append("The cap cannot be below the minimum to confirm.")
+    if batch.closes_at <= timezone.now():
+        errors.append("The closing time has passed.")
+    if batch.product.status != ProductStatus.ACTIVE:
+        errors.append("The product must be active.")
+    if errors:
+        raise ValidationError(errors)
+
+
+# --- the batch's life ----------------------------------------------------------------------------
+
+
+def batch_transition(
+    *, batch: PreorderBatch, to: str, actor: User | None, note: str = ""
+) -> PreorderBatch:
+    """The only way a batch changes state. Callers hold the batch row lock."""
+    if to not in BATCH_TRANSITIONS[batch.status]:
+        raise TransitionError(
+            f"A batch that is {batch.get_status_display().lower()} cannot become "
+            f"{BatchStatus(to).label.lower()}."
+        )
+    PreorderEvent.objects.create(
+        batch=batch, actor=actor, from_status=batch.status, to_status=to, note=note[:300]
+    )
+    batch.status = to
+    batch.save(update_fields=["status"])
+    return batch
+
+
+def _locked(batch: PreorderBatch) -> PreorderBatch:
+    return PreorderBatch.objects.select_for_update().select_related("product").get(pk=batch.pk)
+
+
+@transaction.atomic
+def batch_publish(*, batch: PreorderBatch, actor: User | None) -> PreorderBatch:
+    """Draft -> scheduled, or straight to open when the window has started."""
+    batch = _locked(batch)
+    batch_check_ready(batch=batch)
+    if batch.opens_at <= timezone.now():
+        return batch_transition(batch=batch, to=BatchStatus.OPEN, actor=actor, note="Published")
+    return batch_transition(batch=batch, to=BatchStatus.SCHEDULED, actor=actor, note="Published")
+
+
+def batches_open_due() -> int:
+    """Beat: scheduled batches whose window has started become open."""
+    opened = 0
+    due = PreorderBatch.objects.filter(
+        status=BatchStatus.SCHEDULED, opens_at__lte=timezone.now()
+    ).values_list("pk", flat=True)
+    for pk in list(due):
+        with transaction.atomic():
+            batch = PreorderBatch.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if batch is not None and batch.status == BatchStatus.SCHEDULED:
+                batch_transition(batch=batch, to=BatchStatus.OPEN, actor=None, note="Window opened")
+                opened += 1
+    return opened
+
+
+def _is_due(batch: PreorderBatch) -> bool:
+    full = batch.cap is not None and batch.reserved_units >= batch.cap
+    return batch.closes_at <= timezone.now() or (batch.close_when_full and full)
+
+
+@transaction.atomic
+def batch_close(*, batch: PreorderBatch, actor: User | None = None, force: bool = False) -> bool:
+    """Close an open batch that is due (or any open batch when `force`, the admin's "close
+    now"): fix the final price, decide, and start the settlement. Returns False when there
+    was nothing to do (not open, not due, or another worker holds it)."""
+    batch = (
+        PreorderBatch.objects.select_for_update(skip_locked=True)
+        .select_related("product")
+        .filter(pk=batch.pk)
+        .first()
+    )
+    if batch is None or batch.status != BatchStatus.OPEN or not (force or _is_due(batch)):
+        return False
+    batch.final_unit_price = ladder_price(tiers=list(batch.tiers.all()), units=batch.reserved_units)
+    batch.closed_at = timezone.now()
+    batch.save(update_fields=["final_unit_price", "closed_at"])
+    confirmed = batch.reserved_units >= batch.min_quantity
+    batch_transition(
+        batch=batch,
+        to=BatchStatus.SETTLING if confirmed else BatchStatus.CANCELLING,
+        actor=actor,
+        note=(
+            f"{batch.reserved_units} of {batch.min_quantity} units reserved; "
+            + (
+                f"confirmed at {batch.final_unit_price} {batch.currency} per unit"
+                if confirmed
+                else "minimum not reached, nobody is charged"
+            )
+        ),
+    )
+    # The waitlist has nothing left to wait for.
+    batch.waitlist.filter(status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED]).update(
+        status=WaitlistStatus.EXPIRED
+    )
+    PreorderBatch.objects.filter(pk=batch.pk).update(offered_units=0)
+    settlement_start(kind=SETTLEMENT_KIND, parent_id=batch.pk)
+    return True
+
+
+def batches_close_due() -> int:
+    """Beat, and `manage.py close_due_batches`: close every open batch that is due. Batches
+    another worker is closing are skipped (skip_locked), never waited for."""
+    now = timezone.now()
+    candidates = PreorderBatch.objects.filter(status=BatchStatus.OPEN).filter(
+        closes_at__lte=now
+    ) | PreorderBatch.objects.filter(
+        status=BatchStatus.OPEN,
+        close_when_full=True,
+        cap__isnull=False,
+        reserved_units__gte=F("cap"),
+    )
+    return sum(batch_close(batch=batch) for batch in candidates.only("pk"))
+
+
+@transaction.atomic
+def batch_cancel(*, batch: PreorderBatch, actor: User, reason: str = "") -> PreorderBatch:
+    """The operator calls a batch off: nobody is charged, deposits are refunded."""
+    batch = _locked(batch)
+    if batch.status == BatchStatus.OPEN:
+        batch.closed_at = timezone.now()
+        batch.save(update_fields=["closed_at"])
+        batch_transition(
+            batch=batch, to=BatchStatus.CANCELLING, actor=actor, note=reason or "Cancelled"
+        )
+        batch.waitlist.filter(status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED]).update(
+            status=WaitlistStatus.EXPIRED
+        )
+        PreorderBatch.objects.filter(pk=batch.pk).update(offered_units=0)
+        settlement_start(kind=SETTLEMENT_KIND, parent_id=batch.pk)
+        return batch
+    return batch_transition(
+        batch=batch, to=BatchStatus.CANCELLED, actor=actor, note=reason or "Cancelled"
+    )
+
+
+@transaction.atomic
+def batch_fulfil(*, batch: PreorderBatch, actor: User) -> PreorderBatch:
+    """Production delivered: the batch is done (its orders ship through the order flow)."""
+    return batch_transition(
+        batch=_locked(batch), to=BatchStatus.FULFILLED, actor=actor, note="Fulfilled"
+    )
+
+
+# --- reservations -------------------------------------------------------------------------------
+
+
+def reservation_transition(
+    *, reservation: Reservation, to: str, actor: User | None, note: str = ""
+) -> None:
+    """A reservation's state change, checked and logged. Callers hold its row lock."""
+    if to not in RESERVATION_TRANSITIONS[reservation.status]:
+        raise TransitionError(
+            f"A reservation that is {reservation.get_status_display().lower()} cannot become "
+            f"{ReservationStatus(to).label.lower()}."
+        )
+    PreorderEvent.objects.create(
+        batch_id=reservation.batch_id,
+        reservation=reservation,
+        actor=actor,
+        from_status=reservation.status,
+        to_status=to,
+        note=note[:300],
+    )
+    reservation.status = to
+    reservation.save(update_fields=["status", "updated_at"])
+
+
+def _check_open(batch: PreorderBatch) -> None:
+    now = timezone.now()
+    if batch.status in (BatchStatus.DRAFT, BatchStatus.SCHEDULED) or (
+        batch.status == BatchStatus.OPEN and now < batch.opens_at
+    ):
+        raise ReservationError(
+            f"Reservations open on {timezone.localtime(batch.opens_at):%d %B %Y at %H:%M}."
+        )
+    if batch.status != BatchStatus.OPEN or now >= batch.closes_at:
+        raise ReservationError("This batch is closed: reservations are no longer taken.")
+
+
+def _user_units(batch: PreorderBatch, user: User, excluding: int | None = None) -> int:
+    queryset = Reservation.objects.filter(batch=batch, user=user, status__in=COUNTED_STATUSES)
+    if excluding:
+        queryset = queryset.exclude(pk=excluding)
+    return queryset.aggregate(total=Sum("quantity"))["total"] or 0
+
+
+def _check_variant(batch: PreorderBatch, variant: Variant, quantity: int, excluding=None) -> None:
+    if variant.product_id != batch.product_id or not variant.is_active:
+        raise ReservationError("Choose one of this product's options.")
+    cap = VariantCap.objects.filter(batch=batch, variant=variant).values_list("cap", flat=True)
+    if cap:
+        taken = (
+            Reservation.objects.filter(batch=batch, variant=variant, status__in=COUNTED_STATUSES)
+            .exclude(pk=excluding)
+            .aggregate(total=Sum("quantity"))["total"]
+            or 0
+        )
+        left = cap[0] - taken
+        if quantity > left:
+            raise ReservationError(
+                f"Only {left} left in {variant.option_label}."
+                if left > 0
+                else f"{variant.option_label} is fully reserved: choose another option."
+            )
+
+
+def _check_limit(batch: PreorderBatch, user: User, quantity: int, excluding=None) -> None:
+    if quantity < 1:
+        raise ReservationError("Reserve at least one unit.")
+    already = _user_units(batch, user, excluding)
+    if already + quantity > batch.per_customer_limit:
+        left = batch.per_customer_limit - already
+        raise ReservationError(
+            f"At most {batch.per_customer_limit} units per customer"
+            + (f"; you can add {left} more." if left > 0 else "; you have reserved them all.")
+        )
+
+
+def _check_room(batch: PreorderBatch, quantity: int, offer: WaitlistEntry | None) -> None:
+    if batch.cap is None:
+        return
+    room = batch.available_units + (offer.quantity if offer else 0)
+    if quantity > room:
+        raise ReservationError(
+            "This batch is full. Join the waitlist and we'll offer you units if any are freed."
+            if room == 0
+            else f"Only {room} units are left in this batch."
+        )
+
+
+@transaction.atomic
+def reservation_create(
+    *,
+    batch: PreorderBatch,
+    user: User,
+    variant: Variant,
+    quantity: int,
+    saved_card: SavedCard,
+    address: dict[str, str],
+    request_key: str,
+) -> Reservation:
+    """Hold `quantity` units for the user. A second submit of the same form (same
+    `request_key`) returns the first reservation."""
+    existing = Reservation.objects.filter(user=user, request_key=request_key).first()
+    if existing:
+        return existing
+    if saved_card.user_id != user.pk or saved_card.deleted_at:
+        raise ReservationError("Choose one of your cards.")
+    batch = _locked(batch)
+    _check_open(batch)
+    _check_limit(batch, user, quantity)
+    _check_variant(batch, variant, quantity)
+    offer = (
+        batch.waitlist.select_for_update()
+        .filter(user=user, status=WaitlistStatus.OFFERED, offer_expires_at__gt=timezone.now())
+        .first()
+    )
+    _check_room(batch, quantity, offer)
+    reservation = Reservation(
+        batch=batch,
+        user=user,
+        variant=variant,
+        quantity=quantity,
+        saved_card=saved_card,
+        request_key=request_key[:64],
+        **{
+            ("ship_name" if key == "full_name" else f"ship_{key}"): address.get(key, "")
+            for key in ADDRESS_FIELDS
+        },
+    )
+    reservation.full_clean()
+    try:
+        with transaction.atomic():
+            reservation.save()
+    except IntegrityError:  # the same form submitted twice at the same instant
+        return Reservation.objects.get(user=user, request_key=request_key[:64])
+    released_offer = 0
+    if offer is not None:
+        WaitlistEntry.objects.filter(pk=offer.pk).update(status=WaitlistStatus.CLAIMED)
+        released_offer = offer.quantity
+    PreorderBatch.objects.filter(pk=batch.pk).update(
+        reserved_units=F("reserved_units") + quantity,
+        offered_units=F("offered_units") - released_offer,
+    )
+    PreorderEvent.objects.create(
+        batch=batch,
+        reservation=reservation,
+        actor=user,
+        to_status=ReservationStatus.HELD,
+        note=f"Reserved {quantity} x {variant.option_label or variant.sku}",
+    )
+    if offer is not None and offer.quantity > quantity:
+        batch.refresh_from_db()
+        _waitlist_offer(batch)  # the part of the offer not taken goes to the next in line
+    if batch.close_when_full and batch.cap is not None:
+        from preorders.tasks import batch_close_if_due
+
+        batch_close_if_due.delay_on_commit(batch.pk)
+    return reservation
+
+
+def _deposit_payments(reservation: Reservation):
+    return Payment.objects.filter(
+        reference=reservation.deposit_reference,
+        status__in=[PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED],
+    ).order_by("pk")
+
+
+@transaction.atomic
+def reservation_deposit_pay(*, reservation: Reservation, units: int) -> Payment | None:
+    """Charge the deposit for `units` now, on-session (the card was just saved)."""
+    reservation = Reservation.objects.select_related("batch").get(pk=reservation.pk)
+    amount = reservation.batch.deposit_per_unit * units
+    if amount <= 0:
+        return None
+    attempt = Payment.objects.filter(reference=reservation.deposit_reference).count() + 1
+    return payment_charge(
+        user=reservation.user,
+        reference=reservation.deposit_reference,
+        amount=amount,
+        currency=reservation.batch.currency,
+        saved_card=reservation.saved_card,
+        idempotency_key=f"{reservation.deposit_key}-{attempt}",
+        off_session=False,
+        metadata={"reservation": str(reservation.pk), "purpose": "deposit"},
+    )
+
+
+def _deposit_refund(reservation: Reservation, amount: Decimal, reason: str) -> Decimal:
+    """Refund up to `amount` of the reservation's deposit payments; returns what was."""
+    refunded = Decimal("0.00")
+    for payment in _deposit_payments(reservation):
+        part = min(payment.refundable, amount - refunded)
+        if part <= 0:
+            break
+        number = payment.refunds.count() + 1
+        refund_create(
+            payment=payment,
+            amount=part,
+            idempotency_key=f"{payment.idempotency_key}-refund-{number}",
+            reason=reason,
+        )
+        refunded += part
+    return refunded
+
+
+def reservation_deposit_changed(*, payment: Payment) -> None:
+    """payments' listener for "preorder-deposit:" references: keep the totals."""
+    reservation = Reservation.objects.select_for_update().get(
+        pk=int(payment.reference.split(":", 1)[1])
+    )
+    totals = Payment.objects.filter(
+        reference=reservation.deposit_reference,
+        status__in=[
+            PaymentStatus.SUCCEEDED,
+            PaymentStatus.PARTIALLY_REFUNDED,
+            PaymentStatus.REFUNDED,
+        ],
+    ).aggregate(paid=Sum("amount"), refunded=Sum("amount_refunded"))
+    reservation.deposit_paid = totals["paid"] or Decimal("0.00")
+    reservation.deposit_refunded = totals["refunded"] or Decimal("0.00")
+    reservation.save(update_fields=["deposit_paid", "deposit_refunded", "updated_at"])
+
+
+def _locked_reservation(reservation: Reservation, user: User | None) -> Reservation:
+    reservation = (
+        Reservation.objects.select_for_update()
+        .select_related("batch", "variant")
+        .get(pk=reservation.pk)
+    )
+    if user is not None and reservation.user_id != user.pk:
+        raise PermissionError("Not your reservation")
+    return reservation
+
+
+@transaction.atomic
+def reservation_change(
+    *, reservation: Reservation, user: User, variant: Variant, quantity: int
+) -> Reservation:
+    """Before the close: another quantity or option. A deposit follows the quantity (the
+    extra units' deposit is charged, the removed units' deposit refunded)."""
+    batch = _locked(reservation.batch)
+    reservation = _locked_reservation(reservation, user)
+    _check_open(batch)
+    if reservation.status != ReservationStatus.HELD:
+        raise ReservationError("This reservation can no longer be changed.")
+    _check_limit(batch, user, quantity, excluding=reservation.pk)
+    _check_variant(batch, variant, quantity, excluding=reservation.pk)
+    delta = quantity - reservation.quantity
+    if delta > 0:
+        _check_room(batch, delta, None)
+    old = f"{reservation.quantity} x {reservation.variant.option_label or reservation.variant.sku}"
+    reservation.variant, reservation.quantity = variant, quantity
+    reservation.save(update_fields=["variant", "quantity", "updated_at"])
+    PreorderBatch.objects.filter(pk=batch.pk).update(reserved_units=F("reserved_units") + delta)
+    PreorderEvent.objects.create(
+        batch=batch,
+        reservation=reservation,
+        actor=user,
+        from_status=reservation.status,
+        to_status=reservation.status,
+        note=f"Changed from {old} to {quantity} x {variant.option_label or variant.sku}",
+    )
+    if delta < 0:
+        excess = (reservation.deposit_paid - reservation.deposit_refunded) - (
+            batch.deposit_per_unit * quantity
+        )
+        if excess > 0:
+            _deposit_refund(reservation, excess, "Quantity reduced")
+        batch.refresh_from_db()
+        _waitlist_offer(batch)
+    return reservation
+
+
+@transaction.atomic
+def reservation_cancel(
+    *, reservation: Reservation, user: User | None, reason: str = "Cancelled by the customer"
+) -> Reservation:
+    """Before the close. The deposit comes back if the batch's policy says so; the freed
+    units are offered to the waitlist."""
+    batch = _locked(reservation.batch)
+    reservation = _locked_reservation(reservation, user)
+    if reservation.status != ReservationStatus.HELD or batch.status != BatchStatus.OPEN:
+        raise ReservationError("This reservation can no longer be cancelled.")
+    reservation_transition(
+        reservation=reservation, to=ReservationStatus.CANCELLED, actor=user, note=reason
+    )
+    PreorderBatch.objects.filter(pk=batch.pk).update(
+        reserved_units=F("reserved_units") - reservation.quantity
+    )
+    if batch.deposit_refundable:
+        _deposit_refund(
+            reservation, reservation.deposit_paid - reservation.deposit_refunded, reason
+        )
+    batch.refresh_from_db()
+    _waitlist_offer(batch)
+    return reservation
+
+
+@transaction.atomic
+def reservation_retry_pay(
+    *, reservation: Reservation, user: User, saved_card: SavedCard
+) -> Payment:
+    """After a failed settlement charge, within the grace period: pay with this card."""
+    reservation = _locked_reservation(reservation, user)
+    if reservation.status != ReservationStatus.PAYMENT_FAILED:
+        raise ReservationError("This reservation does not need a payment.")
+    if reservation.grace_until and reservation.grace_until <= timezone.now():
+        raise ReservationError("The time to pay for this reservation has run out.")
+    if saved_card.user_id != user.pk:
+        raise ReservationError("Choose one of your cards.")
+    if reservation.saved_card_id != saved_card.pk:
+        reservation.saved_card = saved_card
+        reservation.save(update_fields=["saved_card", "updated_at"])
+    return payment_charge(
+        user=user,
+        reference=reservation.payment_reference,
+        amount=reservation.amount_charged,
+        currency=reservation.batch.currency,
+        saved_card=saved_card,
+        idempotency_key=reservation.payment_key,
+        off_session=False,
+        metadata={"reservation": str(reservation.pk)},
+    )
+
+
+def reservation_payment_changed(*, payment: Payment) -> None:
+    """payments' listener for "preorder-res:" references (a retry, a 3-D Secure
+    completion, a webhook, a refund), inside the payment's transaction."""
+    reservation = (
+        Reservation.objects.select_for_update()
+        .select_related("batch", "variant__product")
+        .get(pk=int(payment.reference.split(":", 1)[1]))
+    )
+    if reservation.status == ReservationStatus.CHARGING:
+        return  # the settlement engine records this one itself
+    if (
+        payment.status == PaymentStatus.SUCCEEDED
+        and reservation.status == ReservationStatus.PAYMENT_FAILED
+    ):
+        reservation_transition(
+            reservation=reservation,
+            to=ReservationStatus.CHARGED,
+            actor=reservation.user,
+            note=f"Paid {payment.amount} {payment.currency} after a failed charge",
+        )
+        reservations_make_orders(reservations=[reservation])
+        notification_send(
+            recipient_id=reservation.user_id,
+            kind=NotificationKind.PREORDER,
+            title=f"Your pre-order of {reservation.batch.product.name} is paid",
+            url=reservation.get_absolute_url(),
+        )
+    elif (
+        payment.status in (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION)
+        and reservation.status == ReservationStatus.PAYMENT_FAILED
+    ):
+        reservation.failure_message = payment.failure_message or "Needs authentication"
+        reservation.save(update_fields=["failure_message", "updated_at"])
+    elif (
+        payment.status in (PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED)
+        and reservation.order_id
+    ):
+        order = Order.objects.select_for_update().get(pk=reservation.order_id)
+        order_refund_recorded(order=order, payment=payment)
+
+
+def reservations_make_orders(*, reservations: list[Reservation]) -> None:
+    """Paid orders for charged reservations (in bulk), so shipping goes through the normal
+    order flow. Reservations come with their batch and variant's product."""
+    specs = [
+        PaidOrderSpec(
+            user_id=r.user_id,
+            email=r.user.email,
+            variant=r.variant,
+            unit_price=r.unit_price,
+            quantity=r.quantity,
+            address={
+                key: getattr(r, f"ship_{key}" if key != "full_name" else "ship_name")
+                for key in ADDRESS_FIELDS
+            },
+            paid_through=r.payment_reference,
+            note=f"Pre-order {r.batch.title}: confirmed at {r.unit_price} per unit"
+            + (f", {r.deposit_paid} paid as deposit" if r.deposit_paid else ""),
+        )
+        for r in reservations
+    ]
+    orders = orders_create_paid(specs=specs, shipping_method=SHIPPING_METHOD)
+    for reservation, order in zip(reservations, orders, strict=True):
+        reservation.order = order
+    Reservation.objects.bulk_update(reservations, ["order"])
+
+
+# --- waitlist ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def waitlist_join(
+    *, batch: PreorderBatch, user: User, variant: Variant, quantity: int
+) -> WaitlistEntry:
+    batch = _locked(batch)
+    _check_open(batch)
+    _check_limit(batch, user, quantity)
+    if variant.product_id != batch.product_id:
+        raise ReservationError("Choose one of this product's options.")
+    if batch.available_units is None or batch.available_units >= quantity:
+        raise ReservationError("There are units left: reserve them instead.")
+    entry = batch.waitlist.filter(
+        user=user, status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED]
+    ).first()
+    if entry:
+        raise ReservationError("You are already on the waitlist.")
+    return WaitlistEntry.objects.create(batch=batch, user=user, variant=variant, quantity=quantity)
+
+
+@transaction.atomic
+def waitlist_leave(*, entry: WaitlistEntry, user: User) -> None:
+    batch = _locked(entry.batch)
+    entry = WaitlistEntry.objects.select_for_update().get(pk=entry.pk, user=user)
+    if entry.status == WaitlistStatus.OFFERED:
+        PreorderBatch.objects.filter(pk=batch.pk).update(
+            offered_units=F("offered_units") - entry.quantity
+        )
+    if entry.status in (WaitlistStatus.WAITING, WaitlistStatus.OFFERED):
+        entry.status = WaitlistStatus.LEFT
+        entry.save(update_fields=["status"])
+        batch.refresh_from_db()
+        _waitlist_offer(batch)
+
+
+def _waitlist_offer(batch: PreorderBatch) -> int:
+    """Offer freed units to the waitlist in order of arrival, each for a limited time. The
+    first in line is never skipped for a smaller request behind them. Caller holds the
+    batch lock and has refreshed it."""
+    if batch.status != BatchStatus.OPEN or batch.cap is None:
+        return 0
+    room = batch.available_units
+    offered = 0
+    expires = timezone.now() + timedelta(hours=settings.PREORDER_WAITLIST_OFFER_HOURS)
+    for entry in batch.waitlist.select_for_update().filter(status=WaitlistStatus.WAITING):
+        if entry.quantity > room:
+            break
+        entry.status, entry.offer_expires_at = WaitlistStatus.OFFERED, expires
+        entry.save(update_fields=["status", "offer_expires_at"])
+        room -= entry.quantity
+        offered += entry.quantity
+        _email(
+            entry.user.email,
+            "waitlist_offer",
+            f"{entry.quantity} x {batch.product.name} are yours to reserve",
+            {"batch": batch, "entry": entry},
+        )
+    if offered:
+        PreorderBatch.objects.filter(pk=batch.pk).update(offered_units=F("offered_units") + offered)
+    return offered
+
+
+def waitlist_offers_expire() -> int:
+    """Beat: offers not taken in time go to the next in line."""
+    expired = 0
+    batch_ids = set(
+        WaitlistEntry.objects.filter(
+            status=WaitlistStatus.OFFERED, offer_expires_at__lte=timezone.now()
+        ).values_list("batch_id", flat=True)
+    )
+    for batch_id in batch_ids:
+        with transaction.atomic():
+            batch = PreorderBatch.objects.select_for_update().get(pk=batch_id)
+            entries = list(
+                batch.waitlist.select_for_update().filter(
+                    status=WaitlistStatus.OFFERED, offer_expires_at__lte=timezone.now()
+                )
+            )
+            units = sum(entry.quantity for entry in entries)
+            WaitlistEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
+                status=WaitlistStatus.EXPIRED
+            )
+            PreorderBatch.objects.filter(pk=batch.pk).update(
+                offered_units=F("offered_units") - units
+            )
+            batch.refresh_from_db()
+            _waitlist_offer(batch)
+            expired += len(entries)
+    return expired
+
+
+# --- after a failed charge: the grace period --------------------------------------------------
+
+
+def reservations_grace_sweep() -> tuple[int, int]:
+    """Beat: remind those whose charge failed every PREORDER_REMINDER_HOURS; release them
+    when the grace period ends (their units stop counting). Returns (reminded, released)."""
+    now = timezone.now()
+    failed = Reservation.objects.filter(status=ReservationStatus.PAYMENT_FAILED)
+    released = 0
+    for pk in list(failed.filter(grace_until__lte=now).values_list("pk", flat=True)[:500]):
+        with transaction.atomic():
+            reservation = (
+                Reservation.objects.select_for_update().select_related("batch__product").get(pk=pk)
+            )
+            if reservation.status != ReservationStatus.PAYMENT_FAILED:
+                continue
+            reservation_transition(
+                reservation=reservation,
+                to=ReservationStatus.RELEASED,
+                actor=None,
+                note="Not paid within the grace period",
+            )
+            PreorderBatch.objects.filter(pk=reservation.batch_id).update(
+                reserved_units=F("reserved_units") - reservation.quantity
+            )
+            if reservation.batch.deposit_refundable:
+                _deposit_refund(
+                    reservation,
+                    reservation.deposit_paid - reservation.deposit_refunded,
+                    "Reservation released",
+                )
+            notification_send(
+                recipient_id=reservation.user_id,
+                kind=NotificationKind.PREORDER,
+                title=f"Your pre-order of {reservation.batch.product.name} was released",
+                body="The payment was not completed in time.",
+                url=reservation.get_absolute_url(),
+            )
+            released += 1
+    due = now - timedelta(hours=settings.PREORDER_REMINDER_HOURS)
+    reminded = 0
+    for reservation in failed.filter(grace_until__gt=now, reminded_at__lte=due).select_related(
+        "batch__product", "user"
+    )[:500]:
+        with transaction.atomic():
+            if Reservation.objects.filter(
+                pk=reservation.pk, reminded_at__lte=due, status=ReservationStatus.PAYMENT_FAILED
+            ).update(reminded_at=now):
+                payment_failed_email(reservation=reservation, reminder=True)
+                reminded += 1
+    return reminded, released
+
+
+def payment_failed_email(*, reservation: Reservation, reminder: bool = False) -> None:
+    subject = (
+        f"Reminder: complete your pre-order of {reservation.batch.product.name}"
+        if reminder
+        else f"Your pre-order of {reservation.batch.product.name} needs a payment"
+    )
+    _email(
+        reservation.user.email,
+        "payment_failed",
+        subject,
+        {
+            "reservation": reservation,
+            "batch": reservation.batch,
+            "reminder": reminder,
+        },
+    )
+
+
+def _email(address: str, template: str, subject: str, context: dict) -> None:
+    context = {**context, "site_url": settings.SITE_URL}
+    message = EmailMultiAlternatives(
+        subject=f"[{settings.SITE_NAME}] {subject}",
+        body=render_to_string(f"preorders/email/{template}.txt", context),
+        to=[address],
+    )
+    message.attach_alternative(
+        render_to_string(f"preorders/email/{template}.html", context), "text/html"
+    )
+    email_send_on_commit(message=message)
+
+
+def deposit_refund_all(*, reservation: Reservation, reason: str) -> Decimal:
+    """Every deposit of the reservation back (the batch was cancelled)."""
+    owed = reservation.deposit_paid - reservation.deposit_refunded
+    if owed <= 0:
+        return Decimal("0.00")
+    try:
+        return _deposit_refund(reservation, owed, reason)
+    except PaymentError:
+        return Decimal("0.00")

@@ -1,0 +1,137 @@
+"""The close and the settlement of a batch, with the local provider (eager Celery)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.core import mail
+from django.utils import timezone
+
+from orders.models import OrderStatus
+from payments.models import LocalCharge, Payment, PaymentStatus
+from preorders.models import BatchStatus, PreorderEvent, Reservation, ReservationStatus
+from preorders.services import batch_close, batches_close_due
+from tests.preorders import CARD_DECLINED_ON_CHARGE, CARD_NEEDS_AUTH, batch_open, reserve
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _refresh(*objects):
+    for obj in objects:
+        obj.refresh_from_db()
+
+
+def test_confirmed_batch_charges_everyone_at_the_ladder_price_and_makes_paid_orders():
+    batch = batch_open(min_quantity=5)
+    ok = [reserve(batch=batch, quantity=q) for q in (4, 5, 2)]  # 11 units: tier "from 10"
+    failed = reserve(batch=batch, quantity=1, card=CARD_DECLINED_ON_CHARGE)
+    needs_auth = reserve(batch=batch, quantity=1, card=CARD_NEEDS_AUTH)
+    mail.outbox.clear()
+
+    with time_machine.travel(batch.closes_at + timedelta(seconds=1)):
+        assert batches_close_due() == 1
+
+    _refresh(batch, *ok, failed, needs_auth)
+    assert batch.status == BatchStatus.CONFIRMED
+    assert batch.final_unit_price == Decimal("179.00")  # 13 units reached the "from 10" tier
+    for reservation in ok:
+        assert reservation.status == ReservationStatus.CHARGED
+        assert reservation.amount_charged == Decimal("179.00") * reservation.quantity
+        assert reservation.order.status == OrderStatus.PAID
+        assert reservation.order.total == reservation.amount_charged
+        assert reservation.order.lines.get().quantity == reservation.quantity
+    assert failed.status == needs_auth.status == ReservationStatus.PAYMENT_FAILED
+    assert failed.order is None
+    assert failed.grace_until > timezone.now() + timedelta(days=6)
+    # One charge per reservation at the provider, keyed by the reservation.
+    assert LocalCharge.objects.count() == 5
+    assert Payment.objects.filter(status=PaymentStatus.SUCCEEDED).count() == 3
+    retry_mails = [m for m in mail.outbox if "needs a payment" in m.subject]
+    assert sorted(m.to[0] for m in retry_mails) == sorted(
+        [failed.user.email, needs_auth.user.email]
+    )
+    assert f"/preorders/reservations/{failed.pk}/" in retry_mails[0].body
+    assert PreorderEvent.objects.filter(batch=batch, to_status=BatchStatus.CONFIRMED).exists()
+
+
+def test_batch_below_minimum_is_cancelled_and_nobody_is_charged_deposits_refunded():
+    batch = batch_open(min_quantity=10, deposit="20.00")
+    reservations = [reserve(batch=batch, quantity=2) for _ in range(3)]
+    assert all(r.deposit_paid == Decimal("40.00") for r in reservations)
+
+    with time_machine.travel(batch.closes_at + timedelta(seconds=1)):
+        batches_close_due()
+
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.CANCELLED
+    for reservation in reservations:
+        reservation.refresh_from_db()
+        assert reservation.status == ReservationStatus.RELEASED
+        assert reservation.deposit_refunded == Decimal("40.00")
+    # Only the deposits were ever charged, and all came back.
+    assert not Payment.objects.filter(reference__startswith="preorder-res:").exists()
+    assert all(p.status == PaymentStatus.REFUNDED for p in Payment.objects.all())
+
+
+def test_deposit_is_deducted_from_the_final_charge():
+    batch = batch_open(min_quantity=1, deposit="30.00")
+    reservation = reserve(batch=batch, quantity=2)
+    batch_close(batch=batch, force=True)
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CHARGED
+    assert reservation.amount_charged == Decimal("199.00") * 2 - Decimal("60.00")
+    assert reservation.order.total == Decimal("398.00")
+
+
+def test_settling_twice_charges_nobody_twice():
+    from payments.settlement import settlement_run_chunk
+
+    batch = batch_open(min_quantity=1)
+    reservations = [reserve(batch=batch) for _ in range(4)]
+    batch_close(batch=batch, force=True)
+    first, last = reservations[0].pk, reservations[-1].pk
+    # A re-delivered chunk, and a restart by the reconciler.
+    settlement_run_chunk(kind="preorder", parent_id=batch.pk, first_id=first, last_id=last)
+    assert LocalCharge.objects.count() == 4
+    assert Reservation.objects.filter(status=ReservationStatus.CHARGED).count() == 4
+
+
+def test_a_commitment_left_charging_by_a_dead_worker_is_resolved_from_the_provider():
+    """The worker charged at the provider, then died before recording it: the next run asks
+    the provider and records that charge instead of charging again."""
+    from payments.providers.local import LocalProvider
+    from payments.settlement import settlement_run_chunk
+
+    batch = batch_open(min_quantity=1)
+    reservation = reserve(batch=batch, quantity=1)
+    batch_close(batch=batch, force=False)  # not due: stays open
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.OPEN
+    # The close, without its chunk tasks, then a "dead" run: charged and marked charging.
+    Reservation.objects.filter(pk=reservation.pk).update(
+        status=ReservationStatus.CHARGING,
+        charging_at=timezone.now() - timedelta(minutes=1),
+        unit_price=Decimal("199.00"),
+        amount_charged=Decimal("199.00"),
+    )
+    type(batch).objects.filter(pk=batch.pk).update(
+        status=BatchStatus.SETTLING, final_unit_price=Decimal("199.00")
+    )
+    LocalProvider().charge(
+        amount_minor=19900,
+        currency="usd",
+        customer_ref=f"lcus_{reservation.user_id}",
+        card_ref=reservation.saved_card.provider_ref,
+        idempotency_key=f"preorder-res-{reservation.pk}:card-{reservation.saved_card_id}",
+        off_session=True,
+        metadata={},
+    )
+    settlement_run_chunk(
+        kind="preorder", parent_id=batch.pk, first_id=reservation.pk, last_id=reservation.pk
+    )
+    reservation.refresh_from_db()
+    batch.refresh_from_db()
+    assert LocalCharge.objects.count() == 1
+    assert reservation.status == ReservationStatus.CHARGED
+    assert batch.status == BatchStatus.CONFIRMED
