@@ -148,7 +148,8 @@ def settlement_reconcile(*, quiet_for: timedelta | None = None) -> list[tuple[st
     """Beat sweep, the safety net: restart the settlement of any parent in which nothing
     moved for a while (a chunk message lost, a worker that died with a commitment left
     `charging`). Chunks are idempotent, so a restart only does what is left."""
-    quiet_for = quiet_for or timedelta(minutes=settings.SETTLEMENT_RECONCILE_AFTER_MINUTES)
+    if quiet_for is None:
+        quiet_for = timedelta(minutes=settings.SETTLEMENT_RECONCILE_AFTER_MINUTES)
     restarted = []
     for book in _books.values():
         for parent_id in book.stalled_parent_ids(quiet_for=quiet_for):

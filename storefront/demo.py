@@ -18,6 +18,7 @@ from catalog.models import Brand
 from storefront.demo_catalog import demo_seed_catalog
 from storefront.demo_communities import demo_seed_communities
 from storefront.demo_orders import demo_seed_orders
+from storefront.demo_preorders import demo_seed_preorders
 
 DEMO_PASSWORD = "fanhub-demo-2026"  # noqa: S105 - published demo password, DEBUG only
 OPERATORS_GROUP = "Brand operators"
@@ -41,6 +42,16 @@ OPERATOR_PERMISSIONS = {
         "change_membership",
         "view_post",
         "change_post",
+    ],
+    "preorders": [
+        *(
+            f"{action}_{model}"
+            for action in ("view", "add", "change", "delete")
+            for model in ("preorderbatch", "pricetier", "variantcap")
+        ),
+        "view_reservation",
+        "view_waitlistentry",
+        "view_preorderevent",
     ],
 }
 
@@ -165,6 +176,9 @@ def demo_seed() -> DemoSummary:
         summary.created[what] = count
     summary.created["orders"] = demo_seed_orders(fans=fans)
     summary.created["communities"] = demo_seed_communities(
+        fans=fans, operators_by_brand=operators_by_brand
+    )
+    summary.created["pre-order batches"] = demo_seed_preorders(
         fans=fans, operators_by_brand=operators_by_brand
     )
     return summary

@@ -13,6 +13,7 @@ from catalog.selectors import (
     variant_choose,
 )
 from communities.selectors import communities_featured
+from preorders.selectors import batches_open
 from reviews.forms import ReviewForm, ReviewReportForm
 from reviews.selectors import (
     REVIEWS_ON_PRODUCT_PAGE,
@@ -21,13 +22,17 @@ from reviews.selectors import (
     wishlist_contains,
 )
 
+HOME_BATCHES = 4
+BRAND_BATCHES = 8
+OFFER_BATCHES = 3
+
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    # Pre-orders and campaigns join when their apps exist.
+    # Campaigns join when their app exists.
     context = {
         "featured_communities": list(communities_featured()),
-        "open_batches": [],
+        "open_batches": batches_open(limit=HOME_BATCHES),
         "live_campaigns": [],
     }
     return render(request, "home.html", context)
@@ -71,14 +76,27 @@ def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "storefront/brand_detail.html",
-        {"brand": brand, "page_obj": page, "products": page.object_list},
+        {
+            "brand": brand,
+            "page_obj": page,
+            "products": page.object_list,
+            "open_batches": batches_open(limit=BRAND_BATCHES, brand_id=brand.pk),
+        },
     )
 
 
 @require_GET
 def brand_offers(request: HttpRequest, slug: str) -> HttpResponse:
     """What the brand offers now, as a fragment for its community pages (loaded by htmx, so
-    communities never imports the shop). Pre-orders and campaigns join when they exist."""
+    communities never imports the shop or pre-orders). Campaigns join when they exist."""
     brand = get_object_or_404(brand_list(), slug=slug)
     products = list(product_search(ProductFilters(brand=brand.slug, sort="newest"))[:4])
-    return render(request, "storefront/_brand_offers.html", {"brand": brand, "products": products})
+    return render(
+        request,
+        "storefront/_brand_offers.html",
+        {
+            "brand": brand,
+            "products": products,
+            "open_batches": batches_open(limit=OFFER_BATCHES, brand_id=brand.pk),
+        },
+    )

@@ -20,6 +20,8 @@ from communities.moderation import report_create
 from communities.services import post_create
 from orders.models import Cart
 from orders.services import cart_add, order_place
+from preorders.models import VariantCap
+from preorders.services import waitlist_join
 from reviews.models import ReviewReport
 from reviews.services import review_report
 from tests.factories import (
@@ -30,6 +32,7 @@ from tests.factories import (
     UserFactory,
     VariantFactory,
 )
+from tests.preorders import batch_open, reserve
 
 pytestmark = pytest.mark.django_db
 
@@ -88,6 +91,11 @@ def _world(name: str) -> Brand:
             "phone": "",
         },
     )
+    # A full pre-order batch: a tier, a cap per option, a reservation, a waitlist entry, events.
+    batch = batch_open(product=product, cap=1, per_customer_limit=1)
+    VariantCap.objects.create(batch=batch, variant=product.variants.get(), cap=1)
+    reserve(batch=batch)
+    waitlist_join(batch=batch, user=UserFactory(), variant=product.variants.get(), quantity=1)
     return brand
 
 

@@ -25,6 +25,7 @@ from orders.services import cart_add, order_place
 from payments.services import card_save
 from reviews.services import review_save
 from tests.factories import BrandFactory, ProductFactory, UserFactory, VariantFactory
+from tests.preorders import batch_open, reserve
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,11 @@ def world():
         user=owner,
         card={"number": "4242424242424242", "exp_month": 1, "exp_year": 2099, "cvc": "123"},
     )
+    batch = batch_open(product=product)
+    reservation = reserve(batch=batch, user=owner, card_obj=card)
     return {
+        "batch": batch,
+        "reservation": reservation,
         "owner": owner,
         "product": product,
         "variant": variant,
@@ -198,6 +203,27 @@ SWEEP = {
         "/c/secret/posts/{post}/comments/{comment}/delete/",
         {404},
     ),
+    "preorders:detail": ("GET", "/preorders/{batch}/", {200}),  # public
+    "preorders:progress": ("GET", "/preorders/{batch}/progress/", {200}),  # public
+    "preorders:reserve": ("POST", "/preorders/{batch}/reserve/", {400}),  # own reservation
+    "preorders:waitlist": ("POST", "/preorders/{batch}/waitlist/", {302}),  # own place
+    "preorders:reservation": ("GET", "/preorders/reservations/{reservation}/", {404}),
+    "preorders:reservation_change": (
+        "POST",
+        "/preorders/reservations/{reservation}/change/",
+        {404},
+    ),
+    "preorders:reservation_cancel": (
+        "POST",
+        "/preorders/reservations/{reservation}/cancel/",
+        {404},
+    ),
+    "preorders:reservation_pay": ("GET", "/preorders/reservations/{reservation}/pay/", {404}),
+    "preorders:reservation_authenticate": (
+        "GET",
+        "/preorders/reservations/{reservation}/authenticate/",
+        {404},
+    ),
 }
 NOT_OBJECT_URLS = {
     "account_confirm_email",
@@ -231,6 +257,8 @@ def test_another_users_objects_are_out_of_reach(client, world):
         "owner": world["owner"].pk,
         "post": world["post"].pk,
         "comment": world["comment"].pk,
+        "batch": world["batch"].slug,
+        "reservation": world["reservation"].pk,
     }
     for name, (method, url, expected) in SWEEP.items():
         response = getattr(client, method.lower())(url.format(**ids))
@@ -243,6 +271,8 @@ def test_another_users_objects_are_out_of_reach(client, world):
     assert world["post"].is_visible and not world["post"].is_pinned
     assert Membership.objects.get(user=world["owner"]).status == MembershipStatus.ACTIVE
     assert not Invite.objects.exists()  # the outsider could not make an invite link
+    world["reservation"].refresh_from_db()
+    assert world["reservation"].status == "held" and world["reservation"].quantity == 1
 
 
 def test_csrf_is_enforced_on_every_state_changing_view(world):
@@ -259,6 +289,8 @@ def test_csrf_is_enforced_on_every_state_changing_view(world):
         "owner": world["owner"].pk,
         "post": world["post"].pk,
         "comment": world["comment"].pk,
+        "batch": world["batch"].slug,
+        "reservation": world["reservation"].pk,
     }
     posts = [url.format(**ids) for method, url, _ in SWEEP.values() if method == "POST"]
     posts += [

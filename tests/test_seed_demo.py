@@ -5,6 +5,7 @@ from django.core.management import call_command
 
 from accounts.models import User
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
+from preorders.models import BatchStatus, PreorderBatch, PriceTier, Reservation, ReservationStatus
 from reviews.models import Review
 from storefront.demo import DEMO_PASSWORD, OPERATORS_GROUP
 
@@ -29,6 +30,13 @@ def _snapshot():
         "variants": sorted(Variant.objects.values_list("id", "sku", "price", "stock")),
         "images": sorted(ProductImage.objects.values_list("id", "product_id", "image")),
         "reviews": sorted(Review.objects.values_list("id", "product_id", "user_id", "rating")),
+        "batches": sorted(
+            PreorderBatch.objects.values_list("id", "slug", "status", "reserved_units")
+        ),
+        "tiers": sorted(PriceTier.objects.values_list("id", "batch_id", "min_quantity")),
+        "reservations": sorted(
+            Reservation.objects.values_list("id", "batch_id", "user_id", "quantity", "status")
+        ),
     }
 
 
@@ -57,6 +65,31 @@ def test_seed_demo_twice_leaves_the_same_data(settings):
     assert Review.objects.exists()
     for product in Product.objects.filter(rating_count__gt=0):
         assert product.rating_count == product.reviews.filter(is_hidden=False).count()
+
+
+def test_seed_demo_pre_order_batches(settings, django_capture_on_commit_callbacks):
+    """One batch open and filling up, one closed and confirmed with paid orders (eager
+    Celery settles it when the seed commits; under `make run` the worker does)."""
+    settings.DEBUG = True
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", verbosity=0)
+    open_batch = PreorderBatch.objects.get(status=BatchStatus.OPEN)
+    assert open_batch.tiers.count() == 3 and open_batch.cap and not open_batch.deposit_per_unit
+    assert open_batch.product.status == ProductStatus.ACTIVE
+    assert open_batch.product.brand.communities.filter(kind="brand").exists()
+    assert open_batch.reservations.filter(status=ReservationStatus.HELD).count() == 8
+    assert open_batch.reserved_units == sum(r.quantity for r in open_batch.reservations.all())
+    assert open_batch.reserved_units < open_batch.min_quantity  # still filling up
+    confirmed = PreorderBatch.objects.get(status=BatchStatus.CONFIRMED)
+    reservations = list(confirmed.reservations.all())
+    assert reservations and all(r.status == ReservationStatus.CHARGED for r in reservations)
+    assert all(
+        r.order_id and r.amount_charged == r.quantity * confirmed.final_unit_price
+        for r in reservations
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", verbosity=0)
+    assert PreorderBatch.objects.count() == 2 and Reservation.objects.count() == 14
 
 
 def test_seed_demo_refuses_with_debug_off(settings):

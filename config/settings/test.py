@@ -32,3 +32,8 @@ WHITENOISE_AUTOREFRESH = True
 
 # Tests create many posts per member; tests/test_communities.py lowers these to test them.
 COMMUNITY_RATE_LIMITS = {"post": (10_000, 10_000), "comment": (10_000, 10_000)}
+
+# A worker process started by a test (tests/test_preorder_worker_kill.py) works on the test
+# database that pytest-django created, not on the one DATABASE_URL names.
+if os.environ.get("FANHUB_TEST_DATABASE_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["FANHUB_TEST_DATABASE_NAME"]  # noqa: F405

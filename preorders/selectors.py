@@ -1,0 +1,436 @@
+"""Every read of the shopper's pre-order pages, with its joins and prefetches, so each page
+runs a fixed number of queries however many batches, tiers or reservations it shows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Case, F, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import User
+from catalog.models import ProductImage, Variant
+from communities.models import Community
+from orders.models import Address
+from orders.selectors import addresses_for
+from payments.models import Payment, PaymentStatus, SavedCard
+from payments.providers.registry import provider_get
+from preorders.honour import brand_community
+from preorders.models import (
+    BatchStatus,
+    PreorderBatch,
+    PreorderEvent,
+    PriceTier,
+    Reservation,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+from preorders.services import ladder_price
+
+# --- time in words --------------------------------------------------------------------------
+
+
+def duration_words(seconds: int) -> str:
+    """ "3 days 4 hours", "5 hours 12 minutes", "12 minutes": the two largest units."""
+    if seconds < 60:
+        return "less than a minute"
+    minutes = seconds // 60
+    parts = [
+        (minutes // (60 * 24), "day"),
+        (minutes // 60 % 24, "hour"),
+        (minutes % 60, "minute"),
+    ]
+    while parts and parts[0][0] == 0:
+        parts.pop(0)
+    words = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts[:2] if n]
+    return " ".join(words)
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TierStep:
+    min_quantity: int
+    unit_price: Decimal
+    reached: bool
+    current: bool
+    reachable: bool
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a batch stands, for the progress block (and its htmx fragment)."""
+
+    reserved: int
+    minimum: int
+    cap: int | None
+    available: int | None
+    # Of the minimum until it is reached, then of the cap (when there is one).
+    percent: int
+    percent_of: str
+    minimum_reached: bool
+    price: Decimal | None
+    lowest_price: Decimal | None
+    next_price: Decimal | None
+    units_to_next: int | None
+    tiers: tuple[TierStep, ...]
+    opens_at: datetime
+    closes_at: datetime
+    seconds_left: int
+    seconds_to_open: int
+    # upcoming, open, full, closing, settling, confirmed, cancelling, cancelled, fulfilled
+    state: str
+
+    @property
+    def is_open(self) -> bool:
+        """Taking reservations now (a full batch is open: freed units come back)."""
+        return self.state in ("open", "full")
+
+    @property
+    def is_full(self) -> bool:
+        return self.state == "full"
+
+    @property
+    def units_to_minimum(self) -> int:
+        return max(self.minimum - self.reserved, 0)
+
+    @property
+    def bar_percent(self) -> int:
+        return min(self.percent, 100)
+
+    @property
+    def time_left(self) -> str:
+        return duration_words(self.seconds_left)
+
+    @property
+    def time_to_open(self) -> str:
+        return duration_words(self.seconds_to_open)
+
+
+def _state(batch: PreorderBatch, now: datetime) -> str:
+    if batch.status == BatchStatus.SCHEDULED or (
+        batch.status == BatchStatus.OPEN and now < batch.opens_at
+    ):
+        return "upcoming"
+    if batch.status == BatchStatus.OPEN:
+        if now >= batch.closes_at:
+            return "closing"
+        return "full" if batch.available_units == 0 else "open"
+    return batch.status
+
+
+def batch_progress(*, batch: PreorderBatch) -> BatchProgress:
+    """The batch's numbers, from the batch row and its tiers (prefetch `tiers` to keep this
+    free of queries)."""
+    now = timezone.now()
+    tiers = sorted(batch.tiers.all(), key=lambda tier: tier.min_quantity)
+    reserved = batch.reserved_units
+    price = ladder_price(tiers=tiers, units=reserved)
+    current = None
+    for tier in tiers:
+        if reserved >= tier.min_quantity or tier is tiers[0]:
+            current = tier
+    upcoming = [
+        tier
+        for tier in tiers
+        if tier.min_quantity > reserved and (batch.cap is None or tier.min_quantity <= batch.cap)
+    ]
+    following = upcoming[0] if upcoming else None
+    minimum_reached = reserved >= batch.min_quantity
+    if minimum_reached and batch.cap:
+        percent, percent_of = reserved * 100 // batch.cap, "cap"
+    else:
+        percent, percent_of = reserved * 100 // batch.min_quantity, "minimum"
+    return BatchProgress(
+        reserved=reserved,
+        minimum=batch.min_quantity,
+        cap=batch.cap,
+        available=batch.available_units,
+        percent=percent,
+        percent_of=percent_of,
+        minimum_reached=minimum_reached,
+        price=batch.final_unit_price or price,
+        lowest_price=min((tier.unit_price for tier in tiers), default=None),
+        next_price=following.unit_price if following else None,
+        units_to_next=following.min_quantity - reserved if following else None,
+        tiers=tuple(
+            TierStep(
+                min_quantity=tier.min_quantity,
+                unit_price=tier.unit_price,
+                reached=reserved >= tier.min_quantity,
+                current=tier is current,
+                reachable=batch.cap is None or tier.min_quantity <= batch.cap,
+            )
+            for tier in tiers
+        ),
+        opens_at=batch.opens_at,
+        closes_at=batch.closes_at,
+        seconds_left=max(int((batch.closes_at - now).total_seconds()), 0),
+        seconds_to_open=max(int((batch.opens_at - now).total_seconds()), 0),
+        state=_state(batch, now),
+    )
+
+
+# --- batches --------------------------------------------------------------------------------
+
+
+def _ordered_tiers() -> Prefetch:
+    return Prefetch("tiers", queryset=PriceTier.objects.order_by("min_quantity"))
+
+
+def _product_images() -> Prefetch:
+    return Prefetch(
+        "product__images",
+        queryset=ProductImage.objects.order_by("position", "id"),
+        to_attr="ordered_images",
+    )
+
+
+def _active_variants() -> Prefetch:
+    return Prefetch(
+        "product__variants",
+        queryset=Variant.objects.filter(is_active=True).order_by("position", "id"),
+        to_attr="active_variants",
+    )
+
+
+def _shown() -> QuerySet[PreorderBatch]:
+    """Every batch a shopper may see: all but drafts."""
+    return PreorderBatch.objects.exclude(status=BatchStatus.DRAFT)
+
+
+def batches_with_progress(batches: Iterable[PreorderBatch]) -> list[PreorderBatch]:
+    """`batch.progress` on each (the batches come with their tiers prefetched)."""
+    batches = list(batches)
+    for batch in batches:
+        batch.progress = batch_progress(batch=batch)
+    return batches
+
+
+def batches_listed() -> QuerySet[PreorderBatch]:
+    """/preorders/: open batches (closing soonest first), then the upcoming ones."""
+    now = timezone.now()
+    return (
+        _shown()
+        .filter(
+            Q(status=BatchStatus.OPEN, closes_at__gt=now) | Q(status=BatchStatus.SCHEDULED),
+        )
+        .annotate(
+            upcoming=Case(
+                When(status=BatchStatus.OPEN, opens_at__lte=now, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            ),
+            sort_at=Case(When(status=BatchStatus.OPEN, then=F("closes_at")), default=F("opens_at")),
+        )
+        .select_related("product__brand")
+        .prefetch_related(_ordered_tiers(), _product_images())
+        .order_by("upcoming", "sort_at", "id")
+    )
+
+
+def batches_open(*, limit: int, brand_id: int | None = None) -> list[PreorderBatch]:
+    """Open batches for the home page and a brand's pages, closing soonest first, each with
+    its `progress`: three queries whatever the limit."""
+    now = timezone.now()
+    queryset = (
+        _shown()
+        .filter(status=BatchStatus.OPEN, opens_at__lte=now, closes_at__gt=now)
+        .select_related("product__brand")
+        .prefetch_related(_ordered_tiers(), _product_images())
+        .order_by("closes_at", "id")
+    )
+    if brand_id is not None:
+        queryset = queryset.filter(product__brand_id=brand_id)
+    return batches_with_progress(queryset[:limit])
+
+
+def batch_for_progress(*, slug: str) -> PreorderBatch:
+    """A shown batch with its tiers only: what the polled progress block needs."""
+    batch = _shown().prefetch_related(_ordered_tiers()).filter(slug=slug).first()
+    if batch is None:
+        raise Http404("No such pre-order batch")
+    return batch
+
+
+def batch_by_slug(*, slug: str) -> PreorderBatch:
+    """A shown batch with its tiers and its product's active variants (404 for a draft)."""
+    batch = (
+        _shown()
+        .select_related("product")
+        .prefetch_related(_ordered_tiers(), _active_variants())
+        .filter(slug=slug)
+        .first()
+    )
+    if batch is None:
+        raise Http404("No such pre-order batch")
+    return batch
+
+
+@dataclass
+class BatchPage:
+    batch: PreorderBatch
+    progress: BatchProgress
+    variants: list[Variant]
+    images: list[ProductImage]
+    community: Community | None
+    my_reservations: list[Reservation]
+    waitlist_entry: WaitlistEntry | None
+
+    @property
+    def has_offer(self) -> bool:
+        return (
+            self.waitlist_entry is not None
+            and self.waitlist_entry.status == WaitlistStatus.OFFERED
+            and self.waitlist_entry.offer_expires_at is not None
+            and self.waitlist_entry.offer_expires_at > timezone.now()
+        )
+
+    @property
+    def can_reserve(self) -> bool:
+        return self.progress.state == "open" or (self.progress.is_full and self.has_offer)
+
+    @property
+    def shows_waitlist(self) -> bool:
+        return self.progress.is_full and not self.has_offer
+
+
+def batch_for_page(*, slug: str, user: User) -> BatchPage:
+    """/preorders/<slug>/: the batch (404 for a draft), its product, tiers, images and
+    options, the brand's fan club, and the signed-in user's reservations and waitlist place."""
+    batch = (
+        _shown()
+        .select_related("product__brand")
+        .prefetch_related(_ordered_tiers(), _product_images(), _active_variants())
+        .filter(slug=slug)
+        .first()
+    )
+    if batch is None:
+        raise Http404("No such pre-order batch")
+    mine: list[Reservation] = []
+    entry = None
+    if user.is_authenticated:
+        mine = list(
+            Reservation.objects.filter(batch=batch, user=user)
+            .select_related("variant")
+            .order_by("-created_at", "-id")
+        )
+        entry = (
+            WaitlistEntry.objects.filter(
+                batch=batch, user=user, status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED]
+            )
+            .select_related("variant")
+            .first()
+        )
+    return BatchPage(
+        batch=batch,
+        progress=batch_progress(batch=batch),
+        variants=batch.product.active_variants,
+        images=batch.product.ordered_images,
+        community=brand_community(brand_id=batch.product.brand_id),
+        my_reservations=mine,
+        waitlist_entry=entry,
+    )
+
+
+# --- the shopper's choices --------------------------------------------------------------------
+
+
+@dataclass
+class ShopperChoices:
+    addresses: list[Address]
+    cards: list[SavedCard]
+
+
+def shopper_choices(*, user: User) -> ShopperChoices:
+    """The saved addresses and cards a reserve or pay form offers (two queries)."""
+    return ShopperChoices(
+        addresses=list(addresses_for(user=user)),
+        cards=list(
+            SavedCard.objects.filter(user=user, deleted_at=None, provider=provider_get().name)
+        ),
+    )
+
+
+# --- reservations -----------------------------------------------------------------------------
+
+
+def reservations_of(*, user: User) -> QuerySet[Reservation]:
+    """/preorders/mine/: the user's reservations, newest first, with what each row shows."""
+    return (
+        Reservation.objects.filter(user=user)
+        .select_related("batch__product", "variant", "order")
+        .prefetch_related(Prefetch("batch__tiers", queryset=PriceTier.objects.all()))
+        .order_by("-created_at", "-id")
+    )
+
+
+def reservations_priced(reservations: Iterable[Reservation]) -> list[Reservation]:
+    """`price` and `total` on each: the unit price fixed at the close, else today's ladder
+    price (`price_is_final` says which; the batches come with their tiers prefetched)."""
+    reservations = list(reservations)
+    for reservation in reservations:
+        batch = reservation.batch
+        final = reservation.unit_price or batch.final_unit_price
+        reservation.price_is_final = final is not None
+        reservation.price = final or ladder_price(
+            tiers=list(batch.tiers.all()), units=batch.reserved_units
+        )
+        reservation.total = (
+            reservation.price * reservation.quantity if reservation.price is not None else None
+        )
+    return reservations
+
+
+def reservation_submitted(*, user: User, request_key: str) -> Reservation | None:
+    """The reservation a form with this key already made (a double submit)."""
+    return Reservation.objects.filter(user=user, request_key=request_key[:64]).first()
+
+
+def reservation_for(*, user: User, pk: int) -> Reservation:
+    """The user's own reservation with its batch, tiers, options, events and order; another
+    user's is a 404 like an unknown one. `progress` and `deposit_held` are set on it."""
+    reservation = (
+        Reservation.objects.filter(user=user, pk=pk)
+        .select_related("batch__product__brand", "variant", "order", "saved_card")
+        .prefetch_related(
+            Prefetch("batch__tiers", queryset=PriceTier.objects.order_by("min_quantity")),
+            Prefetch(
+                "batch__product__variants",
+                queryset=Variant.objects.filter(is_active=True).order_by("position", "id"),
+                to_attr="active_variants",
+            ),
+            Prefetch("events", queryset=PreorderEvent.objects.order_by("created_at", "id")),
+        )
+        .first()
+    )
+    if reservation is None:
+        raise Http404("No such reservation")
+    reservation.progress = batch_progress(batch=reservation.batch)
+    reservation.deposit_held = reservation.deposit_paid - reservation.deposit_refunded
+    return reservation
+
+
+def reservation_payment_awaiting_action(*, reservation: Reservation) -> Payment | None:
+    """The reservation's payment that waits for the shopper's bank: the charge after the
+    close, else the latest deposit."""
+    return (
+        Payment.objects.filter(
+            reference__in=[reservation.payment_reference, reservation.deposit_reference],
+            status=PaymentStatus.REQUIRES_ACTION,
+        )
+        .annotate(
+            is_charge=Case(
+                When(reference=reservation.payment_reference, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("is_charge", "-created_at", "-id")
+        .first()
+    )
