@@ -2,6 +2,7 @@ import pytest
 from django.core.cache import caches
 
 from tests.factories import TEST_PASSWORD, UserFactory
+from tests.stripe_server import LocalStripe
 
 
 @pytest.fixture(autouse=True)
@@ -26,3 +27,11 @@ def password():
 def user_client(client, user):
     client.force_login(user)
     return client
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    """A localstripe server for this test process (tests/stripe_server.py)."""
+    server = LocalStripe.start()
+    yield server
+    server.stop()

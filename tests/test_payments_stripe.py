@@ -33,13 +33,6 @@ DECLINED_ON_CHARGE = "4000000000000341"
 NEEDS_AUTHENTICATION = "4000002760003184"
 
 
-@pytest.fixture(scope="session")
-def localstripe() -> Iterator[LocalStripe]:
-    server = LocalStripe.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
 def stripe_provider(localstripe: LocalStripe, settings) -> Iterator[LocalStripe]:
     localstripe.flush()

@@ -228,14 +228,23 @@ class StripeProvider:
 
     def charge_find(self, *, idempotency_key: str, customer_ref: str) -> ChargeResult | None:
         """Stripe keeps a customer's PaymentIntents; ours carry their key in the metadata.
-        (Search would be shorter, but it lags by up to a minute and localstripe lacks it.)"""
+        (Search would be shorter, but it lags by up to a minute and localstripe lacks it.)
+        Raises StripeError when Stripe cannot answer: then nothing may be charged, and the
+        settlement's reconciler tries again later."""
         client = self._client()
         params: dict[str, Any] = {"customer": customer_ref, "limit": 100}
         while True:
-            page = client.v1.payment_intents.list(params=params)
+            try:
+                page = client.v1.payment_intents.list(params=params)
+            except stripe.InvalidRequestError:
+                if "customer" not in params:
+                    raise
+                params.pop("customer")  # localstripe lists intents but cannot filter them
+                continue
             for intent in page.data:
-                if (intent.metadata or {}).get("idempotency_key") == idempotency_key:
-                    return _intent_result(intent.to_dict())
+                found = intent.to_dict()
+                if (found.get("metadata") or {}).get("idempotency_key") == idempotency_key:
+                    return _intent_result(found)
             if not page.has_more or not page.data:
                 return None
             params["starting_after"] = page.data[-1].id
