@@ -135,3 +135,34 @@ def test_a_commitment_left_charging_by_a_dead_worker_is_resolved_from_the_provid
     assert LocalCharge.objects.count() == 1
     assert reservation.status == ReservationStatus.CHARGED
     assert batch.status == BatchStatus.CONFIRMED
+
+
+def test_confirmed_batch_gives_members_points_and_first_hour_reservers_the_early_bird_badge():
+    from communities.models import Community, MemberBadge, Membership
+    from communities.services import community_join
+    from notifications.models import Notification
+
+    batch = batch_open(min_quantity=1)
+    community = Community.objects.create(
+        brand=batch.product.brand, kind="brand", name="Fans", slug=f"fans-{batch.pk}"
+    )
+    early = reserve(batch=batch)  # within the first hour of the window
+    community_join(community=community, user=early.user)
+    with time_machine.travel(batch.opens_at + timedelta(hours=2)):
+        late = reserve(batch=batch)
+    community_join(community=community, user=late.user)
+    outsider = reserve(batch=batch)  # not a member: no points
+
+    batch_close(batch=batch, force=True)
+
+    points = dict(Membership.objects.filter(community=community).values_list("user_id", "points"))
+    assert points[early.user_id] == points[late.user_id] == 20
+    assert outsider.user_id not in points
+    badges = set(MemberBadge.objects.filter(code="early_bird").values_list("user_id", flat=True))
+    assert badges == {early.user_id}
+    confirmed = Notification.objects.filter(title__contains="is confirmed")
+    assert set(confirmed.values_list("recipient_id", flat=True)) == {
+        early.user_id,
+        late.user_id,
+        outsider.user_id,
+    }
