@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
+from django.utils import timezone
 
 from accounts.models import User
 from bench import search
@@ -35,6 +37,8 @@ from communities.models import Community, Membership
 from communities.services import comment_create, post_create, post_like_toggle
 from orders.models import Cart
 from orders.services import cart_add
+from payments.services import card_save
+from preorders.models import BatchStatus, PreorderBatch, PriceTier, Reservation
 from reviews.models import Review
 from reviews.services import review_save
 
@@ -72,6 +76,8 @@ class Load:
 
 
 COMMUNITY_SLUG = "bench-fans"
+BATCH_SLUG = "bench-batch"
+BATCH_RESERVATIONS = 300
 
 
 def _pages(product_slug: str) -> list[Page]:
@@ -88,6 +94,8 @@ def _pages(product_slug: str) -> list[Page]:
         Page("orders_member", "/orders/", member=True),
         Page("community", f"/c/{COMMUNITY_SLUG}/"),
         Page("community_member", f"/c/{COMMUNITY_SLUG}/", member=True),
+        Page("preorder", f"/preorders/{BATCH_SLUG}/"),
+        Page("preorder_member", f"/preorders/{BATCH_SLUG}/", member=True),
     ]
 
 
@@ -140,6 +148,7 @@ def _ensure_data() -> tuple[Product, User]:
             )
     member = _verified_user(MEMBER_EMAIL, "Bench Fan")
     _ensure_community(member)
+    _ensure_batch(product, member)
     cart, _ = Cart.objects.get_or_create(user=member)
     if not cart.lines.exists():
         cart_add(cart=cart, variant=product.variants.order_by("position").first(), quantity=1)
@@ -170,6 +179,62 @@ def _ensure_community(member: User) -> None:
             post=post, author=people[(n + 1) % len(people)], body="Love it", rate_limited=False
         )
         post_like_toggle(post=post, user=people[(n + 2) % len(people)])
+
+
+def _ensure_batch(product: Product, member: User) -> None:
+    """An open pre-order batch of the product with a 3-tier ladder and 300 reservations, the
+    bench fan among the reservers. Its window is moved forward on every run."""
+    now = timezone.now()
+    batch = PreorderBatch.objects.filter(slug=BATCH_SLUG).first()
+    if batch is not None:
+        PreorderBatch.objects.filter(pk=batch.pk).update(
+            opens_at=now - timedelta(days=1), closes_at=now + timedelta(days=5)
+        )
+        return
+    batch = PreorderBatch.objects.create(
+        product=product,
+        title="Studio Headphones, first batch",
+        slug=BATCH_SLUG,
+        status=BatchStatus.OPEN,
+        opens_at=now - timedelta(days=1),
+        closes_at=now + timedelta(days=5),
+        min_quantity=500,
+        cap=2000,
+        estimated_ship_date=(now + timedelta(days=60)).date(),
+    )
+    PriceTier.objects.bulk_create(
+        [
+            PriceTier(batch=batch, min_quantity=q, unit_price=Decimal(p))
+            for q, p in ((1, "149.00"), (500, "129.00"), (1000, "119.00"))
+        ]
+    )
+    card = card_save(
+        user=member,
+        card={"number": "4242424242424242", "exp_month": 12, "exp_year": 2099, "cvc": "123"},
+    )
+    variant = product.variants.order_by("position").first()
+    people = [member] + [
+        _verified_user(f"bench-member-{n}@fans.example", f"Member {n}") for n in range(49)
+    ]
+    Reservation.objects.bulk_create(
+        [
+            Reservation(
+                batch=batch,
+                user=people[n % len(people)],
+                variant=variant,
+                quantity=1,
+                saved_card=card,
+                request_key=f"bench-{n}",
+                ship_name="Bench Fan",
+                ship_line1="1 Bench Street",
+                ship_city="Springfield",
+                ship_postal_code="12345",
+                ship_country="US",
+            )
+            for n in range(BATCH_RESERVATIONS)
+        ]
+    )
+    PreorderBatch.objects.filter(pk=batch.pk).update(reserved_units=BATCH_RESERVATIONS)
 
 
 # --- queries per request (in-process) -------------------------------------------------------
