@@ -525,10 +525,14 @@ class PreorderBatchAdmin(BrandScopedAdmin):
                         "(or is being closed right now)."
                     )
                 batch.refresh_from_db(fields=["status", "final_unit_price", "reserved_units"])
-                done = (
-                    f"closed with {batch.reserved_units} units reserved, now "
-                    f"{batch.get_status_display().lower()}"
-                )
+                done = f"closed with {batch.reserved_units} of {batch.min_quantity} units, " + {
+                    BatchStatus.CONFIRMED: f"confirmed at {batch.final_unit_price} per unit",
+                    BatchStatus.SETTLING: f"confirmed at {batch.final_unit_price} per unit; "
+                    "the cards are being charged",
+                    BatchStatus.CANCELLED: "below the minimum: cancelled, nobody is charged",
+                    BatchStatus.CANCELLING: "below the minimum: the reservations are being "
+                    "released, nobody is charged",
+                }.get(batch.status, batch.get_status_display().lower())
             elif operation == "cancel":
                 batch = batch_cancel(batch=batch, actor=actor, reason=reason.strip()[:300])
                 batch.refresh_from_db(fields=["status"])

@@ -136,9 +136,20 @@ def batches_open_due() -> int:
     for pk in list(due):
         with transaction.atomic():
             batch = PreorderBatch.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
-            if batch is not None and batch.status == BatchStatus.SCHEDULED:
-                batch_transition(batch=batch, to=BatchStatus.OPEN, actor=None, note="Window opened")
-                opened += 1
+            if batch is None or batch.status != BatchStatus.SCHEDULED:
+                continue
+            try:
+                batch_check_ready(batch=batch)
+            except ValidationError as exc:  # e.g. the product was archived meanwhile
+                batch_transition(
+                    batch=batch,
+                    to=BatchStatus.DRAFT,
+                    actor=None,
+                    note="Not opened: " + " ".join(exc.messages),
+                )
+                continue
+            batch_transition(batch=batch, to=BatchStatus.OPEN, actor=None, note="Window opened")
+            opened += 1
     return opened
 
 
@@ -396,20 +407,26 @@ def _deposit_payments(reservation: Reservation):
 
 
 @transaction.atomic
-def reservation_deposit_pay(*, reservation: Reservation, units: int) -> Payment | None:
-    """Charge the deposit for `units` now, on-session (the card was just saved)."""
+def reservation_deposit_pay(
+    *, reservation: Reservation, units: int, purpose: str = ""
+) -> Payment | None:
+    """Charge the deposit for `units` now, on-session (the card was just saved). `purpose`
+    names a charge that must happen once ("reserve": two racing submits of the same form
+    find one deposit); without it, each call is a new deposit (more units added later)."""
     reservation = Reservation.objects.select_related("batch").get(pk=reservation.pk)
     amount = reservation.batch.deposit_per_unit * units
     if amount <= 0:
         return None
-    attempt = Payment.objects.filter(reference=reservation.deposit_reference).count() + 1
+    suffix = purpose or str(
+        Payment.objects.filter(reference=reservation.deposit_reference).count() + 1
+    )
     return payment_charge(
         user=reservation.user,
         reference=reservation.deposit_reference,
         amount=amount,
         currency=reservation.batch.currency,
         saved_card=reservation.saved_card,
-        idempotency_key=f"{reservation.deposit_key}-{attempt}",
+        idempotency_key=f"{reservation.deposit_key}-{suffix}",
         off_session=False,
         metadata={"reservation": str(reservation.pk), "purpose": "deposit"},
     )
@@ -466,8 +483,9 @@ def _locked_reservation(reservation: Reservation, user: User | None) -> Reservat
 def reservation_change(
     *, reservation: Reservation, user: User, variant: Variant, quantity: int
 ) -> Reservation:
-    """Before the close: another quantity or option. A deposit follows the quantity (the
-    extra units' deposit is charged, the removed units' deposit refunded)."""
+    """Before the close: another quantity or option. With a refundable deposit, the removed
+    units' deposit comes back (the caller charges the extra units' deposit, on-session);
+    a non-refundable deposit cannot be taken back by lowering the quantity."""
     batch = _locked(reservation.batch)
     reservation = _locked_reservation(reservation, user)
     _check_open(batch)
@@ -478,6 +496,10 @@ def reservation_change(
     delta = quantity - reservation.quantity
     if delta > 0:
         _check_room(batch, delta, None)
+    if delta < 0 and reservation.deposit_paid and not batch.deposit_refundable:
+        raise ReservationError(
+            "This batch's deposit is not refundable, so the quantity cannot be lowered."
+        )
     old = f"{reservation.quantity} x {reservation.variant.option_label or reservation.variant.sku}"
     reservation.variant, reservation.quantity = variant, quantity
     reservation.save(update_fields=["variant", "quantity", "updated_at"])
@@ -630,7 +652,7 @@ def waitlist_join(
     batch = _locked(batch)
     _check_open(batch)
     _check_limit(batch, user, quantity)
-    if variant.product_id != batch.product_id:
+    if variant.product_id != batch.product_id or not variant.is_active:
         raise ReservationError("Choose one of this product's options.")
     if batch.available_units is None or batch.available_units >= quantity:
         raise ReservationError("There are units left: reserve them instead.")

@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from orders.forms import AddressForm, CardForm
@@ -94,9 +95,9 @@ def _render_detail(
     status: int = 200,
 ) -> HttpResponse:
     context = {"page": page, "batch": page.batch, "progress": page.progress}
-    if forms is not None or (
-        request.user.is_authenticated and (page.can_reserve or page.shows_waitlist)
-    ):
+    if request.user.is_authenticated and page.shows_waitlist:
+        context["waitlist_form"] = WaitlistForm(variants=page.variants)
+    if forms is not None or (request.user.is_authenticated and page.can_reserve):
         choices = choices or shopper_choices(user=request.user)
         form, address_form, card_form = forms or _reserve_forms(None, page, choices)
         uses_address_form = not (form.is_bound and form.data.get("saved_address"))
@@ -116,7 +117,6 @@ def _render_detail(
             # A fresh key each time the form is shown: the same form submitted twice
             # carries the same key and finds the first reservation.
             request_key=uuid.uuid4().hex,
-            waitlist_form=WaitlistForm(variants=page.variants),
             stripe_publishable_key=_stripe_key(),
         )
     return render(request, "preorders/detail.html", context, status=status)
@@ -130,8 +130,8 @@ def batch_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def batch_progress_fragment(request: HttpRequest, slug: str) -> HttpResponse:
     """The progress block alone, polled by htmx every 10 seconds by everyone watching an open
-    batch: rendered without the site's context processors (no user, no cart), so a poll
-    costs two queries, the batch and its tiers."""
+    batch: rendered without the site's context processors (no cart count, no menu), so a
+    poll costs the batch and its tiers (and the session's user row when signed in)."""
     batch = batch_for_progress(slug=slug)
     html = render_to_string(
         "preorders/_progress.html", {"batch": batch, "progress": batch_progress(batch=batch)}
@@ -184,8 +184,10 @@ def _deposit_declined(
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def reserve(request: HttpRequest, slug: str) -> HttpResponse:
+    if request.method == "GET":  # back from signing in: the form is on the batch page
+        return redirect(reverse("preorders:detail", kwargs={"slug": slug}) + "#reserve")
     page = batch_for_page(slug=slug, user=request.user)
     choices = shopper_choices(user=request.user)
     forms = _reserve_forms(request.POST, page, choices)
@@ -221,7 +223,9 @@ def reserve(request: HttpRequest, slug: str) -> HttpResponse:
             else:
                 payment = None
                 if page.batch.deposit_per_unit > 0:
-                    payment = reservation_deposit_pay(reservation=reservation, units=quantity)
+                    payment = reservation_deposit_pay(
+                        reservation=reservation, units=quantity, purpose="reserve"
+                    )
                 if payment is not None and payment.status == PaymentStatus.REQUIRES_ACTION:
                     return redirect("preorders:reservation_authenticate", pk=reservation.pk)
                 if payment is None or payment.status == PaymentStatus.SUCCEEDED:
@@ -232,14 +236,16 @@ def reserve(request: HttpRequest, slug: str) -> HttpResponse:
                         " reaches its minimum.",
                     )
                     return redirect(reservation.get_absolute_url())
-                card_form.add_error(None, _deposit_declined(request, reservation, payment))
+                form.add_error(None, _deposit_declined(request, reservation, payment))
                 _forget_new_card(card_form, card, request.user)
     return _render_detail(request, page, choices=choices, forms=forms, status=400)
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def waitlist_join_view(request: HttpRequest, slug: str) -> HttpResponse:
+    if request.method == "GET":  # back from signing in: the form is on the batch page
+        return redirect(reverse("preorders:detail", kwargs={"slug": slug}) + "#reserve")
     batch = batch_by_slug(slug=slug)
     form = WaitlistForm(request.POST, variants=batch.product.active_variants)
     if not form.is_valid():

@@ -83,8 +83,8 @@ def test_brand_page(client):
 def test_home_query_counts(client):
     with CaptureQueriesContext(connection) as anonymous:
         client.get("/")
-    assert len(anonymous) == 1  # the featured communities
+    assert len(anonymous) == 2  # the featured communities, the open pre-order batches
     client.force_login(UserFactory())
     with CaptureQueriesContext(connection) as member:
         client.get("/")
-    assert len(member) == 3  # + the user row and the cart count (sessions live in Redis)
+    assert len(member) == 4  # + the user row and the cart count (sessions live in Redis)

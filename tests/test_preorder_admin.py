@@ -291,6 +291,53 @@ def test_the_window_and_ladder_are_read_only_once_open(client, worlds):
     assert list(my_batch.tiers.values_list("min_quantity", "unit_price")) == tiers_before
 
 
+def _change_data(page):
+    """What the change form would post back, as rendered."""
+    form = page.context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data = {name: "" if value is None else value for name, value in data.items()}
+    for name in ("opens_at", "closes_at"):
+        if name in data:
+            value = timezone.localtime(data.pop(name))
+            data[f"{name}_0"], data[f"{name}_1"] = f"{value:%Y-%m-%d}", f"{value:%H:%M:%S}"
+    for key in ("close_when_full", "deposit_refundable"):
+        if data.get(key) is False:
+            data.pop(key)
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        data.update({management.add_prefix(n): management[n].value() for n in management.fields})
+        for inline_form in formset.formset.forms:
+            for name in inline_form.fields:
+                value = inline_form[name].value()
+                if value is not None and value is not False:
+                    data[inline_form.add_prefix(name)] = value
+    return data
+
+
+def test_a_scheduled_batch_can_be_edited_but_keeps_a_ladder(client, worlds):
+    my_batch, _, operator = worlds
+    PreorderBatch.objects.filter(pk=my_batch.pk).update(status=BatchStatus.SCHEDULED)
+    client.force_login(operator)
+    page = client.get(f"{BATCHES}{my_batch.pk}/change/")
+    assert 'name="closes_at_0"' in page.content.decode()
+    data = _change_data(page)
+    data.update({"min_quantity": "8", "tiers-1-unit_price": "175.00"})
+    response = client.post(f"{BATCHES}{my_batch.pk}/change/", data)
+    assert response.status_code == 302, response.context["errors"] if response.context else ""
+    my_batch.refresh_from_db()
+    assert my_batch.min_quantity == 8 and my_batch.status == BatchStatus.SCHEDULED
+    assert my_batch.reserved_units == 1  # the counter is never written by the form
+    assert my_batch.tiers.get(min_quantity=10).unit_price == Decimal("175.00")
+
+    # Removing every tier of a published batch is refused.
+    data = _change_data(client.get(f"{BATCHES}{my_batch.pk}/change/"))
+    data.update({f"tiers-{n}-DELETE": "on" for n in range(3)})
+    response = client.post(f"{BATCHES}{my_batch.pk}/change/", data)
+    assert response.status_code == 200
+    assert "A published batch needs at least one price tier." in response.content.decode()
+    assert my_batch.tiers.count() == 3
+
+
 # --- the actions ----------------------------------------------------------------------------
 
 
@@ -320,7 +367,7 @@ def test_close_now_confirms_the_batch_and_the_production_report_shows_what_to_ma
     assert batch.status == BatchStatus.CONFIRMED  # eager Celery settled it at once
     assert batch.final_unit_price == Decimal("199.00")
     assert _messages(response) == [
-        (SUCCESS, f"{batch.title}: closed with 7 units reserved, now confirmed.")
+        (SUCCESS, f"{batch.title}: closed with 7 of 5 units, confirmed at 199.00 per unit.")
     ]
     failed.refresh_from_db()
     assert failed.status == ReservationStatus.PAYMENT_FAILED
@@ -451,12 +498,12 @@ def test_publish_lists_what_is_missing(client, worlds):
 
 def test_close_due_batches_command(worlds):
     my_batch, their_batch, _ = worlds
-    scheduled = batch_open(product=my_batch.product)
+    scheduled = batch_open(product=my_batch.product, closes_in=timedelta(days=8))
     PreorderBatch.objects.filter(pk=scheduled.pk).update(status=BatchStatus.SCHEDULED)
     out = io.StringIO()
     with time_machine.travel(my_batch.closes_at + timedelta(seconds=1)):
         call_command("close_due_batches", stdout=out)
-    assert out.getvalue().strip() == "1 batch(es) opened, 3 batch(es) closed."
+    assert out.getvalue().strip() == "1 batch(es) opened, 2 batch(es) closed."
     my_batch.refresh_from_db()
     assert my_batch.status == BatchStatus.CANCELLING  # 1 of 5 units: settles on commit
 

@@ -364,6 +364,10 @@ def test_reserving_needs_sign_in(client):
     response = _post_reserve(client, batch)
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     assert not Reservation.objects.exists()
+    # Back from signing in (a GET on the form's address): the batch page, at the form.
+    client.force_login(UserFactory())
+    response = client.get(reverse("preorders:reserve", args=[batch.slug]))
+    assert response["Location"] == batch.get_absolute_url() + "#reserve"
 
 
 # --- deposits -----------------------------------------------------------------------------------

@@ -67,9 +67,7 @@ def _wait_for(condition, timeout: float, what: str, log=None) -> None:
         if time.monotonic() > deadline:
             states = Counter(Reservation.objects.values_list("status", flat=True))
             tail = log.read_text()[-1500:] if log else ""
-            with connection.cursor() as cursor:
-                cursor.execute("select count(*) from pg_locks where locktype='advisory'")
-                tail = f"advisory locks: {cursor.fetchone()}\n" + tail
+            tail = f"advisory locks held: {_advisory_locks()}\n" + tail
             raise AssertionError(f"timed out waiting for {what}: {states}\n{tail}")
         time.sleep(0.05)
 

@@ -37,3 +37,7 @@ COMMUNITY_RATE_LIMITS = {"post": (10_000, 10_000), "comment": (10_000, 10_000)}
 # database that pytest-django created, not on the one DATABASE_URL names.
 if os.environ.get("FANHUB_TEST_DATABASE_NAME"):
     DATABASES["default"]["NAME"] = os.environ["FANHUB_TEST_DATABASE_NAME"]  # noqa: F405
+
+# pytest-xdist workers share the Redis broker too: each sends to and consumes from its own
+# queue, so a worker process started by one test never takes another's tasks.
+CELERY_TASK_DEFAULT_QUEUE = f"fanhub-test-{_worker}"
