@@ -14,6 +14,7 @@ from communities.services import comment_create, post_create
 from orders.models import Cart
 from orders.services import cart_add, order_pay, order_place
 from payments.services import card_save
+from preorders.models import PreorderBatch
 from reviews.services import review_save
 from tests.factories import (
     BrandFactory,
@@ -22,6 +23,7 @@ from tests.factories import (
     UserFactory,
     VariantFactory,
 )
+from tests.preorders import batch_open, reserve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,6 +44,11 @@ PAGES = [  # (name, path, text the page must show, signed in?)
     ("orders", "/orders/", "Paid", True),
     ("wishlist", "/wishlist/", "wishlist", True),
     ("profile", "/accounts/profile/", "Lin", True),
+    ("preorders", "/preorders/", "Nimbus X3 first run", False),
+    ("preorder", "/preorders/nimbus-x3-first-run/", "Price ladder", False),
+    ("preorder-reserve", "/preorders/nimbus-x3-first-run/", "Reserve", True),
+    ("my-preorders", "/preorders/mine/", "Nimbus X3 first run", True),
+    ("reservation", "/preorders/reservations/{reservation}/", "Reserved", True),
 ]
 
 
@@ -109,6 +116,16 @@ def shop_data():
     )
     comment_create(post=post, author=fan, body="Lime!")
     fan.demo_post_id = post.pk
+    x3 = ProductFactory(name="Nimbus X3", slug="nimbus-x3", brand=brand)
+    VariantFactory(product=x3, options={"colour": "Lime"})
+    batch = batch_open(product=x3, min_quantity=50, cap=500)
+    PreorderBatch.objects.filter(pk=batch.pk).update(
+        title="Nimbus X3 first run", slug="nimbus-x3-first-run"
+    )
+    batch.refresh_from_db()
+    for _ in range(3):
+        reserve(batch=batch, quantity=4)
+    fan.demo_reservation_id = reserve(batch=batch, user=fan, quantity=2, card_obj=card).pk
     return fan
 
 
@@ -123,7 +140,10 @@ def test_main_pages(live_server, page, shop_data, tmp_path, password):
             page.fill("input[name=password]", password)
             page.click("main form button[type=submit]")
             signed_in = True
-        page.goto(live_server.url + path.format(post=shop_data.demo_post_id))
+        page.goto(
+            live_server.url
+            + path.format(post=shop_data.demo_post_id, reservation=shop_data.demo_reservation_id)
+        )
         expect(page.locator("main")).to_contain_text(text)
         page.screenshot(path=folder / f"{name}-{page.viewport_name}.png", full_page=True)
     assert len(list(folder.glob(f"*-{page.viewport_name}.png"))) == len(PAGES)
