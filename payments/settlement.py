@@ -31,9 +31,10 @@ from django.utils import timezone
 from payments.models import Payment, PaymentCustomer, PaymentStatus, SavedCard
 from payments.money import to_minor_units
 from payments.pacing import ProviderPacer
-from payments.providers.base import ChargeOutcome, ChargeResult
+from payments.providers.base import ChargeOutcome, ChargeRequest, ChargeResult
 from payments.providers.registry import provider_get
 from payments.services import DECLINE_MESSAGE, customer_ref_for
+from rowsql.update import rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -254,37 +255,52 @@ def _charge_all(
             provider=provider.name, user_id__in={c.user_id for c in commitments}
         ).values_list("user_id", "customer_ref")
     )
-    pending: list[tuple[Commitment, Payment, ChargeResult]] = []
     retry_later = False
-    for commitment in commitments:
-        payment = payments[commitment.idempotency_key]
-        card = cards[commitment.saved_card_id]
-        customer_ref = customers.get(commitment.user_id) or customer_ref_for(
-            user=card.user, provider_name=provider.name
-        )
-        provider_key = f"{commitment.idempotency_key}:card-{card.pk}"
-        result = None
-        if payment.status != PaymentStatus.PENDING:  # recorded, its commitment not yet
-            result = _result_of(payment)
-        elif commitment.resumed:
-            result = provider.charge_find(idempotency_key=provider_key, customer_ref=customer_ref)
-        if result is None:
-            pacer.take()
-            result = provider.charge(
-                amount_minor=to_minor_units(commitment.amount, commitment.currency),
-                currency=commitment.currency.lower(),
-                customer_ref=customer_ref,
-                card_ref=card.provider_ref,
-                idempotency_key=provider_key,
-                off_session=True,
-                metadata={"reference": commitment.reference},
+    for start in range(0, len(commitments), RECORD_EVERY):
+        block = commitments[start : start + RECORD_EVERY]
+        results: dict[int, ChargeResult] = {}
+        to_charge: list[tuple[Commitment, ChargeRequest]] = []
+        for commitment in block:
+            payment = payments[commitment.idempotency_key]
+            card = cards[commitment.saved_card_id]
+            customer_ref = customers.get(commitment.user_id) or customer_ref_for(
+                user=card.user, provider_name=provider.name
             )
-        retry_later |= result.outcome == ChargeOutcome.ERROR
-        pending.append((commitment, payment, result))
-        if len(pending) >= RECORD_EVERY:
-            _record(book, parent_id, pending)
-            pending = []
-    _record(book, parent_id, pending)
+            provider_key = f"{commitment.idempotency_key}:card-{card.pk}"
+            if payment.status != PaymentStatus.PENDING:  # recorded, its commitment not yet
+                results[commitment.id] = _result_of(payment)
+                continue
+            if commitment.resumed:
+                found = provider.charge_find(
+                    idempotency_key=provider_key, customer_ref=customer_ref
+                )
+                if found is not None:
+                    results[commitment.id] = found
+                    continue
+            to_charge.append(
+                (
+                    commitment,
+                    ChargeRequest(
+                        amount_minor=to_minor_units(commitment.amount, commitment.currency),
+                        currency=commitment.currency.lower(),
+                        customer_ref=customer_ref,
+                        card_ref=card.provider_ref,
+                        idempotency_key=provider_key,
+                        metadata={"reference": commitment.reference},
+                    ),
+                )
+            )
+        for _ in to_charge:
+            pacer.take()
+        answers = provider.charge_many(requests=[request for _, request in to_charge])
+        for (commitment, _), result in zip(to_charge, answers, strict=True):
+            results[commitment.id] = result
+        retry_later |= any(r.outcome == ChargeOutcome.ERROR for r in results.values())
+        _record(
+            book,
+            parent_id,
+            [(c, payments[c.idempotency_key], results[c.id]) for c in block],
+        )
     return retry_later
 
 
@@ -308,22 +324,32 @@ def _record(
     pending = list(pending)
     if not pending:
         return
-    changed, now = [], timezone.now()
+    rows, now = [], timezone.now()
     for _, payment, result in pending:
         if payment.status != PaymentStatus.PENDING:
             continue
+        failed = result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.ERROR)
         payment.status = _OUTCOME_STATUS[result.outcome]
         payment.provider_ref = result.provider_ref or payment.provider_ref
         payment.client_secret = result.client_secret or payment.client_secret
-        if result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.ERROR):
-            payment.failure_code = result.code[:60]
-            payment.failure_message = (result.message or DECLINE_MESSAGE)[:300]
+        payment.failure_code = result.code[:60] if failed else ""
+        payment.failure_message = (result.message or DECLINE_MESSAGE)[:300] if failed else ""
         payment.updated_at = now
-        changed.append(payment)
+        rows.append(
+            (
+                payment.pk,
+                payment.status,
+                payment.provider_ref,
+                payment.client_secret,
+                payment.failure_code,
+                payment.failure_message,
+                now,
+            )
+        )
     with transaction.atomic():
-        Payment.objects.bulk_update(
-            changed,
-            [
+        rows_update(
+            model=Payment,
+            fields=[
                 "status",
                 "provider_ref",
                 "client_secret",
@@ -331,6 +357,7 @@ def _record(
                 "failure_message",
                 "updated_at",
             ],
+            rows=rows,
         )
         book.charging_record(
             parent_id=parent_id,

@@ -43,6 +43,7 @@ from preorders.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
+from rowsql.update import rows_update
 
 SETTLEMENT_KIND = "preorder"
 SHIPPING_METHOD = "preorder"
@@ -639,7 +640,11 @@ def reservations_make_orders(*, reservations: list[Reservation]) -> None:
     orders = orders_create_paid(specs=specs, shipping_method=SHIPPING_METHOD)
     for reservation, order in zip(reservations, orders, strict=True):
         reservation.order = order
-    Reservation.objects.bulk_update(reservations, ["order"])
+    rows_update(
+        model=Reservation,
+        fields=["order"],
+        rows=[(r.pk, r.order_id) for r in reservations],
+    )
 
 
 # --- waitlist ---------------------------------------------------------------------------------

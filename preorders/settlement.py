@@ -30,6 +30,30 @@ from preorders.services import (
     payment_failed_email,
     reservations_make_orders,
 )
+from rowsql.update import rows_update
+
+
+RECORD_COLUMNS = (
+    "id",
+    "batch_id",
+    "status",
+    "quantity",
+    "unit_price",
+    "amount_charged",
+    "deposit_paid",
+    "failure_message",
+    "grace_until",
+    "reminded_at",
+    "order_id",
+    "updated_at",
+    *(f"ship_{name}" for name in ("name", "line1", "line2", "city", "postal_code", "country")),
+    "ship_phone",
+    "user__email",
+    "variant__sku",
+    "variant__options",
+    "variant__product__name",
+    "variant__product__brand_id",
+)
 
 
 class ReservationBook:
@@ -84,12 +108,18 @@ class ReservationBook:
 
     def charging_record(self, *, parent_id: int, records: Sequence[ChargeRecord]) -> None:
         by_id = {record.commitment.id: record for record in records}
+        batch = PreorderBatch.objects.select_related("product").get(pk=parent_id)
         reservations = list(
-            Reservation.objects.select_for_update()
+            # Only the reservations' rows are locked, not the users or variants joined; and
+            # only the columns the orders and emails need (a product's are long texts).
+            Reservation.objects.select_for_update(of=("self",))
             .filter(pk__in=by_id, status=ReservationStatus.CHARGING)
-            .select_related("batch", "variant__product", "user")
+            .select_related("variant__product", "user")
+            .only(*RECORD_COLUMNS)
             .order_by("pk")
         )
+        for reservation in reservations:
+            reservation.batch = batch
         now = timezone.now()
         grace = now + timedelta(days=settings.PREORDER_GRACE_DAYS)
         paid, failed, retry, events = [], [], [], []
@@ -122,9 +152,13 @@ class ReservationBook:
                     note=note[:300],
                 )
             )
-        Reservation.objects.bulk_update(
-            reservations,
-            ["status", "failure_message", "grace_until", "reminded_at", "updated_at"],
+        rows_update(
+            model=Reservation,
+            fields=["status", "failure_message", "grace_until", "reminded_at", "updated_at"],
+            rows=[
+                (r.pk, r.status, r.failure_message, r.grace_until, r.reminded_at, now)
+                for r in reservations
+            ],
         )
         PreorderEvent.objects.bulk_create(events)
         reservations_make_orders(reservations=paid)

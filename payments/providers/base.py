@@ -25,6 +25,18 @@ class ChargeResult:
 
 
 @dataclass(frozen=True)
+class ChargeRequest:
+    """One off-session charge of a saved card, for `charge_many`."""
+
+    amount_minor: int
+    currency: str
+    customer_ref: str
+    card_ref: str
+    idempotency_key: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CardDetails:
     provider_ref: str
     brand: str
@@ -83,6 +95,10 @@ class PaymentProvider(Protocol):
         metadata: dict[str, str],
     ) -> ChargeResult:
         """Charge a saved card now. Never raises for a declined card: returns the outcome."""
+
+    def charge_many(self, *, requests: list[ChargeRequest]) -> list[ChargeResult]:
+        """Off-session charges, one result per request, in order (the settlement's calls;
+        a provider without a batch API makes them one by one, the caller having paced them)."""
 
     def charge_status(self, *, provider_ref: str) -> ChargeResult:
         """Where a charge stands now (after the shopper authenticated, or to recover)."""

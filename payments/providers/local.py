@@ -15,6 +15,7 @@ from payments.providers.base import (
     CardDetails,
     CardError,
     ChargeOutcome,
+    ChargeRequest,
     ChargeResult,
     ProviderEvent,
     RefundResult,
@@ -136,6 +137,40 @@ class LocalProvider:
         except IntegrityError:
             charge = LocalCharge.objects.get(idempotency_key=idempotency_key)
         return self._result(charge)
+
+    @transaction.atomic
+    def charge_many(self, *, requests: list[ChargeRequest]) -> list[ChargeResult]:
+        """The same as `charge` per request, in three statements for all of them."""
+        if not requests:
+            return []
+        cards = LocalCard.objects.in_bulk({r.card_ref for r in requests}, field_name="token")
+        statuses = {"succeed": "succeeded", "authenticate": "requires_action"}
+        LocalCharge.objects.bulk_create(
+            [
+                LocalCharge(
+                    charge_id=f"lch_{secrets.token_hex(12)}",
+                    card=cards[r.card_ref],
+                    amount_minor=r.amount_minor,
+                    currency=r.currency.upper(),
+                    status=statuses.get(cards[r.card_ref].behaviour, "failed"),
+                    idempotency_key=r.idempotency_key,
+                )
+                for r in requests
+                if r.card_ref in cards
+            ],
+            ignore_conflicts=True,  # like Stripe: a key already used answers its first result
+        )
+        charges = LocalCharge.objects.select_related("card").in_bulk(
+            [r.idempotency_key for r in requests], field_name="idempotency_key"
+        )
+        return [
+            self._result(charges[r.idempotency_key])
+            if r.idempotency_key in charges
+            else ChargeResult(
+                ChargeOutcome.DECLINED, message="This card is not on file.", code="card_not_found"
+            )
+            for r in requests
+        ]
 
     def _result(self, charge: LocalCharge) -> ChargeResult:
         if charge.status == "succeeded":

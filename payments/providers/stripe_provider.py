@@ -15,6 +15,7 @@ from payments.providers.base import (
     CardDetails,
     CardError,
     ChargeOutcome,
+    ChargeRequest,
     ChargeResult,
     ProviderEvent,
     RefundResult,
@@ -212,6 +213,21 @@ class StripeProvider:
                 ChargeOutcome.ERROR, message=UNAVAILABLE_MESSAGE, code=type(exc).__name__
             )
         return _intent_result(intent.to_dict())
+
+    def charge_many(self, *, requests: list[ChargeRequest]) -> list[ChargeResult]:
+        # Stripe has no batch endpoint: one PaymentIntent per request.
+        return [
+            self.charge(
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                customer_ref=request.customer_ref,
+                card_ref=request.card_ref,
+                idempotency_key=request.idempotency_key,
+                off_session=True,
+                metadata=request.metadata,
+            )
+            for request in requests
+        ]
 
     def charge_status(self, *, provider_ref: str) -> ChargeResult:
         try:
