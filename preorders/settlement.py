@@ -32,7 +32,6 @@ from preorders.services import (
 )
 from rowsql.update import rows_update
 
-
 RECORD_COLUMNS = (
     "id",
     "batch_id",

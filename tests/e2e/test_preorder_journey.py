@@ -10,6 +10,7 @@ import io
 import re
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -176,7 +177,7 @@ def test_operator_batch_closes_itself_charges_the_ladder_price_and_reports_produ
     expect(page.locator("#content")).to_contain_text("FS-BLK")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
-    rows = list(csv.reader(io.StringIO(open(download.value.path()).read())))
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
     assert rows[0][0].lower().startswith("sku")
     fs = next(row for row in rows if row[0] == "FS-BLK")
     assert "2" in fs  # two units paid, to be made
