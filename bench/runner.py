@@ -81,9 +81,9 @@ def main(argv: list[str]) -> int:
     import django
 
     django.setup()
-    from bench import pages, search
+    from bench import pages, preorders, search
 
-    benchmarks = {"search": search.run, "pages": pages.run}
+    benchmarks = {"search": search.run, "pages": pages.run, "preorders": preorders.run}
     chosen = argv or list(benchmarks)
     for name in chosen:
         print(f"== {name}", flush=True)
