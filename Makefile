@@ -14,7 +14,7 @@ help:
 	@echo "make test    run the whole test suite"
 	@echo "make bench   benchmarks into bench/results.json (BENCH=search for one)"
 	@echo "make screens screenshots of the main pages into bench/screens/"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff: lint rules and formatting"
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -40,6 +40,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 embedded-status: install
 	$(PY) -m config.embedded status
