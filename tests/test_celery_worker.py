@@ -1,9 +1,7 @@
 """A real Celery worker process, against the same Redis broker the suite uses."""
 
 import os
-import signal
 import subprocess
-import sys
 import uuid
 
 import pytest
@@ -12,38 +10,15 @@ from django.conf import settings
 
 from config.celery import app
 from config.tasks import WORKER_ECHO_PREFIX, worker_echo
-from tests.services import BASE_DIR
+from tests.services import celery_worker_start, process_stop
 
 
 @pytest.fixture
 def live_worker():
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.test")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = celery_worker_start(env=env, log=subprocess.PIPE)
     yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    process_stop(process)
 
 
 @pytest.fixture

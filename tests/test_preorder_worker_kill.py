@@ -5,8 +5,6 @@ reservation ends charged exactly once at the provider."""
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
@@ -23,7 +21,7 @@ from preorders.models import BatchStatus, PreorderBatch, Reservation, Reservatio
 from preorders.services import batch_close
 from tests.factories import UserFactory
 from tests.preorders import batch_open
-from tests.services import BASE_DIR
+from tests.services import celery_worker_start, process_stop, wait_until
 from tests.shop import ADDRESS, CARD_OK
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -39,37 +37,16 @@ def _worker(rate: int, log) -> subprocess.Popen:
         # Slow enough that the kill lands mid-settlement, in the middle of a chunk.
         SETTLEMENT_RATE_LOCAL=str(rate),
     )
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    return celery_worker_start(env=env, log=log)
 
 
 def _wait_for(condition, timeout: float, what: str, log=None) -> None:
-    """Wait on a database condition (another process changes it; no event to block on)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            states = Counter(Reservation.objects.values_list("status", flat=True))
-            tail = log.read_text()[-1500:] if log else ""
-            tail = f"advisory locks held: {_advisory_locks()}\n" + tail
-            raise AssertionError(f"timed out waiting for {what}: {states}\n{tail}")
-        time.sleep(0.05)
+    def explain() -> str:
+        states = Counter(Reservation.objects.values_list("status", flat=True))
+        tail = log.read_text()[-1500:] if log else ""
+        return f"{states}\nadvisory locks held: {_advisory_locks()}\n{tail}"
+
+    wait_until(condition, timeout=timeout, what=what, explain=explain)
 
 
 def _many_reservations(batch: PreorderBatch, count: int) -> None:
@@ -162,11 +139,7 @@ def test_a_worker_killed_mid_settlement_charges_nobody_twice(real_queue, tmp_pat
             log=tmp_path / "workers.log",
         )
     finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(20)
-        except subprocess.TimeoutExpired:
-            second.kill()
+        process_stop(second)
 
     reservations = Reservation.objects.filter(batch=batch)
     assert reservations.filter(status=ReservationStatus.CHARGED).count() == RESERVATIONS

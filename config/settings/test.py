@@ -38,6 +38,15 @@ COMMUNITY_RATE_LIMITS = {"post": (10_000, 10_000), "comment": (10_000, 10_000)}
 if os.environ.get("FANHUB_TEST_DATABASE_NAME"):
     DATABASES["default"]["NAME"] = os.environ["FANHUB_TEST_DATABASE_NAME"]  # noqa: F405
 
+# The browser journeys' worker (tests/e2e/conftest.py) shares files and mail with the live
+# server in the test process: uploads on disk, mail written as files the journey opens.
+if os.environ.get("FANHUB_TEST_MEDIA_ROOT"):
+    MEDIA_ROOT = os.environ["FANHUB_TEST_MEDIA_ROOT"]
+    STORAGES["default"] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+if os.environ.get("FANHUB_TEST_MAIL_DIR"):
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = os.environ["FANHUB_TEST_MAIL_DIR"]
+
 # pytest-xdist workers share the Redis broker too: each sends to and consumes from its own
 # queue, so a worker process started by one test never takes another's tasks.
 CELERY_TASK_DEFAULT_QUEUE = f"fanhub-test-{_worker}"

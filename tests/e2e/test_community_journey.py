@@ -8,17 +8,10 @@ from playwright.sync_api import expect
 from communities.models import Community, Membership, MembershipStatus, Post, Role
 from communities.polls import poll_create
 from communities.services import post_create
+from tests.e2e.steps import sign_in
 from tests.factories import BrandFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _sign_in(page, base, user, password):
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", user.email)
-    page.fill("input[name=password]", password)
-    page.click("main form button[type=submit]")
-    expect(page.locator("main")).to_contain_text("Where fans shape what gets made")
 
 
 def test_fan_joins_posts_comments_likes_and_gets_moderated(
@@ -35,7 +28,7 @@ def test_fan_joins_posts_comments_likes_and_gets_moderated(
     Membership.objects.create(community=community, user=moderator, role=Role.OWNER)
     fan = UserFactory(display_name="Lin")
 
-    _sign_in(page, base, fan, password)
+    sign_in(page, base, fan.email, password)
     page.goto(f"{base}/c/?q=nimbus")
     page.get_by_role("link", name="Nimbus Fans").first.click()
     page.get_by_role("button", name="Join").click()
@@ -93,7 +86,7 @@ def test_fan_joins_posts_comments_likes_and_gets_moderated(
 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     moderator_page = context.new_page()
-    _sign_in(moderator_page, base, moderator, password)
+    sign_in(moderator_page, base, moderator.email, password)
     moderator_page.goto(f"{base}/c/nimbus-fans/posts/{post.pk}/")
     moderator_page.locator("summary", has_text="Ban author").click()
     moderator_page.get_by_role("button", name="Ban Lin").click()

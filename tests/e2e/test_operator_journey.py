@@ -1,5 +1,6 @@
 """A brand operator, in a real browser: signs in to the admin, creates a product with a
-variant and a picture, sees it on the site, then ships and refunds a paid order."""
+variant and a picture (the worker makes its thumbnails), sees it on the site, then ships and
+refunds a paid order."""
 
 from decimal import Decimal
 
@@ -8,8 +9,9 @@ from django.contrib.auth.models import Permission
 from PIL import Image
 from playwright.sync_api import expect
 
-from catalog.models import Product
+from catalog.models import Product, ProductImage
 from orders.models import OrderStatus
+from tests.e2e.steps import admin_add_product, admin_sign_in
 from tests.factories import (
     BrandFactory,
     CategoryFactory,
@@ -17,6 +19,7 @@ from tests.factories import (
     UserFactory,
     VariantFactory,
 )
+from tests.services import wait_until
 from tests.shop import order_paid
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,40 +38,42 @@ def operator(password):
 
 
 def test_operator_creates_a_product_then_ships_and_refunds(
-    live_server, desktop_page, operator, password, tmp_path
+    live_server, desktop_page, operator, password, tmp_path, live_worker
 ):
     page = desktop_page
     base = live_server.url
-    page.goto(f"{base}/admin/login/")
-    page.fill("#id_username", operator.email)
-    page.fill("#id_password", password)
-    page.click("input[type=submit]")
-    expect(page.locator("#content")).to_contain_text("Products")
-
-    page.goto(f"{base}/admin/catalog/product/add/")
-    page.select_option("#id_brand", label="Forge Audio")
-    page.locator("#id_name").press_sequentially("Forge Studio Pro")
-    expect(page.locator("#id_slug")).to_have_value("forge-studio-pro")  # filled from the name
-    page.select_option("#id_status", "active")
-    page.fill("#id_description", "Planar drivers, **tuned by fans**.")
-    page.select_option("#id_category", label="Headphones")
-    page.fill("#id_variants-0-sku", "FSP-BLK")
-    page.fill("#id_variants-0-options", '{"colour": "Black"}')
-    page.fill("#id_variants-0-price", "349.00")
-    page.fill("#id_variants-0-stock", "7")
+    admin_sign_in(page, base, operator.email, password)
     picture = tmp_path / "front.png"
-    Image.new("RGB", (400, 300), "navy").save(picture)
-    page.set_input_files("#id_images-0-image", str(picture))
-    page.fill("#id_images-0-alt_text", "Front")
-    page.click("input[name=_save]")
-    expect(page.locator("ul.messagelist")).to_contain_text("was added successfully")
+    Image.new("RGB", (1600, 1200), "navy").save(picture)
+    admin_add_product(
+        page,
+        base,
+        brand="Forge Audio",
+        name="Forge Studio Pro",
+        category="Headphones",
+        sku="FSP-BLK",
+        colour="Black",
+        price="349.00",
+        stock="7",
+        picture=str(picture),
+    )
 
     product = Product.objects.get(slug="forge-studio-pro")
     assert (product.price_min, product.in_stock) == (Decimal("349.00"), True)
+    # The worker makes the thumbnails from the stored upload.
+    wait_until(
+        lambda: ProductImage.objects.filter(product=product).exclude(thumbnail_small="").exists(),
+        timeout=30,
+        what="the worker's thumbnails",
+        explain=live_worker.log_tail,
+    )
+    image = ProductImage.objects.get(product=product)
+    with Image.open(image.thumbnail_small.path) as small, Image.open(image.image.path) as original:
+        assert max(small.size) <= 240 < max(original.size)
     page.goto(f"{base}/products/forge-studio-pro/")
     expect(page.locator("main")).to_contain_text("349.00")
     expect(page.locator("main")).to_contain_text("tuned by fans")
-    assert page.locator("main img[alt='Front']").count() >= 1
+    expect(page.locator("main img[alt='Front']").first).to_be_attached()
 
     variant = VariantFactory(
         product=ProductFactory(brand=operator.operated_brands.get(), name="Forge Buds"),

@@ -1,109 +1,68 @@
-"""Pre-orders in a real browser. A fan reserves in a batch (phone and desktop widths). And the
-whole story: an operator creates a batch with a price ladder in the admin and publishes it,
-one new fan reserves with 4242 and another with 4000 0000 0000 0341, the batch closes by
-itself at its deadline (the beat's task), the first fan is charged the ladder price and sees
-a paid order, the second gets the email to pay again, and the operator downloads the
-production report."""
+"""A brand operator's pre-order, in a real browser, with a real Celery worker settling it: the
+operator creates a product and a batch with a price ladder in the admin and publishes it; one
+new fan reserves with 4242 and another with 4000 0000 0000 0341; the operator closes the batch
+now; the worker charges the ladder price reached (the first fan sees a paid order) and mails
+the second a link to pay again; the operator sees the orders and downloads the production
+report. (A fan reserving at phone width is part of tests/e2e/test_shopper_journey.py.)"""
 
 import csv
 import io
-import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import time_machine
 from django.contrib.auth.models import Permission
-from django.core import mail
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from orders.models import Order, OrderStatus
 from preorders.models import BatchStatus, PreorderBatch, Reservation, ReservationStatus
-from preorders.services import batches_close_due
-from tests.factories import BrandFactory, ProductFactory, UserFactory, VariantFactory
-from tests.preorders import batch_open
+from tests.e2e.steps import (
+    CARD_DECLINED_ON_CHARGE,
+    CARD_OK,
+    admin_add_product,
+    admin_sign_in,
+    reserve,
+    sign_in,
+)
+from tests.factories import BrandFactory, CategoryFactory, UserFactory
+from tests.services import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _sign_in(page, base, user, password):
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", user.email)
-    page.fill("input[name=password]", password)
-    page.locator("main form button[type=submit]").click()
-    expect(page.locator("body")).to_contain_text("Sign out")
-
-
-def _reserve(page, *, units: str, card: str) -> None:
-    """Fill the batch page's reserve form with a new address and a new card, and submit."""
-    page.fill("input[name=quantity]", units)
-    for field, value in {
-        "full_name": "Lin Chen",
-        "line1": "1 Fan Street",
-        "city": "Springfield",
-        "postal_code": "12345",
-        "country": "US",
-    }.items():
-        page.fill(f"input[name=address-{field}]", value)
-    for field, value in {
-        "number": card,
-        "exp_month": "12",
-        "exp_year": "2031",
-        "cvc": "123",
-    }.items():
-        page.fill(f"input[name={field}]", value)
-    page.get_by_role("button", name="Reserve", exact=True).click()
-
-
-def test_a_fan_reserves_and_sees_the_progress(live_server, page, password):
-    product = ProductFactory(name="Nimbus X3", slug="nimbus-x3")
-    VariantFactory(product=product, sku="X3-BLK", options={"colour": "Black"})
-    batch = batch_open(product=product, min_quantity=5, cap=100)
-    fan = UserFactory()
-    base = live_server.url
-    _sign_in(page, base, fan, password)
-
-    page.goto(f"{base}/preorders/")
-    page.get_by_role("link", name=re.compile(batch.title)).first.click()
-    progress = page.locator("#batch-progress")
-    expect(progress).to_contain_text("0 units reserved")
-    expect(progress).to_contain_text("5 more units needed")
-    expect(progress).to_contain_text("USD 179.00")  # the ladder's next tier
-
-    _reserve(page, units="2", card="4242 4242 4242 4242")
-
-    expect(page.locator("body")).to_contain_text("Reserved")
-    reservation = Reservation.objects.get(user=fan)
-    assert (reservation.status, reservation.quantity) == (ReservationStatus.HELD, 2)
-    assert page.url.endswith(f"/preorders/reservations/{reservation.pk}/")
-    page.goto(f"{base}/preorders/{batch.slug}/")
-    expect(page.locator("#batch-progress")).to_contain_text("2 units reserved")
-    expect(page.locator("#batch-progress")).to_contain_text("3 more units needed")
-    page.goto(f"{base}/preorders/mine/")
-    expect(page.locator("main")).to_contain_text(batch.title)
-
-
-def test_operator_batch_closes_itself_charges_the_ladder_price_and_reports_production(
-    live_server, desktop_page, browser, password
-):
+@pytest.fixture
+def operator():
     brand = BrandFactory(name="Forge Audio", slug="forge")
-    product = ProductFactory(name="Forge Studio", slug="forge-studio", brand=brand)
-    VariantFactory(product=product, sku="FS-BLK", options={"colour": "Black"})
-    operator = UserFactory(email="ops@forge.example", is_staff=True)
-    operator.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label__in=["preorders", "orders"])
+    CategoryFactory(name="Headphones", slug="headphones")
+    user = UserFactory(email="ops@forge.example", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label__in=["catalog", "preorders", "orders"])
     )
-    brand.operators.add(operator)
+    brand.operators.add(user)
+    return user
+
+
+def test_operator_creates_a_batch_closes_it_and_the_worker_charges_the_ladder_price(
+    live_server, desktop_page, browser, password, operator, mailbox, live_worker
+):
     base = live_server.url
     page = desktop_page
+    admin_sign_in(page, base, operator.email, password)
+    admin_add_product(
+        page,
+        base,
+        brand="Forge Audio",
+        name="Forge Studio",
+        category="Headphones",
+        sku="FS-BLK",
+        colour="Black",
+        price="320.00",
+        stock="0",
+    )
 
-    # The operator creates the batch with a two-tier ladder and publishes it.
-    page.goto(f"{base}/admin/login/")
-    page.fill("#id_username", operator.email)
-    page.fill("#id_password", password)
-    page.click("input[type=submit]")
+    # The batch with a two-tier ladder, published.
     page.goto(f"{base}/admin/preorders/preorderbatch/add/")
     page.select_option("#id_product", label="Forge Studio")
     page.locator("#id_title").press_sequentially("Forge Studio, first run")
@@ -129,39 +88,50 @@ def test_operator_batch_closes_itself_charges_the_ladder_price_and_reports_produ
     batch = PreorderBatch.objects.get(title="Forge Studio, first run")
     assert batch.status == BatchStatus.OPEN
 
-    # Two new fans reserve: one card pays, one is declined when charged at the close.
+    # Two fans reserve at phone width: one card pays, one is declined when charged.
     fans = []
-    for units, card in (("2", "4242 4242 4242 4242"), ("1", "4000 0000 0000 0341")):
+    for units, card in (("2", CARD_OK), ("1", CARD_DECLINED_ON_CHARGE)):
         fan = UserFactory()
         fans.append(fan)
         context = browser.new_context(viewport={"width": 390, "height": 844})
         shopper = context.new_page()
         shopper.set_default_timeout(15_000)
-        _sign_in(shopper, base, fan, password)
+        sign_in(shopper, base, fan.email, password)
         shopper.goto(f"{base}/preorders/{batch.slug}/")
-        _reserve(shopper, units=units, card=card)
+        expect(shopper.locator("#batch-progress")).to_contain_text("USD 250.00")  # next tier
+        reserve(shopper, units=units, card=card)
         expect(shopper.locator("body")).to_contain_text("Reserved")
         context.close()
     batch.refresh_from_db()
     assert batch.reserved_units == 3
 
-    # The deadline passes; the beat's task closes the batch and settles it.
-    with time_machine.travel(batch.closes_at + timedelta(seconds=1)):
-        assert batches_close_due() == 1
-    batch.refresh_from_db()
-    assert (batch.status, batch.final_unit_price) == (BatchStatus.CONFIRMED, Decimal("250.00"))
+    # The operator closes it now; the worker settles it in the background.
+    page.goto(f"{base}/admin/preorders/preorderbatch/{batch.pk}/change/")
+    page.get_by_role("link", name="Close now").click()
+    expect(page.locator("#content")).to_contain_text("the minimum is reached")
+    expect(page.locator("#content")).to_contain_text("2 reservations will be charged now")
+    page.locator("input[type=submit]").click()
+    expect(page.locator("ul.messagelist")).to_contain_text("confirmed at 250.00 per unit")
+    wait_until(
+        lambda: PreorderBatch.objects.get(pk=batch.pk).status == BatchStatus.CONFIRMED,
+        timeout=60,
+        what="the worker to settle the batch",
+        explain=live_worker.log_tail,
+    )
+    page.reload()
+    expect(page.locator("#content")).to_contain_text("Confirmed")
 
     paid, declined = (Reservation.objects.get(user=fan) for fan in fans)
     assert paid.status == ReservationStatus.CHARGED
     assert paid.order.status == OrderStatus.PAID and paid.order.total == Decimal("500.00")
     assert declined.status == ReservationStatus.PAYMENT_FAILED
-    retry = [m for m in mail.outbox if m.to == [fans[1].email] and "needs a payment" in m.subject]
-    assert retry and f"/preorders/reservations/{declined.pk}/" in retry[0].body
+    retry = mailbox.wait_for(to=fans[1].email, subject="needs a payment")
+    assert f"/preorders/reservations/{declined.pk}/" in mailbox.text(retry)
 
     # The first fan sees the paid order at the ladder price.
     context = browser.new_context(viewport={"width": 390, "height": 844})
     shopper = context.new_page()
-    _sign_in(shopper, base, fans[0], password)
+    sign_in(shopper, base, fans[0].email, password)
     shopper.goto(f"{base}/orders/")
     expect(shopper.locator("main")).to_contain_text(paid.order.number)
     shopper.goto(f"{base}{paid.order.get_absolute_url()}")
