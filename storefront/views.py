@@ -1,5 +1,7 @@
 """Pages that compose several apps (layer 5 in DESIGN.md)."""
 
+from functools import cached_property
+
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -12,7 +14,9 @@ from catalog.selectors import (
     product_search,
     variant_choose,
 )
+from communities.models import Community
 from communities.selectors import communities_featured
+from preorders.models import PreorderBatch
 from preorders.selectors import batches_open
 from reviews.forms import ReviewForm, ReviewReportForm
 from reviews.selectors import (
@@ -27,15 +31,28 @@ BRAND_BATCHES = 8
 OFFER_BATCHES = 3
 
 
+class HomeShowcase:
+    """The home page's sections, the same for every visitor. The template caches them as one
+    fragment for `seconds`, and reads these only when the fragment has expired: a warm home
+    page runs no query of its own. Lists and counters there may lag by that much; the pages
+    they link to are live."""
+
+    seconds = 30
+
+    @cached_property
+    def communities(self) -> list[Community]:
+        return list(communities_featured())
+
+    @cached_property
+    def open_batches(self) -> list[PreorderBatch]:
+        return batches_open(limit=HOME_BATCHES)
+
+    live_campaigns: tuple = ()  # campaigns join when their app exists
+
+
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    # Campaigns join when their app exists.
-    context = {
-        "featured_communities": list(communities_featured()),
-        "open_batches": batches_open(limit=HOME_BATCHES),
-        "live_campaigns": [],
-    }
-    return render(request, "home.html", context)
+    return render(request, "home.html", {"showcase": HomeShowcase()})
 
 
 @require_GET

@@ -1,10 +1,13 @@
 import pytest
+from django.core.cache import cache
+from django.core.cache.utils import make_template_fragment_key
 from django.db import connection
 from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.factories import BrandFactory, UserFactory
+from tests.factories import BrandFactory, ProductFactory, UserFactory
+from tests.preorders import batch_open
 
 pytestmark = pytest.mark.django_db
 
@@ -81,10 +84,25 @@ def test_brand_page(client):
 
 
 def test_home_query_counts(client):
-    with CaptureQueriesContext(connection) as anonymous:
-        client.get("/")
-    assert len(anonymous) == 2  # the featured communities, the open pre-order batches
-    client.force_login(UserFactory())
+    """The sections are one cached fragment, shared by visitors and members."""
+    batch = batch_open(product=ProductFactory(name="Nimbus X3"))
+    with CaptureQueriesContext(connection) as cold:
+        first = client.get("/").content.decode()
+    assert len(cold) == 4  # featured communities, open batches, their tiers, their pictures
+    with CaptureQueriesContext(connection) as warm:
+        again = client.get("/").content.decode()
+    assert len(warm) == 0
+    assert batch.title in first and batch.title in again
+    client.force_login(UserFactory(display_name="Lin"))
     with CaptureQueriesContext(connection) as member:
-        client.get("/")
-    assert len(member) == 4  # + the user row and the cart count (sessions live in Redis)
+        page = client.get("/").content.decode()
+    assert len(member) == 2  # the user row and the cart count (sessions live in Redis)
+    assert batch.title in page and "Lin" in page and "Join Fanhub" not in page
+
+
+def test_home_sections_are_read_again_when_the_fragment_expires(client):
+    client.get("/")
+    later = batch_open(product=ProductFactory(name="Forge Studio"))
+    assert later.title not in client.get("/").content.decode()  # the fragment is still fresh
+    cache.delete(make_template_fragment_key("home_showcase"))  # what expiry does
+    assert later.title in client.get("/").content.decode()
