@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+TABLE_START, TABLE_END = "<!-- figures:start -->", "<!-- figures:end -->"
 
 
 @dataclass
@@ -66,11 +68,43 @@ def machine() -> dict:
 
 
 def write(figures: dict[str, Figure]) -> None:
+    """Merge into bench/results.json (each figure dated), then rewrite the table of
+    docs/benchmarks.md from it, so the page always shows what the file holds."""
     existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"figures": {}}
     existing["machine"] = machine()
-    existing["figures"].update({name: asdict(figure) for name, figure in figures.items()})
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    existing["figures"].update(
+        {name: {**asdict(figure), "measured_on": today} for name, figure in figures.items()}
+    )
     existing["figures"] = dict(sorted(existing["figures"].items()))
     RESULTS.write_text(json.dumps(existing, indent=2) + "\n")
+    if DOCS.exists():
+        DOCS.write_text(docs_with_table(DOCS.read_text(), existing["figures"]))
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+
+def docs_with_table(text: str, figures: dict[str, dict]) -> str:
+    """`text` with the lines between the table markers replaced by a table of `figures`."""
+    rows = [
+        "| figure | value | baseline | ratio | date | reproduce |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, figure in figures.items():
+        rows.append(
+            f"| `{name}` | {_number(figure['value'])} {figure['unit']} "
+            f"| {_number(figure['baseline'])} | {_number(figure['ratio'])} "
+            f"| {figure.get('measured_on', '–')} | `make bench BENCH={name.split('.')[0]}` |"
+        )
+    before, start, rest = text.partition(TABLE_START)
+    _, end, after = rest.partition(TABLE_END)
+    if not start or not end:
+        return text
+    return before + start + "\n" + "\n".join(rows) + "\n" + end + after
 
 
 def main(argv: list[str]) -> int:
