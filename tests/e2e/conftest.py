@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings as django_settings
+from django.contrib.auth.models import Permission
 from django.db import connection
 
 from config.celery import app
 from config.tasks import WORKER_ECHO_PREFIX, worker_echo
+from tests.factories import BrandFactory, CategoryFactory, UserFactory
 from tests.services import celery_worker_start, process_stop, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -223,3 +225,20 @@ class Mailbox:
 @pytest.fixture
 def mailbox(live_worker):
     return Mailbox(live_worker.mail, live_worker)
+
+
+# --- people ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def operator():
+    """ops@forge.example, staff, operating the brand Forge Audio (which sells headphones),
+    with the permissions of the catalogue, pre-order and order admins."""
+    brand = BrandFactory(name="Forge Audio", slug="forge")
+    CategoryFactory(name="Headphones", slug="headphones")
+    user = UserFactory(email="ops@forge.example", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label__in=["catalog", "preorders", "orders"])
+    )
+    brand.operators.add(user)
+    return user

@@ -5,7 +5,6 @@ refunds a paid order."""
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -13,28 +12,13 @@ from catalog.models import Product, ProductImage
 from orders.models import OrderStatus
 from tests.e2e.steps import admin_add_product, admin_sign_in
 from tests.factories import (
-    BrandFactory,
-    CategoryFactory,
     ProductFactory,
-    UserFactory,
     VariantFactory,
 )
 from tests.services import wait_until
 from tests.shop import order_paid
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def operator(password):
-    brand = BrandFactory(name="Forge Audio", slug="forge")
-    CategoryFactory(name="Headphones", slug="headphones")
-    user = UserFactory(email="ops@forge.example", is_staff=True)
-    user.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label__in=["catalog", "orders"])
-    )
-    brand.operators.add(user)
-    return user
 
 
 def test_operator_creates_a_product_then_ships_and_refunds(

@@ -12,7 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -26,22 +25,10 @@ from tests.e2e.steps import (
     reserve,
     sign_in,
 )
-from tests.factories import BrandFactory, CategoryFactory, UserFactory
+from tests.factories import UserFactory
 from tests.services import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def operator():
-    brand = BrandFactory(name="Forge Audio", slug="forge")
-    CategoryFactory(name="Headphones", slug="headphones")
-    user = UserFactory(email="ops@forge.example", is_staff=True)
-    user.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label__in=["catalog", "preorders", "orders"])
-    )
-    brand.operators.add(user)
-    return user
 
 
 def test_operator_creates_a_batch_closes_it_and_the_worker_charges_the_ladder_price(
