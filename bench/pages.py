@@ -89,6 +89,7 @@ def _pages(product_slug: str) -> list[Page]:
         Page("search_typo", "/products/?q=studo+headphnes"),
         Page("product", f"/products/{product_slug}/"),
         Page("home_member", "/", member=True),
+        Page("products_member", "/products/", member=True),
         Page("product_member", f"/products/{product_slug}/", member=True),
         Page("cart_member", "/cart/", member=True),
         Page("orders_member", "/orders/", member=True),

@@ -7,6 +7,7 @@ import email
 import email.policy
 import os
 import shutil
+import subprocess
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ def desktop_page(browser):
 
 @dataclass
 class Worker:
-    process: object
+    process: subprocess.Popen | None
     media: Path
     mail: Path
     log: Path
@@ -106,10 +107,9 @@ class Worker:
         joins the back of the queue and the solo worker runs tasks in order."""
         token = uuid.uuid4().hex
         worker_echo.delay(token)
-        waiting = redis.Redis.from_url(
-            django_settings.CACHES["default"]["LOCATION"], socket_timeout=timeout + 10
-        )
-        answer = waiting.blpop(f"{WORKER_ECHO_PREFIX}{token}", timeout=timeout)
+        location = django_settings.CACHES["default"]["LOCATION"]
+        with redis.Redis.from_url(location, socket_timeout=timeout + 10) as waiting:
+            answer = waiting.blpop(f"{WORKER_ECHO_PREFIX}{token}", timeout=timeout)
         assert answer is not None, f"the worker did not answer:\n{self.log_tail()}"
 
     def log_tail(self) -> str:
