@@ -1,4 +1,3 @@
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
@@ -7,6 +6,7 @@ from catalog.forms import ProductFilterForm
 from catalog.models import Category
 from catalog.selectors import (
     ProductFilters,
+    ProductListingPaginator,
     brand_list,
     category_breadcrumbs,
     category_by_path,
@@ -37,7 +37,9 @@ def _product_listing(request: HttpRequest, *, category: Category | None) -> Http
             in_stock=data["in_stock"],
             sort=data["sort"] or "relevance",
         )
-    page = Paginator(product_search(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = ProductListingPaginator(product_search(filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     query = request.GET.copy()
     query.pop("page", None)
     context = {

@@ -2,13 +2,13 @@
 
 from functools import cached_property
 
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from catalog.selectors import (
     ProductFilters,
+    ProductListingPaginator,
     brand_list,
     product_page,
     product_search,
@@ -89,7 +89,7 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
     brand = get_object_or_404(brand_list(), slug=slug)
     products = product_search(ProductFilters(brand=brand.slug, sort="newest"))
-    page = Paginator(products, 24).get_page(request.GET.get("page"))
+    page = ProductListingPaginator(products, 24).get_page(request.GET.get("page"))
     return render(
         request,
         "storefront/brand_detail.html",

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -191,6 +192,7 @@ def test_product_list_query_count_does_not_grow(client, url):
     with CaptureQueriesContext(connection) as few:
         assert client.get(url).status_code == 200
     _catalogue(95)
+    cache.delete_pattern("*")  # both requests cold: count the listing's total again
     with CaptureQueriesContext(connection) as many:
         assert client.get(url).status_code == 200
     assert len(few) == len(many) <= 10
@@ -207,3 +209,23 @@ def test_cached_product_grid_follows_price_stock_and_rating(client, audio):
     html = client.get("/products/?sort=newest").content.decode()
     assert "USD 149.00" in html and "USD 199.00" not in html
     assert "(1<span" in html  # the new review count on the card
+
+
+def _counts(queries) -> int:
+    return sum(query["sql"].startswith("SELECT COUNT(*)") for query in queries)
+
+
+def test_a_listing_total_is_counted_once_a_minute_per_query(client, audio):
+    with CaptureQueriesContext(connection) as cold:
+        first = client.get("/products/?sort=newest")
+    assert _counts(cold) == 1 and first.context["page_obj"].paginator.count == 3
+    ProductFactory(name="Forge Cable")
+    with CaptureQueriesContext(connection) as warm:
+        again = client.get("/products/?sort=newest")
+    assert _counts(warm) == 0
+    assert again.context["page_obj"].paginator.count == 3  # the total lags for a minute
+    assert "Forge Cable" in again.content.decode()  # the products themselves do not
+    filtered = client.get("/products/?q=forge")  # another query has its own total
+    assert filtered.context["page_obj"].paginator.count == 3
+    cache.delete_pattern("catalog:listing-count:*")  # what the minute's expiry does
+    assert client.get("/products/?sort=newest").context["page_obj"].paginator.count == 4
