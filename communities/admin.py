@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
+from communities.feed_cache import feed_changed
 from communities.models import Community, Idea, Membership, Post, Report
 from communities.moderation import report_resolve, report_resolve_as_operator
 from markup.markdown import markdown_render
@@ -85,6 +86,10 @@ class PostAdmin(BrandScopedAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        feed_changed(community_id=obj.community_id)  # a pin or a hide shows to visitors
 
 
 @admin.register(Report)

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
+from communities.feed_cache import feed_changed
 from communities.honour import level_for
 from communities.models import Comment, Community, Membership, Post, Report
 from communities.services import check_member, check_moderator
@@ -50,6 +51,7 @@ def report_create(
         ]
         if len(trusted) >= TRUSTED_REPORTS_TO_HIDE:
             Post.objects.filter(pk=post.pk, hidden_at__isnull=True).update(hidden_at=timezone.now())
+            feed_changed(community_id=post.community_id)
     return report
 
 
@@ -78,6 +80,7 @@ def report_resolve_as_operator(*, report: Report, hide: bool) -> None:
         else Comment.objects.filter(pk=report.comment_id)
     )
     target.update(hidden_at=timezone.now() if hide else None)
+    feed_changed(community_id=report.community_id)
     same_target = (
         {"post_id": report.post_id} if report.post_id else {"comment_id": report.comment_id}
     )

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F
 
 from accounts.models import User
+from communities.feed_cache import feed_changed
 from communities.models import Poll, PollOption, PollVote, Post
 from communities.services import check_member
 
@@ -36,6 +37,7 @@ def poll_create(
     PollOption.objects.bulk_create(
         [PollOption(poll=poll, text=text[:120], position=n) for n, text in enumerate(options)]
     )
+    feed_changed(community_id=post.community_id)  # the card names the poll
     return poll
 
 

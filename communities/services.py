@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
+from communities.feed_cache import feed_changed
 from communities.honour import on_like_received, on_member_joined, on_post_created
 from communities.models import (
     Comment,
@@ -195,6 +196,7 @@ def post_create(
     if verified:
         post.image.save(verified.content.name, verified.content, save=False)
     post.save()
+    feed_changed(community_id=community.pk)
     on_post_created(post=post)
     _notify_mentions(
         community=community,
@@ -227,12 +229,14 @@ def post_update(*, post: Post, editor: User, title: str, body: str) -> Post:
     post.edited_at = timezone.now()
     post.full_clean(exclude=["image", "body_html"])
     post.save(update_fields=["title", "body", "body_html", "edited_at"])
+    feed_changed(community_id=post.community_id)
     return post
 
 
 @transaction.atomic
 def post_delete(*, post: Post, user: User) -> None:
     """The author deletes (kept for moderation history); a moderator hides."""
+    feed_changed(community_id=post.community_id)  # on commit: a refusal rolls back first
     if post.author_id == user.pk:
         Post.objects.filter(pk=post.pk).update(deleted_at=timezone.now())
         return
@@ -244,6 +248,7 @@ def post_delete(*, post: Post, user: User) -> None:
 def post_set_pinned(*, post: Post, moderator: User, pinned: bool) -> None:
     check_moderator(community=post.community, user=moderator)
     Post.objects.filter(pk=post.pk).update(is_pinned=pinned)
+    feed_changed(community_id=post.community_id)
 
 
 @transaction.atomic
@@ -251,6 +256,7 @@ def post_like_toggle(*, post: Post, user: User) -> bool:
     """Like or unlike. Returns True when the post is now liked. The count moves by one with
     F(), so concurrent likes never lose one."""
     check_member(community=post.community, user=user)
+    feed_changed(community_id=post.community_id)  # the count on the card moves either way
     deleted, _ = Reaction.objects.filter(post=post, user=user).delete()
     if deleted:
         Post.objects.filter(pk=post.pk).update(like_count=F("like_count") - 1)
@@ -302,6 +308,7 @@ def comment_create(
         post=post, author=author, parent=parent, body=body, body_html=markdown_render(body)
     )
     Post.objects.filter(pk=post.pk).update(comment_count=F("comment_count") + 1)
+    feed_changed(community_id=post.community_id)
     _notify_mentions(
         community=post.community,
         author=author,
@@ -331,3 +338,4 @@ def comment_delete(*, comment: Comment, user: User) -> None:
     Post.objects.filter(pk=comment.post_id, comment_count__gt=0).update(
         comment_count=F("comment_count") - 1
     )
+    feed_changed(community_id=comment.post.community_id)

@@ -6,10 +6,12 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
+from communities.feed_cache import FEED_FRAGMENT_SECONDS, feed_version
 from communities.forms import (
     CommentForm,
     DirectoryForm,
@@ -89,11 +91,14 @@ def directory(request: HttpRequest) -> HttpResponse:
 @require_GET
 def detail(request: HttpRequest, slug: str) -> HttpResponse:
     view = community_for(slug=slug, user=request.user)
-    feed = (
-        community_feed(view=view, user=request.user, cursor=request.GET.get("after"))
-        if view.can_read
-        else None
-    )
+    cursor = request.GET.get("after")
+    feed, version = None, None
+    if view.can_read and not request.user.is_authenticated:
+        # Visitors share a cached fragment: the feed is read only when it has expired.
+        version = feed_version(community_id=view.community.pk)
+        feed = SimpleLazyObject(lambda: community_feed(view=view, user=request.user, cursor=cursor))
+    elif view.can_read:
+        feed = community_feed(view=view, user=request.user, cursor=cursor)
     return render(
         request,
         "communities/detail.html",
@@ -101,6 +106,8 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
             "view": view,
             "community": view.community,
             "feed": feed,
+            "feed_version": version,
+            "feed_seconds": FEED_FRAGMENT_SECONDS,
             "post_form": PostForm() if view.is_member else None,
             "requests": pending_requests(view=view),
             "my_badges": member_badges(view=view),

@@ -23,7 +23,9 @@ from communities.services import (
     community_join,
     member_ban,
     post_create,
+    post_delete,
     post_like_toggle,
+    post_set_pinned,
 )
 from notifications.models import Notification
 from tests.factories import BrandFactory, UserFactory
@@ -617,3 +619,53 @@ def test_admin_cover_upload_is_verified(admin_client):
     assert "valid image" in response.content.decode()
     community.refresh_from_db()
     assert not community.cover
+
+
+def _visitor_feed(client) -> tuple[str, int]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("communities:detail", args=["nimbus-fans"]))
+    assert response.status_code == 200
+    return response.content.decode(), len(queries)
+
+
+def test_visitors_share_a_cached_feed_that_every_change_retires(
+    client, django_capture_on_commit_callbacks
+):
+    community = _community()
+    owner = _member(community, Role.OWNER)
+    fan = _member(community)
+    first = post_create(community=community, author=fan, title="Desk setup", body="x")
+    html, cold = _visitor_feed(client)
+    assert "Desk setup" in html and cold == 4  # community, pinned, posts, author levels
+    html, warm = _visitor_feed(client)
+    assert "Desk setup" in html and warm == 1  # the community row; the feed is cached
+
+    changes = [
+        (lambda: post_create(community=community, author=fan, title="Lime!", body="y"), "Lime!"),
+        (lambda: post_like_toggle(post=first, user=owner), "♥</span> 1<"),
+        (lambda: comment_create(post=first, author=owner, body="Nice"), "1 comment<"),
+        (lambda: post_set_pinned(post=first, moderator=owner, pinned=True), "Pinned</span>"),
+    ]
+    for change, shows in changes:
+        assert shows not in html
+        with django_capture_on_commit_callbacks(execute=True):
+            change()
+        html, queries = _visitor_feed(client)
+        assert shows in html and queries == 4  # read again at once
+    with django_capture_on_commit_callbacks(execute=True):
+        post_delete(post=first, user=owner)  # a moderator hides it
+    assert "Desk setup" not in _visitor_feed(client)[0]
+
+
+def test_members_never_get_the_visitors_feed(client):
+    community = _community()
+    fan = _member(community)
+    post_create(community=community, author=fan, title="Desk setup", body="x")
+    _visitor_feed(client)  # warm for visitors
+    client.force_login(fan)
+    html, queries = _visitor_feed(client)
+    assert "like-form" in html and "csrfmiddlewaretoken" in html and queries > 4
+    client.logout()
+    assert "like-form" not in _visitor_feed(client)[0]
+    bad = client.get(reverse("communities:detail", args=["nimbus-fans"]), {"after": "garbage"})
+    assert bad.status_code == 404  # a visitor's bad cursor, even with the cache warm
