@@ -22,7 +22,9 @@ LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 
 # pytest-xdist workers share the Redis databases: each keeps its own key prefix, and tests
 # clear only their own keys (tests/conftest.py), never the whole database.
-_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# FANHUB_TEST_RUN separates two suites run at once against the same Redis (each also gets
+# its own DATABASE_URL, hence its own test database).
+_worker = os.environ.get("FANHUB_TEST_RUN", "") + os.environ.get("PYTEST_XDIST_WORKER", "main")
 CACHES["default"]["KEY_PREFIX"] = f"fanhub-test-{_worker}"  # noqa: F405
 CACHES["sessions"]["KEY_PREFIX"] = f"fanhub-test-session-{_worker}"  # noqa: F405
 
