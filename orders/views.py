@@ -16,7 +16,7 @@ from orders.services import CheckoutError, cart_add, cart_set_quantity, order_pa
 from payments.models import Payment, PaymentStatus, SavedCard
 from payments.providers.base import CardError
 from payments.providers.registry import provider_get
-from payments.services import card_delete, card_save, payment_refresh
+from payments.services import CardInUseError, card_delete, card_save, payment_refresh
 
 ADDRESS_FIELDS = ["full_name", "line1", "line2", "city", "postal_code", "country", "phone"]
 
@@ -269,6 +269,10 @@ def saved_cards(request: HttpRequest) -> HttpResponse:
 @require_POST
 def saved_card_delete(request: HttpRequest, pk: int) -> HttpResponse:
     card = get_object_or_404(SavedCard, pk=pk, user=request.user, deleted_at=None)
-    card_delete(user=request.user, card=card)
+    try:
+        card_delete(user=request.user, card=card)
+    except CardInUseError as exc:
+        messages.error(request, str(exc))
+        return redirect("orders:saved_cards")
     messages.success(request, f"{card} was removed.")
     return redirect("orders:saved_cards")

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from payments.listeners import payment_listener_notify
+from payments.listeners import card_uses, payment_listener_notify
 from payments.models import (
     Payment,
     PaymentCustomer,
@@ -79,9 +79,21 @@ def card_save(*, user: User, card: dict) -> SavedCard:
     return saved
 
 
-def card_delete(*, user: User, card: SavedCard) -> None:
+class CardInUseError(PaymentError):
+    """A card that a held commitment will be charged with: the message names what."""
+
+
+def card_delete(*, user: User, card: SavedCard, force: bool = False) -> None:
+    """Forget a saved card, unless a held reservation or pledge still needs it (`force` is for
+    the card typed for one payment and not to be kept, which nothing else uses)."""
     if card.user_id != user.pk:
         raise PermissionError("Not your card")
+    uses = [] if force else card_uses(card)
+    if uses:
+        raise CardInUseError(
+            f"{card} will be charged for {', '.join(uses)}. Change the card there first, "
+            "or cancel it."
+        )
     SavedCard.objects.filter(pk=card.pk).update(deleted_at=timezone.now())
 
 
