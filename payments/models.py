@@ -90,6 +90,16 @@ class Payment(models.Model):
     failure_code = models.CharField(max_length=60, blank=True)
     failure_message = models.CharField(max_length=300, blank=True)
     amount_refunded = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    # Refunds asked for and not yet confirmed by the provider (pending, or failed and to be
+    # retried): reserved, so two refunds can never promise more than was paid.
+    amount_refund_pending = models.DecimalField(
+        max_digits=12, decimal_places=2, default=Decimal("0")
+    )
+    # The key of the provider call in flight: written and committed before the call, so a
+    # request that dies after the provider took the money can be replayed with the same key.
+    provider_key = models.CharField(max_length=200, blank=True)
+    # What else that call sent (off_session, metadata): a replay must send the same.
+    provider_request = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -101,6 +111,18 @@ class Payment(models.Model):
                 condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=F("amount")),
                 name="payments_refund_within_amount",
             ),
+            models.CheckConstraint(
+                condition=Q(amount_refund_pending__gte=0)
+                & Q(amount_refund_pending__lte=F("amount") - F("amount_refunded")),
+                name="payments_pending_refund_within_amount",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["updated_at"],
+                name="payments_in_flight",
+                condition=Q(status="pending") & ~Q(provider_key=""),
+            )
         ]
 
     def __str__(self) -> str:
@@ -108,28 +130,52 @@ class Payment(models.Model):
 
     @property
     def refundable(self) -> Decimal:
-        return self.amount - self.amount_refunded
+        return self.amount - self.amount_refunded - self.amount_refund_pending
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Refunded"
+    FAILED = "failed", "Failed, will be retried"
+    ABANDONED = "abandoned", "Abandoned by an operator"
 
 
 class Refund(models.Model):
+    """A refund asked of the provider. One that fails stays here, visible and retried
+    (payments.services.refunds_retry_due) until it succeeds or an operator abandons it."""
+
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
+    status = models.CharField(
+        max_length=20, choices=RefundStatus.choices, default=RefundStatus.PENDING
+    )
     provider_ref = models.CharField(max_length=100, blank=True)
     idempotency_key = models.CharField(max_length=120, unique=True)
     reason = models.CharField(max_length=200, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payments_refund_positive")
         ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="payments_refund_retry_due",
+                condition=Q(status="failed"),
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"Refund {self.amount} of {self.payment.reference}"
+        return f"Refund {self.amount} of {self.payment.reference} ({self.status})"
 
 
 class WebhookEvent(models.Model):

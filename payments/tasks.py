@@ -3,6 +3,7 @@
 from django.db import transaction
 
 from config.celery import house_task
+from payments.services import payments_recover_in_flight, refunds_retry_due
 from payments.settlement import (
     settlement_book,
     settlement_reconcile,
@@ -29,3 +30,10 @@ def settlement_finish(kind: str, parent_id: int) -> None:
 @house_task(acks_late=True)
 def settlement_reconcile_due() -> None:
     settlement_reconcile()
+
+
+@house_task()
+def payments_recover_due() -> None:
+    """Charges whose request died after the provider call, and refunds to retry."""
+    payments_recover_in_flight()
+    refunds_retry_due()
