@@ -21,6 +21,10 @@ app.conf.beat_schedule = {
         "task": "config.tasks.beat_heartbeat",
         "schedule": 60.0,
     },
+    "notifications-outbox-flush": {
+        "task": "notifications.tasks.emails_outbox_flush_task",
+        "schedule": 60.0,
+    },
     "payments-recover": {
         "task": "payments.tasks.payments_recover_due",
         "schedule": 60.0,

@@ -71,3 +71,25 @@ class NotificationPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.kind}: app={self.in_app} email={self.email}"
+
+
+class OutboxEmail(models.Model):
+    """A rendered email, written in the transaction of what it tells, and sent after the
+    commit by a worker. A broker that is down at the commit loses nothing: the sweep sends
+    what is still unsent (notifications.services.emails_outbox_flush)."""
+
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["created_at"], name="notifications_outbox_unsent", condition=Q(sent_at=None)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payload.get('subject', '')} to {', '.join(self.payload.get('to', []))}"

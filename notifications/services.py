@@ -6,25 +6,30 @@ the commit, never a loop in the request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.mail import EmailMessage
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from notifications.emails import email_serialize
+from notifications.emails import email_deserialize, email_serialize
 from notifications.models import (
     DEFAULT_CHANNELS,
     Notification,
     NotificationKind,
     NotificationPreference,
+    OutboxEmail,
 )
 from notifications.tasks import email_deliver, notifications_deliver_chunk
 
 FAN_OUT_CHUNK = 1000
+logger = logging.getLogger(__name__)
 
 
 def unread_cache_key(user_id: int) -> str:
@@ -33,9 +38,71 @@ def unread_cache_key(user_id: int) -> str:
 
 def email_send_on_commit(*, message: EmailMessage) -> None:
     """Queue an already rendered email; a worker sends it once the current transaction
-    commits, so a request never waits on SMTP and a rolled-back signup sends nothing."""
-    payload = email_serialize(message)
-    email_deliver.delay_on_commit(payload)
+    commits, so a request never waits on SMTP and a rolled-back signup sends nothing.
+    The email is a row of the same transaction: if the broker is down at the commit, the
+    request still succeeds and emails_outbox_flush sends it when the broker is back."""
+    outbox = OutboxEmail.objects.create(payload=email_serialize(message))
+    after_commit_robust(lambda: email_deliver.delay(outbox.pk))
+
+
+def after_commit_robust(func: Callable[[], object]) -> None:
+    """Work for after the commit (publish a task, drop a cache key) that must never turn a
+    committed change into an error page: a failure is logged; what needs doing again is
+    redone by a sweep (emails) or expires by itself (cache entries)."""
+    transaction.on_commit(func, robust=True)
+
+
+def email_outbox_deliver(*, outbox_id: int) -> bool:
+    """Send one outbox email unless it was sent already; True when sent now. The row stays
+    locked while sending, so a task and the sweep never send it twice at once."""
+    failure: OSError | None = None
+    with transaction.atomic():
+        outbox = (
+            OutboxEmail.objects.select_for_update(skip_locked=True)
+            .filter(pk=outbox_id, sent_at=None)
+            .first()
+        )
+        if outbox is None:  # sent, or being sent by another worker
+            return False
+        try:
+            email_deserialize(outbox.payload).send(fail_silently=False)
+        except OSError as exc:  # SMTP down: counted below, and tried again
+            failure = exc
+        else:
+            OutboxEmail.objects.filter(pk=outbox.pk).update(
+                sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
+            )
+    if failure is not None:
+        OutboxEmail.objects.filter(pk=outbox_id).update(
+            attempts=F("attempts") + 1, last_error=str(failure)[:300]
+        )
+        raise failure
+    return True
+
+
+OUTBOX_GRACE = timedelta(minutes=1)  # younger rows are still on their way through the broker
+OUTBOX_MAX_ATTEMPTS = 20
+
+
+def emails_outbox_flush(*, limit: int = 200) -> int:
+    """Beat sweep: send the emails whose task never ran (broker down at the commit, a worker
+    lost). Returns how many were sent."""
+    due = list(
+        OutboxEmail.objects.filter(
+            sent_at=None,
+            created_at__lt=timezone.now() - OUTBOX_GRACE,
+            attempts__lt=OUTBOX_MAX_ATTEMPTS,
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    sent = 0
+    for outbox_id in due:
+        try:
+            sent += email_outbox_deliver(outbox_id=outbox_id)
+        except OSError:
+            logger.warning("outbox email %s could not be sent yet", outbox_id)
+    return sent
 
 
 def channels_for(*, user_ids: list[int], kind: str) -> dict[int, tuple[bool, bool]]:
@@ -64,7 +131,8 @@ def notifications_deliver(
             for uid in in_app
         ]
     )
-    cache.delete_many([unread_cache_key(uid) for uid in in_app])
+    keys = [unread_cache_key(uid) for uid in in_app]
+    after_commit_robust(lambda: cache.delete_many(keys))
     by_email = [uid for uid, (_, email) in channels.items() if email]
     link = f"{settings.SITE_URL}{url}" if url.startswith("/") else url
     for address in (
@@ -117,7 +185,8 @@ def notifications_mark_read(*, user_id: int, ids: list[int] | None = None) -> in
     if ids is not None:
         queryset = queryset.filter(pk__in=ids)
     changed = queryset.update(read_at=timezone.now())
-    cache.delete(unread_cache_key(user_id))
+    key = unread_cache_key(user_id)
+    after_commit_robust(lambda: cache.delete(key))
     return changed
 
 

@@ -1,12 +1,20 @@
 from config.celery import house_task
-from notifications.emails import email_deserialize
 
 
 @house_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def email_deliver(payload: dict) -> None:
-    """Send one email. Not acks_late: a re-delivery after a crash could send it twice, and a
-    lost confirmation mail can be re-requested from the page."""
-    email_deserialize(payload).send(fail_silently=False)
+def email_deliver(outbox_id: int) -> None:
+    """Send one outbox email (skipped if already sent). Not acks_late: a lost task is sent by
+    the outbox sweep instead, and a re-delivery could send it twice."""
+    from notifications.services import email_outbox_deliver
+
+    email_outbox_deliver(outbox_id=outbox_id)
+
+
+@house_task()
+def emails_outbox_flush_task() -> None:
+    from notifications.services import emails_outbox_flush
+
+    emails_outbox_flush()
 
 
 @house_task()
