@@ -18,6 +18,9 @@ class Cart(models.Model):
         blank=True,
         related_name="cart",
     )
+    # Bumped by every change of the lines: one order per revision, however many checkouts of
+    # it are submitted at once (orders.services.order_place).
+    revision = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -113,6 +116,11 @@ class Order(models.Model):
     # The payment that paid the order when it was not paid at checkout, e.g.
     # "preorder-res:42" for a pre-order charged when its batch was confirmed.
     paid_through = models.CharField(max_length=100, blank=True, editable=False)
+    # "<cart id>:<revision>" of the cart it was placed from: a second submit of the same cart
+    # finds this order instead of making another.
+    checkout_key = models.CharField(
+        max_length=40, null=True, blank=True, unique=True, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     shipped_at = models.DateTimeField(null=True, blank=True)
