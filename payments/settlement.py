@@ -6,14 +6,22 @@ does the rest: chunk tasks over id ranges, pacing toward the provider, exactly-o
 resuming after a crash.
 
 Exactly once, even when a worker is killed at any instant:
-- Each commitment is worked on under a session-level advisory lock on its id. Postgres drops
-  the lock when the worker's connection dies, so a re-delivered chunk (acks_late) can take
-  over, and two live workers never call the provider for the same commitment.
+- Each commitment is worked on under a session-level advisory lock on its id (`lock_key`).
+  Postgres drops the lock when the worker's connection dies, so a re-delivered chunk
+  (acks_late) can take over, and two live workers never call the provider for the same
+  commitment.
 - Before the provider is called the commitment is committed as `charging` together with a
   pending Payment whose idempotency key is unique. A commitment found `charging` was being
   charged by a worker that died: the engine asks the provider for the charge made with that
   key (`charge_find`) and records it; it charges only if the provider never saw it.
-- The provider also gets the key, as a second line of defence (real Stripe honours it)."""
+- The provider also gets the key, as a second line of defence (real Stripe honours it).
+
+Resuming within seconds, not an hour: a killed chunk's message waits in the broker until its
+visibility timeout, so the beat sweep (`settlement_reconcile`, every 20 s) does not wait for
+it. A commitment `charging` whose advisory lock nobody holds is orphaned: its worker is gone
+(a live one holds the lock from before it moves the commitment to `charging` until after it
+records the outcome). No quiet period is needed to tell; the sweep re-enqueues chunks over
+the orphans at once, and whichever copy of a chunk runs second finds nothing left to do."""
 
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ from decimal import Decimal
 from typing import Literal, Protocol
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -75,7 +84,7 @@ class CommitmentBook(Protocol):
     """What a feature app tells the engine about its commitments (Reservation, Pledge)."""
 
     kind: str  # "preorder", "pledge": the name chunk tasks carry
-    lock_namespace: int  # the first key of pg advisory locks, unique per book
+    lock_namespace: int  # 1..LOCK_NAMESPACE_MAX, unique per book: the top bits of lock keys
     model: type[models.Model]
     parent_field: str  # "batch_id"
     open_statuses: tuple[str, str]  # (held, charging)
@@ -100,14 +109,51 @@ class CommitmentBook(Protocol):
     def id_bounds(self, *, parent_id: int) -> tuple[int, int] | None:
         """The smallest and largest id of the parent's open commitments."""
 
+    def active_parent_ids(self) -> list[int]:
+        """Parents settling or cancelling now."""
+
     def stalled_parent_ids(self, *, quiet_for: timedelta) -> list[int]:
         """Parents settling or cancelling in which nothing moved for `quiet_for`."""
+
+
+# Advisory-lock keys: pg_try_advisory_lock's single-bigint form, the book's namespace in the
+# top bits and the commitment's id in the low LOCK_ID_BITS. With namespaces unique per book
+# (checked at registration) and ids in [1, 2**LOCK_ID_BITS) (checked before every lock; an
+# id beyond raises instead of aliasing), two commitments never share a key: the map
+# (namespace, id) -> key is injective on that domain, and the sign bit stays 0. 2**48 is
+# 281 trillion ids, far beyond any bigserial we will reach. The single-bigint keys live apart
+# from the two-int4 form's (pg_locks.objsubid 1 vs 2), so other users of that form cannot
+# collide with ours either.
+LOCK_ID_BITS = 48
+LOCK_NAMESPACE_MAX = 2 ** (63 - LOCK_ID_BITS) - 1
+_LOCK_KEY_SQL = f"((%s::bigint << {LOCK_ID_BITS}) | c.id)"
+
+
+def lock_key(*, namespace: int, commitment_id: int) -> int:
+    """The advisory-lock key of one commitment (the SQL below computes the same)."""
+    _check_lockable(namespace=namespace, ids=[commitment_id])
+    return (namespace << LOCK_ID_BITS) | commitment_id
+
+
+def _check_lockable(*, namespace: int, ids: Sequence[int]) -> None:
+    if not 1 <= namespace <= LOCK_NAMESPACE_MAX:
+        raise ValueError(f"lock namespace {namespace} is outside 1..{LOCK_NAMESPACE_MAX}")
+    if ids and not (min(ids) >= 1 and max(ids) < 2**LOCK_ID_BITS):
+        raise ValueError(f"commitment ids must be in [1, 2**{LOCK_ID_BITS}) to be locked")
 
 
 _books: dict[str, CommitmentBook] = {}
 
 
 def settlement_book_register(book: CommitmentBook) -> None:
+    """Register a feature's book. Refuses a namespace out of range or already taken by
+    another book, since their lock keys would collide."""
+    _check_lockable(namespace=book.lock_namespace, ids=[])
+    for other in _books.values():
+        if other.kind != book.kind and other.lock_namespace == book.lock_namespace:
+            raise ValueError(
+                f"books {other.kind!r} and {book.kind!r} share lock namespace {book.lock_namespace}"
+            )
     _books[book.kind] = book
 
 
@@ -146,20 +192,88 @@ def _finish(kind: str, parent_id: int) -> None:
 
 
 def settlement_reconcile(*, quiet_for: timedelta | None = None) -> list[tuple[str, int]]:
-    """Beat sweep, the safety net: restart the settlement of any parent in which nothing
-    moved for a while (a chunk message lost, a worker that died with a commitment left
-    `charging`). Chunks are idempotent, so a restart only does what is left."""
+    """Beat sweep (every 20 s), the safety net. Two cases, and the parents restarted:
+
+    - Orphans: commitments `charging` that no live worker holds the lock of (the worker died
+      between committing to charge and recording). Chunks over them are enqueued at once.
+    - Stalled: a parent in which nothing moved for `quiet_for` and none of whose open
+      commitments is locked by a live worker (a chunk message lost, a worker killed while
+      releasing). Its whole settlement is restarted, at most once per `quiet_for`.
+
+    Chunks are idempotent, so a restart only does what is left, and a duplicate finds nothing."""
     if quiet_for is None:
-        quiet_for = timedelta(minutes=settings.SETTLEMENT_RECONCILE_AFTER_MINUTES)
-    restarted = []
+        quiet_for = timedelta(seconds=settings.SETTLEMENT_RECONCILE_QUIET_SECONDS)
+    restarted: list[tuple[str, int]] = []
     for book in _books.values():
+        for parent_id in book.active_parent_ids():
+            orphans = settlement_orphans(book=book, parent_id=parent_id)
+            if orphans:
+                _resume(book, parent_id, orphans)
+                restarted.append((book.kind, parent_id))
         for parent_id in book.stalled_parent_ids(quiet_for=quiet_for):
+            if (book.kind, parent_id) in restarted or _any_locked(book, parent_id):
+                continue
+            # Chunks queued behind a long backlog look stalled too: restart once per period.
+            key = f"settlement:restart:{book.kind}:{parent_id}"
+            if not cache.add(key, 1, timeout=max(1, int(quiet_for.total_seconds()))):
+                continue
             with transaction.atomic():
                 settlement_start(kind=book.kind, parent_id=parent_id)
             restarted.append((book.kind, parent_id))
     if restarted:
-        logger.warning("settlement restarted for %s", restarted)
+        logger.warning("settlement resumed for %s", restarted)
     return restarted
+
+
+# The advisory-lock keys held right now in this database, by any session.
+_HELD_KEYS_SQL = """
+SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks AS l
+WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+def settlement_orphans(*, book: CommitmentBook, parent_id: int) -> list[int]:
+    """The parent's commitments left `charging` by a worker that is gone: nobody holds their
+    lock. One that a live worker finishes while we look may show up too (its row read
+    before, the lock list after its unlock): a chunk over it then finds it done."""
+    table = book.model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH held AS MATERIALIZED ({_HELD_KEYS_SQL})"  # noqa: S608 (names from code)
+            f" SELECT c.id FROM {table} AS c WHERE c.{book.parent_field} = %s AND c.status = %s"
+            f" AND {_LOCK_KEY_SQL} NOT IN (SELECT * FROM held) ORDER BY c.id",
+            [parent_id, book.open_statuses[1], book.lock_namespace],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _any_locked(book: CommitmentBook, parent_id: int) -> bool:
+    """Is a live worker on one of the parent's open commitments (a slow provider call)?"""
+    table = book.model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH held AS MATERIALIZED ({_HELD_KEYS_SQL})"  # noqa: S608 (names from code)
+            f" SELECT EXISTS (SELECT 1 FROM {table} AS c WHERE c.{book.parent_field} = %s"
+            f" AND c.status = ANY(%s) AND {_LOCK_KEY_SQL} IN (SELECT * FROM held))",
+            [parent_id, list(book.open_statuses), book.lock_namespace],
+        )
+        return cursor.fetchone()[0]
+
+
+def _resume(book: CommitmentBook, parent_id: int, ids: Sequence[int]) -> None:
+    """Chunk tasks over `ids` (sorted), each spanning at most a chunk's width of ids."""
+    from payments.tasks import settlement_chunk
+
+    size = settings.SETTLEMENT_CHUNK_SIZE
+    with transaction.atomic():
+        first = last = ids[0]
+        for pk in ids[1:]:
+            if pk - first >= size:
+                settlement_chunk.delay_on_commit(book.kind, parent_id, first, last)
+                first = pk
+            last = pk
+        settlement_chunk.delay_on_commit(book.kind, parent_id, first, last)
 
 
 # --- one chunk --------------------------------------------------------------------------------
@@ -179,9 +293,10 @@ def _lock_ids(book: CommitmentBook, parent_id: int, first_id: int, last_id: int)
         candidates = [row[0] for row in cursor.fetchall()]
         if not candidates:
             return []
+        _check_lockable(namespace=book.lock_namespace, ids=candidates)
         cursor.execute(
-            "SELECT id FROM unnest(%s::bigint[]) AS c(id)"
-            " WHERE pg_try_advisory_lock(%s, c.id::int) ORDER BY id",
+            "SELECT c.id FROM unnest(%s::bigint[]) AS c(id)"  # noqa: S608 (a constant)
+            f" WHERE pg_try_advisory_lock({_LOCK_KEY_SQL}) ORDER BY c.id",
             [candidates, book.lock_namespace],
         )
         return [row[0] for row in cursor.fetchall()]
@@ -192,7 +307,8 @@ def _unlock_ids(book: CommitmentBook, ids: Sequence[int]) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(pg_advisory_unlock(%s, c.id::int)) FROM unnest(%s::bigint[]) AS c(id)",
+            f"SELECT count(pg_advisory_unlock({_LOCK_KEY_SQL}))"  # noqa: S608 (a constant)
+            " FROM unnest(%s::bigint[]) AS c(id)",
             [book.lock_namespace, list(ids)],
         )
 

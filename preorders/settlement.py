@@ -177,8 +177,8 @@ class ReservationBook:
                 note = "Batch cancelled; nobody is charged"
                 if reservation.deposit_paid > reservation.deposit_refunded:
                     pacer.take()
-                    refunded = deposit_refund_all(reservation=reservation, reason=note)
-                    note += f"; deposit of {refunded} refunded"
+                    done = deposit_refund_all(reservation=reservation, reason=note)
+                    note += f"; {done.note}" if done.note else ""
                 PreorderEvent.objects.create(
                     batch_id=parent_id,
                     reservation=reservation,
@@ -242,6 +242,13 @@ class ReservationBook:
             url=batch.get_absolute_url(),
         )
         return True
+
+    def active_parent_ids(self) -> list[int]:
+        return list(
+            PreorderBatch.objects.filter(
+                status__in=[BatchStatus.SETTLING, BatchStatus.CANCELLING]
+            ).values_list("pk", flat=True)
+        )
 
     def stalled_parent_ids(self, *, quiet_for: timedelta) -> list[int]:
         quiet_since = timezone.now() - quiet_for

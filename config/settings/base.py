@@ -306,7 +306,8 @@ SHIPPING_STANDARD_COST = env("SHIPPING_STANDARD_COST", default="9.90")
 SHIPPING_EXPRESS_COST = env("SHIPPING_EXPRESS_COST", default="19.90")
 SHIPPING_FREE_ABOVE = env("SHIPPING_FREE_ABOVE", default="99.00")
 CART_MAX_QUANTITY_PER_LINE = 10
-STOCK_HOLD_MINUTES = 15
+STOCK_HOLD_MINUTES = 15  # from placing the order; paying again later does not renew it
+STOCK_HOLDS_UNPAID_PER_HOUR = 5  # checkouts a shopper may leave unpaid before a pause
 
 # --- Pre-orders and the settlement engine -----------------------------------------------------
 # Calls per second toward each provider, shared by all workers (a token bucket in Redis).
@@ -316,7 +317,10 @@ SETTLEMENT_RATE_PER_SECOND = {
     "stripe": env.float("SETTLEMENT_RATE_STRIPE", default=80.0),
 }
 SETTLEMENT_CHUNK_SIZE = env.int("SETTLEMENT_CHUNK_SIZE", default=500)
-SETTLEMENT_RECONCILE_AFTER_MINUTES = 10
+# A settling parent in which nothing moved this long, and on none of whose commitments a
+# worker holds a lock, is restarted by the reconcile sweep (a lost chunk message). A worker
+# killed mid-charge is resumed sooner, without waiting for this (payments.settlement).
+SETTLEMENT_RECONCILE_QUIET_SECONDS = 60
 PREORDER_GRACE_DAYS = env.int("PREORDER_GRACE_DAYS", default=7)
 PREORDER_REMINDER_HOURS = 48
 PREORDER_WAITLIST_OFFER_HOURS = 24
