@@ -236,6 +236,9 @@ class Reservation(models.Model):
     grace_until = models.DateTimeField(null=True, blank=True, editable=False)
     reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
     charging_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # While the deposit for some of the units is not paid (a card waiting for 3-D Secure):
+    # past this time, the units it does not cover are released (reservations_deposit_expire).
+    deposit_due_at = models.DateTimeField(null=True, blank=True, editable=False)
     order = models.OneToOneField(
         "orders.Order",
         on_delete=models.SET_NULL,
@@ -276,6 +279,11 @@ class Reservation(models.Model):
                 fields=["grace_until"],
                 name="preorders_res_in_grace",
                 condition=Q(status="payment_failed"),
+            ),
+            models.Index(
+                fields=["deposit_due_at"],
+                name="preorders_res_deposit_due",
+                condition=Q(status="held", deposit_due_at__isnull=False),
             ),
         ]
 

@@ -17,7 +17,7 @@ from catalog.models import ProductImage, Variant
 from communities.models import Community
 from orders.models import Address
 from orders.selectors import addresses_for
-from payments.models import Payment, PaymentStatus, SavedCard
+from payments.models import Payment, PaymentStatus, Refund, RefundStatus, SavedCard
 from payments.providers.registry import provider_get
 from preorders.honour import brand_community
 from preorders.models import (
@@ -26,6 +26,7 @@ from preorders.models import (
     PreorderEvent,
     PriceTier,
     Reservation,
+    ReservationStatus,
     WaitlistEntry,
     WaitlistStatus,
 )
@@ -387,9 +388,9 @@ def reservations_priced(reservations: Iterable[Reservation]) -> list[Reservation
     return reservations
 
 
-def reservation_submitted(*, user: User, request_key: str) -> Reservation | None:
-    """The reservation a form with this key already made (a double submit)."""
-    return Reservation.objects.filter(user=user, request_key=request_key[:64]).first()
+def reservation_state(*, pk: int) -> Reservation:
+    """A reservation as it is now, with its batch and option (after a payment moved it)."""
+    return Reservation.objects.select_related("batch", "variant").get(pk=pk)
 
 
 def reservation_for(*, user: User, pk: int) -> Reservation:
@@ -413,17 +414,58 @@ def reservation_for(*, user: User, pk: int) -> Reservation:
         raise Http404("No such reservation")
     reservation.progress = batch_progress(batch=reservation.batch)
     reservation.deposit_held = reservation.deposit_paid - reservation.deposit_refunded
+    reservation.deposit_refunds_pending = deposit_refunds_pending(reservation=reservation)
     return reservation
+
+
+def deposit_refunds_pending(*, reservation: Reservation) -> list[Refund]:
+    """Deposit refunds the provider refused or has not answered: still owed to the shopper,
+    retried by payments' sweep. Each has `amount` and the provider's `failure_message`."""
+    return list(
+        Refund.objects.filter(
+            payment__reference=reservation.deposit_reference,
+            status__in=[RefundStatus.PENDING, RefundStatus.FAILED],
+        ).order_by("created_at", "id")
+    )
+
+
+def reservation_card_uses(*, card: SavedCard) -> list[str]:
+    """payments' card-use checker: the pre-orders this card will still be charged for (held,
+    being charged, or a failed charge still within its grace period)."""
+    now = timezone.now()
+    uses = []
+    for reservation in (
+        Reservation.objects.filter(saved_card=card)
+        .filter(
+            Q(status__in=[ReservationStatus.HELD, ReservationStatus.CHARGING])
+            | Q(status=ReservationStatus.PAYMENT_FAILED, grace_until__gt=now)
+            | Q(status=ReservationStatus.PAYMENT_FAILED, grace_until__isnull=True)
+        )
+        .select_related("batch__product")
+        .order_by("batch__closes_at", "id")
+    ):
+        batch = reservation.batch
+        if reservation.status == ReservationStatus.PAYMENT_FAILED:
+            when = (
+                f"to pay by {timezone.localtime(reservation.grace_until):%-d %b %Y}"
+                if reservation.grace_until
+                else "payment due"
+            )
+        else:
+            when = f"closes {timezone.localtime(batch.closes_at):%-d %b %Y}"
+        uses.append(f"your pre-order of {batch.product.name} ({when})")
+    return uses
 
 
 def reservation_payment_awaiting_action(*, reservation: Reservation) -> Payment | None:
     """The reservation's payment that waits for the shopper's bank: the charge after the
-    close, else the latest deposit."""
+    close, else the latest deposit while its units still wait for it (once they are given
+    back, a late confirmation would only be refunded)."""
+    references = [reservation.payment_reference]
+    if reservation.status == ReservationStatus.HELD and reservation.deposit_due_at is not None:
+        references.append(reservation.deposit_reference)
     return (
-        Payment.objects.filter(
-            reference__in=[reservation.payment_reference, reservation.deposit_reference],
-            status=PaymentStatus.REQUIRES_ACTION,
-        )
+        Payment.objects.filter(reference__in=references, status=PaymentStatus.REQUIRES_ACTION)
         .annotate(
             is_charge=Case(
                 When(reference=reservation.payment_reference, then=Value(0)),

@@ -9,6 +9,8 @@ hold more units than the cap."""
 
 from __future__ import annotations
 
+from contextlib import suppress
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -26,8 +28,16 @@ from notifications.models import NotificationKind
 from notifications.services import email_send_on_commit, notification_send
 from orders.models import Order
 from orders.services import PaidOrderSpec, order_refund_recorded, orders_create_paid
-from payments.models import Payment, PaymentStatus, SavedCard
-from payments.services import PaymentError, payment_charge, refund_create
+from payments.models import Payment, PaymentStatus, Refund, RefundStatus, SavedCard
+from payments.services import (
+    DECLINE_MESSAGE,
+    PaymentError,
+    card_delete,
+    card_save,
+    payment_charge,
+    payment_refresh,
+    refund_create,
+)
 from payments.settlement import settlement_start
 from preorders.models import (
     BATCH_TRANSITIONS,
@@ -329,7 +339,11 @@ def _check_room(batch: PreorderBatch, quantity: int, offer: WaitlistEntry | None
         )
 
 
-@transaction.atomic
+def _deposit_window() -> timedelta:
+    """How long a reservation may hold units whose deposit is not paid yet (3-D Secure)."""
+    return timedelta(minutes=getattr(settings, "PREORDER_DEPOSIT_MINUTES", 10))
+
+
 def reservation_create(
     *,
     batch: PreorderBatch,
@@ -342,12 +356,41 @@ def reservation_create(
 ) -> Reservation:
     """Hold `quantity` units for the user. A second submit of the same form (same
     `request_key`) returns the first reservation."""
+    return _reservation_create(
+        batch=batch,
+        user=user,
+        variant=variant,
+        quantity=quantity,
+        saved_card=saved_card,
+        address=address,
+        request_key=request_key,
+    )[0]
+
+
+@transaction.atomic
+def _reservation_create(
+    *,
+    batch: PreorderBatch,
+    user: User,
+    variant: Variant,
+    quantity: int,
+    saved_card: SavedCard,
+    address: dict[str, str],
+    request_key: str,
+) -> tuple[Reservation, bool]:
+    """(the reservation, whether this call made it)."""
+    request_key = request_key[:64]
     existing = Reservation.objects.filter(user=user, request_key=request_key).first()
     if existing:
-        return existing
+        return existing, False
     if saved_card.user_id != user.pk or saved_card.deleted_at:
         raise ReservationError("Choose one of your cards.")
     batch = _locked(batch)
+    # Asked again under the batch lock, which every reservation is made under: a twin submit
+    # that was waiting for the lock finds the reservation its twin has just committed.
+    existing = Reservation.objects.filter(user=user, request_key=request_key).first()
+    if existing:
+        return existing, False
     _check_open(batch)
     _check_limit(batch, user, quantity)
     _check_variant(batch, variant, quantity)
@@ -363,18 +406,21 @@ def reservation_create(
         variant=variant,
         quantity=quantity,
         saved_card=saved_card,
-        request_key=request_key[:64],
+        request_key=request_key,
+        deposit_due_at=timezone.now() + _deposit_window() if batch.deposit_per_unit > 0 else None,
         **{
             ("ship_name" if key == "full_name" else f"ship_{key}"): address.get(key, "")
             for key in ADDRESS_FIELDS
         },
     )
-    reservation.full_clean()
+    # The (user, request_key) constraint is the database's to enforce: validating it here
+    # would turn a twin submit into a form error instead of the first reservation.
+    reservation.full_clean(exclude=["request_key"])
     try:
         with transaction.atomic():
             reservation.save()
-    except IntegrityError:  # the same form submitted twice at the same instant
-        return Reservation.objects.get(user=user, request_key=request_key[:64])
+    except IntegrityError:  # a twin submit on another batch lock: the same key, elsewhere
+        return Reservation.objects.get(user=user, request_key=request_key), False
     released_offer = 0
     if offer is not None:
         WaitlistEntry.objects.filter(pk=offer.pk).update(status=WaitlistStatus.CLAIMED)
@@ -397,7 +443,85 @@ def reservation_create(
         from preorders.tasks import batch_close_if_due
 
         batch_close_if_due.delay_on_commit(batch.pk)
-    return reservation
+    return reservation, True
+
+
+@dataclass(frozen=True)
+class ReservationOutcome:
+    """What a reserve or change did: the reservation, the deposit payment it asked for (which
+    may wait for the shopper's bank), and whether this was a twin of an earlier submit."""
+
+    reservation: Reservation
+    deposit: Payment | None = None
+    duplicate: bool = False
+
+    @property
+    def needs_authentication(self) -> bool:
+        return self.deposit is not None and self.deposit.status == PaymentStatus.REQUIRES_ACTION
+
+
+def _forget_card(card: SavedCard | None, user: User) -> None:
+    """A card typed in for a reservation that was not made is not kept."""
+    if card is not None:
+        card_delete(user=user, card=card, force=True)
+
+
+def reservation_reserve(
+    *,
+    batch: PreorderBatch,
+    user: User,
+    variant: Variant,
+    quantity: int,
+    address: dict[str, str],
+    request_key: str,
+    saved_card: SavedCard | None = None,
+    card: dict | None = None,
+) -> ReservationOutcome:
+    """The reserve form: a saved card or the `card` typed in (saved now: it is charged at
+    the close), the reservation, and its deposit. Undone when the deposit is declined (the
+    reservation cancelled, the typed card forgotten). A twin submit of the same form lands on
+    the first reservation and charges nothing. Raises ReservationError (and CardError for the
+    typed card) with the shopper's message."""
+    existing = Reservation.objects.filter(user=user, request_key=request_key[:64]).first()
+    if existing is not None:
+        return ReservationOutcome(reservation=existing, duplicate=True)
+    typed = None
+    if saved_card is None:
+        saved_card = typed = card_save(user=user, card=card or {})
+    try:
+        reservation, made = _reservation_create(
+            batch=batch,
+            user=user,
+            variant=variant,
+            quantity=quantity,
+            saved_card=saved_card,
+            address=address,
+            request_key=request_key,
+        )
+    except ValidationError:
+        _forget_card(typed, user)
+        raise
+    if not made:
+        _forget_card(typed if typed and typed.pk != reservation.saved_card_id else None, user)
+        return ReservationOutcome(reservation=reservation, duplicate=True)
+    deposit = reservation_deposit_pay(reservation=reservation)
+    if deposit is None or deposit.status in (
+        PaymentStatus.SUCCEEDED,
+        PaymentStatus.REQUIRES_ACTION,
+    ):
+        return ReservationOutcome(reservation=reservation, deposit=deposit)
+    message = deposit.failure_message or DECLINE_MESSAGE
+    try:
+        reservation_cancel(reservation=reservation, user=user, reason="Deposit declined")
+    except ValidationError as exc:  # the batch closed meanwhile: its charge settles it
+        raise ReservationError(
+            f"The deposit was not paid. {message} {' '.join(exc.messages)}"
+        ) from exc
+    _forget_card(typed, user)
+    raise ReservationError(f"The deposit was not paid, so nothing was reserved. {message}")
+
+
+# --- deposits -----------------------------------------------------------------------------------
 
 
 def _deposit_payments(reservation: Reservation):
@@ -407,55 +531,132 @@ def _deposit_payments(reservation: Reservation):
     ).order_by("pk")
 
 
-@transaction.atomic
-def reservation_deposit_pay(
-    *, reservation: Reservation, units: int, purpose: str = ""
-) -> Payment | None:
-    """Charge the deposit for `units` now, on-session (the card was just saved). `purpose`
-    names a charge that must happen once ("reserve": two racing submits of the same form
-    find one deposit); without it, each call is a new deposit (more units added later)."""
-    reservation = Reservation.objects.select_related("batch").get(pk=reservation.pk)
-    amount = reservation.batch.deposit_per_unit * units
-    if amount <= 0:
-        return None
-    suffix = purpose or str(
-        Payment.objects.filter(reference=reservation.deposit_reference).count() + 1
-    )
+@dataclass(frozen=True)
+class DepositCover:
+    """A reservation's deposit payments summed: `held` is paid and not being refunded,
+    `pending` is asked for and not answered yet (3-D Secure, a call in flight), `charged`
+    is every deposit ever taken or being taken (the running total the keys are named by)."""
+
+    held: Decimal
+    pending: Decimal
+    charged: Decimal
+
+    def units(self, per_unit: Decimal, *, with_pending: bool) -> int:
+        if per_unit <= 0:
+            return 0
+        return int((self.held + (self.pending if with_pending else 0)) // per_unit)
+
+
+def _deposit_cover(reservation: Reservation) -> DepositCover:
+    held = pending = charged = Decimal("0.00")
+    for payment in Payment.objects.filter(reference=reservation.deposit_reference):
+        if payment.status in (
+            PaymentStatus.SUCCEEDED,
+            PaymentStatus.PARTIALLY_REFUNDED,
+            PaymentStatus.REFUNDED,
+        ):
+            held += payment.refundable
+            charged += payment.amount
+        elif payment.status == PaymentStatus.REQUIRES_ACTION or (
+            payment.status == PaymentStatus.PENDING and not payment.failure_code
+        ):
+            pending += payment.amount
+            charged += payment.amount
+    return DepositCover(held=held, pending=pending, charged=charged)
+
+
+def reservation_deposit_pay(*, reservation: Reservation) -> Payment | None:
+    """Charge, on-session, what the deposit still lacks for the reservation's units. Decided
+    under the reservation's row lock; the provider is called after it (no lock held). The
+    payment's key names the running deposit total it brings the reservation from and to, so
+    racing changes that see the same state ask for the same payment and are charged once,
+    and one that sees a deposit already asked for charges nothing. None: nothing to pay."""
+    with transaction.atomic():
+        reservation = (
+            Reservation.objects.select_for_update()
+            .select_related("batch", "saved_card", "user")
+            .get(pk=reservation.pk)
+        )
+        per_unit = reservation.batch.deposit_per_unit
+        if reservation.status != ReservationStatus.HELD or per_unit <= 0:
+            return None
+        cover = _deposit_cover(reservation)
+        amount = per_unit * reservation.quantity - cover.held - cover.pending
+        if amount <= 0:
+            return None
+        if reservation.deposit_due_at is None:
+            reservation.deposit_due_at = timezone.now() + _deposit_window()
+            reservation.save(update_fields=["deposit_due_at", "updated_at"])
+        key = f"{reservation.deposit_key}-{cover.charged}-{cover.charged + amount}"
     return payment_charge(
         user=reservation.user,
         reference=reservation.deposit_reference,
         amount=amount,
         currency=reservation.batch.currency,
         saved_card=reservation.saved_card,
-        idempotency_key=f"{reservation.deposit_key}-{suffix}",
+        idempotency_key=key,
         off_session=False,
         metadata={"reservation": str(reservation.pk), "purpose": "deposit"},
     )
 
 
-def _deposit_refund(reservation: Reservation, amount: Decimal, reason: str) -> Decimal:
-    """Refund up to `amount` of the reservation's deposit payments; returns what was."""
-    refunded = Decimal("0.00")
+@dataclass(frozen=True)
+class DepositRefund:
+    """What a deposit refund did: `refunded` the provider confirmed; `pending` it refused or
+    could not be reached for (kept visible and retried by payments' sweep)."""
+
+    refunded: Decimal = Decimal("0.00")
+    pending: Decimal = Decimal("0.00")
+    failure_message: str = ""
+
+    @property
+    def note(self) -> str:
+        parts = []
+        if self.refunded > 0:
+            parts.append(f"deposit of {self.refunded} refunded")
+        if self.pending > 0:
+            parts.append(
+                f"deposit refund of {self.pending} pending"
+                + (f" ({self.failure_message})" if self.failure_message else "")
+            )
+        return "; ".join(parts)
+
+
+def _deposit_refund(reservation: Reservation, amount: Decimal, reason: str) -> DepositRefund:
+    """Refund up to `amount` of the reservation's deposit payments. Only what the provider
+    confirmed counts as refunded; a failed refund stays pending (payments retries it)."""
+    refunded = pending = Decimal("0.00")
+    message = ""
     for payment in _deposit_payments(reservation):
-        part = min(payment.refundable, amount - refunded)
+        part = min(payment.refundable, amount - refunded - pending)
         if part <= 0:
-            break
+            continue
         number = payment.refunds.count() + 1
-        refund_create(
+        refund = refund_create(
             payment=payment,
             amount=part,
             idempotency_key=f"{payment.idempotency_key}-refund-{number}",
             reason=reason,
         )
-        refunded += part
-    return refunded
+        if refund.status == RefundStatus.SUCCEEDED:
+            refunded += part
+        else:
+            pending += part
+            message = refund.failure_message or message
+    return DepositRefund(refunded=refunded, pending=pending, failure_message=message)
 
 
 def reservation_deposit_changed(*, payment: Payment) -> None:
-    """payments' listener for "preorder-deposit:" references: keep the totals."""
-    reservation = Reservation.objects.select_for_update().get(
-        pk=int(payment.reference.split(":", 1)[1])
+    """payments' listener for "preorder-deposit:" references (a charge, 3-D Secure, a
+    refund), inside the payment's transaction: keep the totals; stop the deposit clock once
+    the units are covered; and give back deposit money that arrived when the units it was
+    for were no longer held (3-D Secure completed after they were released)."""
+    reservation = (
+        Reservation.objects.select_for_update()
+        .select_related("batch")
+        .get(pk=int(payment.reference.split(":", 1)[1]))
     )
+    paid_before = reservation.deposit_paid
     totals = Payment.objects.filter(
         reference=reservation.deposit_reference,
         status__in=[
@@ -466,7 +667,42 @@ def reservation_deposit_changed(*, payment: Payment) -> None:
     ).aggregate(paid=Sum("amount"), refunded=Sum("amount_refunded"))
     reservation.deposit_paid = totals["paid"] or Decimal("0.00")
     reservation.deposit_refunded = totals["refunded"] or Decimal("0.00")
-    reservation.save(update_fields=["deposit_paid", "deposit_refunded", "updated_at"])
+    cover = _deposit_cover(reservation)
+    held_units = reservation.quantity if reservation.status == ReservationStatus.HELD else 0
+    needed = reservation.batch.deposit_per_unit * held_units
+    if reservation.deposit_due_at is not None and cover.held >= needed:
+        reservation.deposit_due_at = None
+    reservation.save(
+        update_fields=["deposit_paid", "deposit_refunded", "deposit_due_at", "updated_at"]
+    )
+    fresh = reservation.deposit_paid - paid_before  # 0 for a replayed event
+    if fresh <= 0 or reservation.status not in (
+        ReservationStatus.HELD,
+        ReservationStatus.RELEASED,
+        ReservationStatus.CANCELLED,
+    ):
+        return
+    excess = min(fresh, cover.held - needed, payment.refundable)
+    if excess <= 0:
+        return
+    refund = refund_create(
+        payment=payment,
+        amount=excess,
+        idempotency_key=f"{payment.idempotency_key}-excess",
+        reason="Deposit paid for units no longer reserved",
+    )
+    done = DepositRefund(
+        refunded=excess if refund.status == RefundStatus.SUCCEEDED else Decimal("0.00"),
+        pending=Decimal("0.00") if refund.status == RefundStatus.SUCCEEDED else excess,
+        failure_message=refund.failure_message,
+    )
+    PreorderEvent.objects.create(
+        batch_id=reservation.batch_id,
+        reservation=reservation,
+        from_status=reservation.status,
+        to_status=reservation.status,
+        note=f"Deposit of {excess} paid after its units were given back; {done.note}"[:300],
+    )
 
 
 def _locked_reservation(reservation: Reservation, user: User | None) -> Reservation:
@@ -480,15 +716,107 @@ def _locked_reservation(reservation: Reservation, user: User | None) -> Reservat
     return reservation
 
 
-@transaction.atomic
+def _units_give_back(
+    *,
+    reservation: Reservation,
+    batch: PreorderBatch,
+    keep: int,
+    actor: User | None,
+    note: str,
+    to: str = ReservationStatus.RELEASED,
+    variant: Variant | None = None,
+) -> int:
+    """Lower a held reservation to `keep` units (none: it becomes `to`), the units back to the
+    batch and offered to the waitlist. Callers hold the reservation's then the batch's lock.
+    Returns the units given back."""
+    given = reservation.quantity - keep
+    if given <= 0:
+        return 0
+    if keep <= 0:
+        reservation.deposit_due_at = None
+        reservation.save(update_fields=["deposit_due_at", "updated_at"])
+        reservation_transition(reservation=reservation, to=to, actor=actor, note=note)
+    else:
+        reservation.quantity = keep
+        reservation.variant = variant or reservation.variant
+        reservation.save(update_fields=["quantity", "variant", "updated_at"])
+        PreorderEvent.objects.create(
+            batch=batch,
+            reservation=reservation,
+            actor=actor,
+            from_status=reservation.status,
+            to_status=reservation.status,
+            note=note[:300],
+        )
+    PreorderBatch.objects.filter(pk=batch.pk).update(reserved_units=F("reserved_units") - given)
+    batch.refresh_from_db()
+    _waitlist_offer(batch)
+    return given
+
+
 def reservation_change(
     *, reservation: Reservation, user: User, variant: Variant, quantity: int
-) -> Reservation:
-    """Before the close: another quantity or option. With a refundable deposit, the removed
-    units' deposit comes back (the caller charges the extra units' deposit, on-session);
-    a non-refundable deposit cannot be taken back by lowering the quantity."""
-    batch = _locked(reservation.batch)
+) -> ReservationOutcome:
+    """Before the close: another quantity or option. Added units take their deposit now,
+    on-session (a decline takes the change back); removed units' deposit comes back when the
+    batch refunds deposits (a non-refundable deposit cannot be taken back by lowering the
+    quantity). The provider is called after the batch lock is released."""
+    before, delta = _reservation_change_units(
+        reservation=reservation, user=user, variant=variant, quantity=quantity
+    )
+    batch = reservation.batch
+    if delta < 0:
+        with transaction.atomic():
+            locked = _locked_reservation(reservation, user)
+            excess = (locked.deposit_paid - locked.deposit_refunded) - (
+                locked.batch.deposit_per_unit * locked.quantity
+            )
+            if excess > 0:
+                done = _deposit_refund(locked, excess, "Quantity reduced")
+                if done.note:
+                    PreorderEvent.objects.create(
+                        batch_id=locked.batch_id,
+                        reservation=locked,
+                        actor=user,
+                        from_status=locked.status,
+                        to_status=locked.status,
+                        note=done.note[:300].capitalize(),
+                    )
+    deposit = None
+    if delta > 0 and batch.deposit_per_unit > 0:
+        deposit = reservation_deposit_pay(reservation=reservation)
+        if deposit is not None and deposit.status not in (
+            PaymentStatus.SUCCEEDED,
+            PaymentStatus.REQUIRES_ACTION,
+        ):
+            message = deposit.failure_message or DECLINE_MESSAGE
+            with transaction.atomic():
+                locked = _locked_reservation(reservation, user)
+                batch = _locked(locked.batch)
+                if locked.status == ReservationStatus.HELD and locked.quantity == quantity:
+                    _units_give_back(
+                        reservation=locked,
+                        batch=batch,
+                        keep=before[1],
+                        variant=before[0],
+                        actor=user,
+                        note="Deposit for the added units declined: changed back",
+                    )
+            raise ReservationError(
+                f"The deposit for the extra units was not paid, so nothing changed. {message}"
+            )
+    reservation.refresh_from_db()
+    return ReservationOutcome(reservation=reservation, deposit=deposit)
+
+
+@transaction.atomic
+def _reservation_change_units(
+    *, reservation: Reservation, user: User, variant: Variant, quantity: int
+) -> tuple[tuple[Variant, int], int]:
+    """The units part of a change, under the reservation's then the batch's lock. Returns
+    ((variant, quantity) before, units added)."""
     reservation = _locked_reservation(reservation, user)
+    batch = _locked(reservation.batch)
     _check_open(batch)
     if reservation.status != ReservationStatus.HELD:
         raise ReservationError("This reservation can no longer be changed.")
@@ -501,6 +829,7 @@ def reservation_change(
         raise ReservationError(
             "This batch's deposit is not refundable, so the quantity cannot be lowered."
         )
+    before = (reservation.variant, reservation.quantity)
     old = f"{reservation.quantity} x {reservation.variant.option_label or reservation.variant.sku}"
     reservation.variant, reservation.quantity = variant, quantity
     reservation.save(update_fields=["variant", "quantity", "updated_at"])
@@ -514,39 +843,124 @@ def reservation_change(
         note=f"Changed from {old} to {quantity} x {variant.option_label or variant.sku}",
     )
     if delta < 0:
-        excess = (reservation.deposit_paid - reservation.deposit_refunded) - (
-            batch.deposit_per_unit * quantity
-        )
-        if excess > 0:
-            _deposit_refund(reservation, excess, "Quantity reduced")
         batch.refresh_from_db()
         _waitlist_offer(batch)
-    return reservation
+    return before, delta
 
 
 @transaction.atomic
 def reservation_cancel(
     *, reservation: Reservation, user: User | None, reason: str = "Cancelled by the customer"
 ) -> Reservation:
-    """Before the close. The deposit comes back if the batch's policy says so; the freed
-    units are offered to the waitlist."""
-    batch = _locked(reservation.batch)
+    """Before the close. The deposit comes back if the batch's policy says so (asked of the
+    provider before the batch row is locked); the freed units are offered to the waitlist."""
     reservation = _locked_reservation(reservation, user)
-    if reservation.status != ReservationStatus.HELD or batch.status != BatchStatus.OPEN:
+    if reservation.status != ReservationStatus.HELD or reservation.batch.status != BatchStatus.OPEN:
         raise ReservationError("This reservation can no longer be cancelled.")
+    note = reason
+    if reservation.batch.deposit_refundable:
+        owed = reservation.deposit_paid - reservation.deposit_refunded
+        if owed > 0:
+            done = _deposit_refund(reservation, owed, reason)
+            note = f"{reason}; {done.note}" if done.note else reason
+    batch = _locked(reservation.batch)
+    reservation.deposit_due_at = None
+    reservation.save(update_fields=["deposit_due_at", "updated_at"])
     reservation_transition(
-        reservation=reservation, to=ReservationStatus.CANCELLED, actor=user, note=reason
+        reservation=reservation, to=ReservationStatus.CANCELLED, actor=user, note=note
     )
     PreorderBatch.objects.filter(pk=batch.pk).update(
         reserved_units=F("reserved_units") - reservation.quantity
     )
-    if batch.deposit_refundable:
-        _deposit_refund(
-            reservation, reservation.deposit_paid - reservation.deposit_refunded, reason
-        )
     batch.refresh_from_db()
     _waitlist_offer(batch)
     return reservation
+
+
+def reservation_deposit_refused(*, reservation: Reservation, user: User) -> Reservation:
+    """The shopper's bank refused the deposit (3-D Secure): the units no deposit covers (paid,
+    or still waiting for the bank) are given back; a reservation with none left is cancelled."""
+    with transaction.atomic():
+        reservation = _locked_reservation(reservation, user)
+        if reservation.status != ReservationStatus.HELD:
+            return reservation
+        batch = _locked(reservation.batch)
+        if batch.status != BatchStatus.OPEN:
+            return reservation  # the close charges it in full
+        keep = _deposit_cover(reservation).units(batch.deposit_per_unit, with_pending=True)
+        _units_give_back(
+            reservation=reservation,
+            batch=batch,
+            keep=keep,
+            actor=user,
+            to=ReservationStatus.CANCELLED,
+            note="Deposit declined",
+        )
+    return reservation
+
+
+def reservations_deposit_expire(*, limit: int = 200) -> int:
+    """Beat, every minute: a reservation whose deposit was not paid in time (a card left at
+    3-D Secure) gives back the units no paid deposit covers, so nobody holds a batch's units
+    for free. Asks the provider first about payments still waiting for the bank (no lock
+    held). Returns the units given back."""
+    now = timezone.now()
+    due = list(
+        Reservation.objects.filter(
+            status=ReservationStatus.HELD, deposit_due_at__lte=now
+        ).values_list("pk", flat=True)[:limit]
+    )
+    given = 0
+    for pk in due:
+        reservation = Reservation.objects.get(pk=pk)
+        for payment in Payment.objects.filter(
+            reference=reservation.deposit_reference, status=PaymentStatus.REQUIRES_ACTION
+        ):
+            payment_refresh(payment=payment)  # 3-D Secure completed but not heard of yet
+        with transaction.atomic():
+            reservation = _locked_reservation(reservation, None)
+            if (
+                reservation.status != ReservationStatus.HELD
+                or reservation.deposit_due_at is None
+                or reservation.deposit_due_at > now
+            ):
+                continue
+            batch = _locked(reservation.batch)
+            keep = _deposit_cover(reservation).units(batch.deposit_per_unit, with_pending=False)
+            if batch.status != BatchStatus.OPEN or keep >= reservation.quantity:
+                # Covered after all, or closed: the close charges what the deposit lacks.
+                reservation.deposit_due_at = None
+                reservation.save(update_fields=["deposit_due_at", "updated_at"])
+                continue
+            minutes = getattr(settings, "PREORDER_DEPOSIT_MINUTES", 10)
+            units = _units_give_back(
+                reservation=reservation,
+                batch=batch,
+                keep=keep,
+                actor=None,
+                note=f"Deposit not paid within {minutes} minutes: "
+                + (
+                    "units released"
+                    if keep == 0
+                    else f"{reservation.quantity - keep} added units released"
+                ),
+            )
+            reservation.deposit_due_at = None
+            reservation.save(update_fields=["deposit_due_at", "updated_at"])
+            given += units
+            notification_send(
+                recipient_id=reservation.user_id,
+                kind=NotificationKind.PREORDER,
+                title=(
+                    f"Your reservation of {batch.product.name} was released"
+                    if keep == 0
+                    else f"Your reservation of {batch.product.name} is back to {keep} units"
+                ),
+                body=f"The deposit was not confirmed with your bank within {minutes} minutes,"
+                f" so {units} units went back to the batch.",
+                url=reservation.get_absolute_url(),
+            )
+    return given
 
 
 @transaction.atomic
@@ -756,21 +1170,21 @@ def reservations_grace_sweep() -> tuple[int, int]:
             )
             if reservation.status != ReservationStatus.PAYMENT_FAILED:
                 continue
-            reservation_transition(
-                reservation=reservation,
-                to=ReservationStatus.RELEASED,
-                actor=None,
-                note="Not paid within the grace period",
-            )
-            PreorderBatch.objects.filter(pk=reservation.batch_id).update(
-                reserved_units=F("reserved_units") - reservation.quantity
-            )
+            note = "Not paid within the grace period"
             if reservation.batch.deposit_refundable:
-                _deposit_refund(
+                # Before the batch row is touched: no batch lock over the provider call.
+                done = _deposit_refund(
                     reservation,
                     reservation.deposit_paid - reservation.deposit_refunded,
                     "Reservation released",
                 )
+                note = f"{note}; {done.note}" if done.note else note
+            reservation_transition(
+                reservation=reservation, to=ReservationStatus.RELEASED, actor=None, note=note
+            )
+            PreorderBatch.objects.filter(pk=reservation.batch_id).update(
+                reserved_units=F("reserved_units") - reservation.quantity
+            )
             notification_send(
                 recipient_id=reservation.user_id,
                 kind=NotificationKind.PREORDER,
@@ -824,12 +1238,28 @@ def _email(address: str, template: str, subject: str, context: dict) -> None:
     email_send_on_commit(message=message)
 
 
-def deposit_refund_all(*, reservation: Reservation, reason: str) -> Decimal:
-    """Every deposit of the reservation back (the batch was cancelled)."""
+def deposit_refund_all(*, reservation: Reservation, reason: str) -> DepositRefund:
+    """Every deposit of the reservation back (the batch was cancelled). `pending` includes
+    refunds that failed before and are still being retried."""
     owed = reservation.deposit_paid - reservation.deposit_refunded
-    if owed <= 0:
-        return Decimal("0.00")
-    try:
-        return _deposit_refund(reservation, owed, reason)
-    except PaymentError:
-        return Decimal("0.00")
+    done = DepositRefund()
+    if owed > 0:
+        with suppress(PaymentError):  # nothing left to refund on the payments
+            done = _deposit_refund(reservation, owed, reason)
+    return _with_earlier_pending(reservation, done)
+
+
+def _with_earlier_pending(reservation: Reservation, done: DepositRefund) -> DepositRefund:
+    waiting = list(
+        Refund.objects.filter(
+            payment__reference=reservation.deposit_reference,
+            status__in=[RefundStatus.PENDING, RefundStatus.FAILED],
+        ).order_by("-pk")
+    )
+    if not waiting:
+        return done
+    return DepositRefund(
+        refunded=done.refunded,
+        pending=sum((refund.amount for refund in waiting), Decimal("0.00")),
+        failure_message=done.failure_message or waiting[0].failure_message,
+    )

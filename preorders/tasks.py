@@ -8,9 +8,16 @@ from preorders.models import PreorderBatch
 
 @house_task(acks_late=True)
 def batches_close_due_task() -> None:
-    from preorders.services import batches_close_due, batches_open_due
+    """Beat, every minute: open and close due batches, and give back units whose deposit
+    was not paid in time (before the close, so they count for nobody)."""
+    from preorders.services import (
+        batches_close_due,
+        batches_open_due,
+        reservations_deposit_expire,
+    )
 
     batches_open_due()
+    reservations_deposit_expire()
     batches_close_due()
 
 

@@ -22,7 +22,7 @@ from orders.forms import AddressForm, CardForm
 from payments.models import Payment, PaymentStatus, SavedCard
 from payments.providers.base import CardError
 from payments.providers.registry import provider_get
-from payments.services import DECLINE_MESSAGE, card_delete, card_save, payment_refresh
+from payments.services import DECLINE_MESSAGE, card_save, payment_refresh
 from preorders.forms import ReservationChangeForm, ReserveForm, WaitlistForm, variant_label
 from preorders.models import Reservation, ReservationStatus
 from preorders.selectors import (
@@ -36,7 +36,7 @@ from preorders.selectors import (
     batches_with_progress,
     reservation_for,
     reservation_payment_awaiting_action,
-    reservation_submitted,
+    reservation_state,
     reservations_of,
     reservations_priced,
     shopper_choices,
@@ -45,8 +45,8 @@ from preorders.services import (
     ADDRESS_FIELDS,
     reservation_cancel,
     reservation_change,
-    reservation_create,
-    reservation_deposit_pay,
+    reservation_deposit_refused,
+    reservation_reserve,
     reservation_retry_pay,
     waitlist_join,
 )
@@ -155,34 +155,6 @@ def _card_for(request: HttpRequest, card_form: CardForm, cards: list[SavedCard])
         return None
 
 
-def _forget_new_card(card_form: CardForm, card: SavedCard, user) -> None:
-    """A card typed in for a reservation that was not made is not kept."""
-    if not card_form.cleaned_data.get("saved_card"):
-        card_delete(user=user, card=card)
-
-
-def _deposit_declined(
-    request: HttpRequest, reservation: Reservation, payment: Payment, *, restore=None
-) -> str:
-    """A deposit that did not go through undoes what it was for: the new reservation is
-    cancelled, or a change is taken back (`restore`: the variant and quantity before it).
-    Returns the message for the shopper."""
-    message = payment.failure_message or DECLINE_MESSAGE
-    try:
-        if restore is None:
-            reservation_cancel(
-                reservation=reservation, user=request.user, reason="Deposit declined"
-            )
-            return f"The deposit was not paid, so nothing was reserved. {message}"
-        variant, quantity = restore
-        reservation_change(
-            reservation=reservation, user=request.user, variant=variant, quantity=quantity
-        )
-        return f"The deposit for the extra units was not paid, so nothing changed. {message}"
-    except ValidationError as exc:  # the batch closed meanwhile: the charge settles it
-        return f"The deposit was not paid. {message} {_errors(exc)}"
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def reserve(request: HttpRequest, slug: str) -> HttpResponse:
@@ -193,51 +165,46 @@ def reserve(request: HttpRequest, slug: str) -> HttpResponse:
     forms = _reserve_forms(request.POST, page, choices)
     form, address_form, card_form = forms
     if form.is_valid() and card_form.is_valid():
-        already = reservation_submitted(
-            user=request.user, request_key=form.cleaned_data["request_key"]
-        )
-        if already is not None:  # the same form submitted again
-            messages.info(request, "You already sent this form: here is your reservation.")
-            return redirect(already.get_absolute_url())
         saved_address = form.cleaned_data["saved_address"]
         if saved_address is not None:
             address = {key: getattr(saved_address, key) for key in ADDRESS_FIELDS}
         else:
             address = address_form.cleaned_data if address_form.is_valid() else None
-        card = _card_for(request, card_form, choices.cards) if address is not None else None
-        if address is not None and card is not None:
+        chosen = card_form.cleaned_data.get("saved_card")
+        saved_card = next((card for card in choices.cards if card.pk == chosen), None)
+        if chosen and saved_card is None:
+            card_form.add_error("saved_card", "Choose one of your cards.")
+        elif address is not None:
             variant, quantity = form.cleaned_data["variant"], form.cleaned_data["quantity"]
             try:
-                reservation = reservation_create(
+                outcome = reservation_reserve(
                     batch=page.batch,
                     user=request.user,
                     variant=variant,
                     quantity=quantity,
-                    saved_card=card,
                     address=address,
                     request_key=form.cleaned_data["request_key"],
+                    saved_card=saved_card,
+                    card=None if saved_card else card_form.card_input(),
                 )
+            except CardError as exc:
+                card_form.add_error(None, str(exc))
             except ValidationError as exc:
-                _forget_new_card(card_form, card, request.user)
                 form.add_error(None, _errors(exc))
             else:
-                payment = None
-                if page.batch.deposit_per_unit > 0:
-                    payment = reservation_deposit_pay(
-                        reservation=reservation, units=quantity, purpose="reserve"
-                    )
-                if payment is not None and payment.status == PaymentStatus.REQUIRES_ACTION:
-                    return redirect("preorders:reservation_authenticate", pk=reservation.pk)
-                if payment is None or payment.status == PaymentStatus.SUCCEEDED:
-                    messages.success(
-                        request,
-                        f"Reserved: {quantity} × {page.batch.product.name}"
-                        f" ({variant_label(variant)}). We charge your card only if the batch"
-                        " reaches its minimum.",
-                    )
+                reservation = outcome.reservation
+                if outcome.duplicate:  # the same form submitted again
+                    messages.info(request, "You already sent this form: here is your reservation.")
                     return redirect(reservation.get_absolute_url())
-                form.add_error(None, _deposit_declined(request, reservation, payment))
-                _forget_new_card(card_form, card, request.user)
+                if outcome.needs_authentication:
+                    return redirect("preorders:reservation_authenticate", pk=reservation.pk)
+                messages.success(
+                    request,
+                    f"Reserved: {quantity} × {page.batch.product.name}"
+                    f" ({variant_label(variant)}). We charge your card only if the batch"
+                    " reaches its minimum.",
+                )
+                return redirect(reservation.get_absolute_url())
     return _render_detail(request, page, choices=choices, forms=forms, status=400)
 
 
@@ -312,26 +279,16 @@ def reservation_change_view(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose an option and at least one unit.")
         return redirect(reservation.get_absolute_url())
-    before = (reservation.variant, reservation.quantity)
     variant, quantity = form.cleaned_data["variant"], form.cleaned_data["quantity"]
     try:
-        reservation = reservation_change(
+        outcome = reservation_change(
             reservation=reservation, user=request.user, variant=variant, quantity=quantity
         )
     except ValidationError as exc:
         messages.error(request, _errors(exc))
         return redirect(reservation.get_absolute_url())
-    extra = quantity - before[1]
-    if extra > 0 and reservation.batch.deposit_per_unit > 0:
-        # The extra units' deposit, as when reserving.
-        payment = reservation_deposit_pay(reservation=reservation, units=extra)
-        if payment.status == PaymentStatus.REQUIRES_ACTION:
-            return redirect("preorders:reservation_authenticate", pk=reservation.pk)
-        if payment.status != PaymentStatus.SUCCEEDED:
-            messages.error(
-                request, _deposit_declined(request, reservation, payment, restore=before)
-            )
-            return redirect(reservation.get_absolute_url())
+    if outcome.needs_authentication:
+        return redirect("preorders:reservation_authenticate", pk=reservation.pk)
     messages.success(request, f"Your reservation is now {quantity} × {variant_label(variant)}.")
     return redirect(reservation.get_absolute_url())
 
@@ -407,21 +364,34 @@ def _after_authentication(request: HttpRequest, reservation: Reservation, paymen
         messages.error(request, payment.failure_message or DECLINE_MESSAGE)
         return redirect("preorders:reservation_pay", pk=reservation.pk)
     # A deposit: when reserving, or for the units a change added.
+    reservation = reservation_state(pk=reservation.pk)
     if payment.status == PaymentStatus.SUCCEEDED:
-        messages.success(request, "Deposit paid: your units are reserved.")
+        if reservation.status != ReservationStatus.HELD:
+            messages.error(
+                request,
+                "Your bank confirmed the deposit after the reservation was released, so the"
+                " deposit is refunded to your card.",
+            )
+        else:
+            messages.success(request, "Deposit paid: your units are reserved.")
         return redirect(reservation.get_absolute_url())
     if payment.status == PaymentStatus.REQUIRES_ACTION:
         messages.info(request, "Your bank has not confirmed the deposit yet.")
         return redirect(reservation.get_absolute_url())
-    reservation = Reservation.objects.select_related("batch", "variant").get(pk=reservation.pk)
-    if reservation.deposit_paid > 0:  # the reservation had its deposit: this was a change
-        units = int(payment.amount / reservation.batch.deposit_per_unit)
-        restore = (reservation.variant, max(reservation.quantity - units, 1))
-    else:
-        restore = None
-    messages.error(request, _deposit_declined(request, reservation, payment, restore=restore))
-    if restore is None:
+    try:
+        reservation = reservation_deposit_refused(reservation=reservation, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+        return redirect(reservation.get_absolute_url())
+    message = payment.failure_message or DECLINE_MESSAGE
+    if reservation.status == ReservationStatus.CANCELLED:
+        messages.error(request, f"The deposit was not paid, so nothing was reserved. {message}")
         return redirect(reservation.batch.get_absolute_url())
+    messages.error(
+        request,
+        f"The deposit for the extra units was not paid: you have {reservation.quantity}"
+        f" reserved. {message}",
+    )
     return redirect(reservation.get_absolute_url())
 
 

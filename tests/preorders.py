@@ -70,6 +70,6 @@ def reserve(*, batch, user=None, quantity: int = 1, card=CARD_OK, variant=None, 
         request_key=uuid.uuid4().hex,
     )
     if batch.deposit_per_unit:
-        reservation_deposit_pay(reservation=reservation, units=quantity, purpose="reserve")
+        reservation_deposit_pay(reservation=reservation)
         reservation.refresh_from_db()
     return reservation
