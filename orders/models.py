@@ -67,16 +67,20 @@ class Address(models.Model):
 
 
 class OrderStatus(models.TextChoices):
+    """An order's status follows from its parts' (orders.fulfilment.order_status_derive);
+    a part's status is one of these too, except "partially shipped"."""
+
     PENDING_PAYMENT = "pending_payment", "Awaiting payment"
     PAID = "paid", "Paid"
+    PARTIALLY_SHIPPED = "partially_shipped", "Partially shipped"
     SHIPPED = "shipped", "Shipped"
     DELIVERED = "delivered", "Delivered"
     CANCELLED = "cancelled", "Cancelled"
     REFUNDED = "refunded", "Refunded"
 
 
-# The order state machine: every change goes through orders.services.order_transition.
-ORDER_TRANSITIONS: dict[str, set[str]] = {
+# A part's state machine: every change goes through orders.fulfilment (part_transition).
+PART_TRANSITIONS: dict[str, set[str]] = {
     OrderStatus.PENDING_PAYMENT: {OrderStatus.PAID, OrderStatus.CANCELLED},
     OrderStatus.PAID: {OrderStatus.SHIPPED, OrderStatus.CANCELLED, OrderStatus.REFUNDED},
     OrderStatus.SHIPPED: {OrderStatus.DELIVERED, OrderStatus.REFUNDED},
@@ -85,10 +89,28 @@ ORDER_TRANSITIONS: dict[str, set[str]] = {
     OrderStatus.REFUNDED: set(),
 }
 
+# What orders.fulfilment.order_transition accepts for a whole order (it moves every part
+# that can move); the order's own status is then derived from its parts.
+ORDER_TRANSITIONS: dict[str, set[str]] = {
+    **PART_TRANSITIONS,
+    OrderStatus.PAID: {
+        OrderStatus.PARTIALLY_SHIPPED,
+        OrderStatus.SHIPPED,
+        OrderStatus.CANCELLED,
+        OrderStatus.REFUNDED,
+    },
+    OrderStatus.PARTIALLY_SHIPPED: {
+        OrderStatus.SHIPPED,
+        OrderStatus.DELIVERED,
+        OrderStatus.REFUNDED,
+    },
+}
+
 
 class Order(models.Model):
-    # Operators see the orders that contain their brands' products (catalog.admin_scoping).
-    brand_lookup = "lines__brand"
+    # Operators see the orders that hold a part of their brands (catalog.admin_scoping);
+    # inside, only their parts (orders.admin).
+    brand_lookup = "parts__brand"
 
     number = models.CharField(max_length=12, unique=True)
     user = models.ForeignKey(
@@ -112,9 +134,11 @@ class Order(models.Model):
     ship_postal_code = models.CharField(max_length=20)
     ship_country = models.CharField(max_length=2)
     ship_phone = models.CharField(max_length=30, blank=True)
+    # The parts' tracking numbers, for readers of the whole order; each part has its own.
     tracking_number = models.CharField(max_length=60, blank=True)
     # The payment that paid the order when it was not paid at checkout, e.g.
-    # "preorder-res:42" for a pre-order charged when its batch was confirmed.
+    # "preorder-res:42" for a pre-order charged when its batch was confirmed. Every payment
+    # behind the order (deposits too) is an OrderPayment row.
     paid_through = models.CharField(max_length=100, blank=True, editable=False)
     # "<cart id>:<revision>" of the cart it was placed from: a second submit of the same cart
     # finds this order instead of making another.
@@ -153,10 +177,138 @@ class Order(models.Model):
         return self.status == OrderStatus.PENDING_PAYMENT
 
 
+class OrderPart(models.Model):
+    """One brand's part of an order: its lines, its share of the totals, its own fulfilment
+    (tracking number, shipped, delivered), refunds and cancel. The order's status follows
+    from its parts' (orders.fulfilment.order_status_refresh).
+
+    Split rule for shipping and any other order-level amount (orders.fulfilment.amount_split):
+    each part gets the amount times its subtotal over the order's subtotal, rounded down to
+    the cent; the cents left over go to the part with the largest subtotal (on a tie, the
+    first brand by id). With a zero subtotal everything goes to that part. So the parts'
+    subtotals, shipping shares and totals always add up to the order's exactly: a part's
+    total adds up by a CheckConstraint, the sum over parts is checked by
+    orders.fulfilment.order_parts_create (and tests/test_order_parts.py).
+    """
+
+    brand_lookup = "brand"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="parts")
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="order_parts")
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT
+    )
+    subtotal = models.DecimalField(max_digits=12, decimal_places=2)
+    shipping_share = models.DecimalField(max_digits=12, decimal_places=2)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    # Refunds of this part that the provider has made (pending ones are OrderRefund rows).
+    amount_refunded = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    shipping_refunded = models.BooleanField(default=False)
+    tracking_number = models.CharField(max_length=60, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "brand"], name="orders_part_once_per_brand"),
+            models.CheckConstraint(
+                condition=Q(total=F("subtotal") + F("shipping_share")),
+                name="orders_part_total_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(subtotal__gte=0) & Q(shipping_share__gte=0),
+                name="orders_part_amounts_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=F("total")),
+                name="orders_part_refund_within_total",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["shipped", "delivered"]) | ~Q(tracking_number=""),
+                name="orders_part_shipped_has_tracking",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order.number} / {self.brand}"
+
+    @property
+    def is_operable(self) -> bool:
+        return self.status in (OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+
+
+class OrderPayment(models.Model):
+    """A payment reference behind the order: "order:<number>" for checkout, and for a
+    pre-order its balance "preorder-res:<id>" and deposits "preorder-deposit:<id>".
+    Refunds take from them by `position` (the balance first, then deposits)."""
+
+    brand_lookup = "order__parts__brand"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="payment_links")
+    reference = models.CharField(max_length=100, db_index=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "reference"], name="orders_payment_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.reference}"
+
+
+class RefundState(models.TextChoices):
+    PENDING = "pending", "Pending at the provider"
+    SUCCEEDED = "succeeded", "Refunded"
+    ABANDONED = "abandoned", "Abandoned"
+
+
+class OrderRefund(models.Model):
+    """One refund of a part, by lines and quantities (and the shipping share) or by amount,
+    taken from the order's payments in their order. Its provider refunds are payments'
+    Refund rows keyed "order-refund-<id>-<payment id>". Pending until they have all
+    succeeded (payments retries failed ones)."""
+
+    brand_lookup = "part__brand"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds")
+    part = models.ForeignKey(OrderPart, on_delete=models.CASCADE, related_name="refunds")
+    # The form's one-time token: a double submit lands on the first refund.
+    key = models.CharField(max_length=64, unique=True)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    lines = models.JSONField(default=dict, blank=True)  # {"<line id>": quantity}
+    shipping = models.BooleanField(default=False)
+    restock = models.BooleanField(default=False)
+    reason = models.CharField(max_length=200, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(
+        max_length=20, choices=RefundState.choices, default=RefundState.PENDING
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="orders_refund_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund {self.amount} of {self.part}"
+
+
 class OrderLine(models.Model):
     brand_lookup = "brand"
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    # Set by orders.fulfilment.order_parts_create right after the lines are written.
+    part = models.ForeignKey(
+        OrderPart, on_delete=models.CASCADE, null=True, blank=True, related_name="lines"
+    )
     variant = models.ForeignKey(
         Variant, on_delete=models.SET_NULL, null=True, related_name="order_lines"
     )
@@ -167,11 +319,18 @@ class OrderLine(models.Model):
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     quantity = models.PositiveIntegerField()
     line_total = models.DecimalField(max_digits=12, decimal_places=2)
+    quantity_refunded = models.PositiveIntegerField(default=0)
+    quantity_restocked = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gte=1), name="orders_line_qty_positive"),
+            models.CheckConstraint(
+                condition=Q(quantity_refunded__lte=F("quantity"))
+                & Q(quantity_restocked__lte=F("quantity")),
+                name="orders_line_refund_within_quantity",
+            ),
             models.CheckConstraint(
                 condition=Q(line_total=F("unit_price") * F("quantity")),
                 name="orders_line_total_adds_up",
@@ -183,12 +342,16 @@ class OrderLine(models.Model):
 
 
 class OrderEvent(models.Model):
-    """Who changed an order, when, from which state to which: shown in the admin and to the
-    shopper."""
+    """Who changed an order or one of its parts (`part` set), when, from which state to
+    which: shown in the admin (an operator sees their parts' events and the order's own) and
+    to the shopper."""
 
-    brand_lookup = "order__lines__brand"
+    brand_lookup = "order__parts__brand"
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    part = models.ForeignKey(
+        OrderPart, on_delete=models.CASCADE, null=True, blank=True, related_name="events"
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -25,8 +25,14 @@ from catalog.models import ProductStatus, Variant
 from catalog.services import product_refresh_summary
 from notifications.models import NotificationKind
 from notifications.services import email_send_on_commit, notification_send
+from orders.fulfilment import (
+    order_parts_create,
+    order_payments_record,
+    order_refund_recorded,
+    order_transition,
+    orders_parts_create,
+)
 from orders.models import (
-    ORDER_TRANSITIONS,
     Address,
     Cart,
     CartLine,
@@ -45,10 +51,6 @@ ORDER_NUMBER_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L
 
 class CheckoutError(ValidationError):
     """Something the shopper can fix (stock, an empty cart): the message says what."""
-
-
-class TransitionError(ValidationError):
-    pass
 
 
 # --- cart -----------------------------------------------------------------------------------
@@ -122,28 +124,6 @@ def cart_merge(*, source: Cart, user: User) -> Cart:
 
 def _new_order_number() -> str:
     return "FH-" + "".join(secrets.choice(ORDER_NUMBER_ALPHABET) for _ in range(7))
-
-
-def order_transition(*, order: Order, to: str, actor: User | None, note: str = "") -> Order:
-    """The only way an order changes state: checks the state machine, logs an event.
-    Callers hold the order row lock."""
-    if to not in ORDER_TRANSITIONS[order.status]:
-        raise TransitionError(
-            f"An order that is {order.get_status_display().lower()} cannot become "
-            f"{OrderStatus(to).label.lower()}."
-        )
-    OrderEvent.objects.create(
-        order=order, actor=actor, from_status=order.status, to_status=to, note=note[:300]
-    )
-    order.status = to
-    now = timezone.now()
-    fields = ["status"]
-    if to == OrderStatus.PAID:
-        order.paid_at, fields = now, [*fields, "paid_at"]
-    if to == OrderStatus.SHIPPED:
-        order.shipped_at, fields = now, [*fields, "shipped_at"]
-    order.save(update_fields=fields)
-    return order
 
 
 def _lock_variants(variant_ids) -> dict[int, Variant]:
@@ -249,6 +229,7 @@ def order_place(
             for line in lines
         ]
     )
+    order_parts_create(order=order)
     OrderEvent.objects.create(
         order=order, actor=user, to_status=OrderStatus.PENDING_PAYMENT, note="Order placed"
     )
@@ -344,18 +325,6 @@ def order_payment_changed(*, payment: Payment) -> None:
         order_refund_recorded(order=order, payment=payment)
 
 
-def order_refund_recorded(*, order: Order, payment: Payment) -> None:
-    """A refund of the order's payment happened (here, in the admin, or at the provider).
-    Callers hold the order row lock."""
-    order.amount_refunded = min(payment.amount_refunded, order.total)
-    order.save(update_fields=["amount_refunded"])
-    if (
-        payment.status == PaymentStatus.REFUNDED
-        and OrderStatus.REFUNDED in ORDER_TRANSITIONS[order.status]
-    ):
-        order_transition(order=order, to=OrderStatus.REFUNDED, actor=None, note="Refunded in full")
-
-
 @dataclass(frozen=True)
 class PaidOrderSpec:
     """An order paid outside checkout (a settled pre-order): one line, no stock taken."""
@@ -368,6 +337,9 @@ class PaidOrderSpec:
     address: dict[str, str]  # full_name, line1, line2, city, postal_code, country, phone
     paid_through: str
     note: str
+    # Every payment behind the order after `paid_through`, in the order refunds take from
+    # them (a pre-order's deposits: "preorder-deposit:<id>").
+    payment_references: tuple[str, ...] = ()
 
 
 def orders_create_paid(*, specs: list[PaidOrderSpec], shipping_method: str) -> list[Order]:
@@ -414,6 +386,12 @@ def orders_create_paid(*, specs: list[PaidOrderSpec], shipping_method: str) -> l
             for order, spec in zip(orders, specs, strict=True)
         ]
     )
+    orders_parts_create(orders=orders)
+    for order, spec in zip(orders, specs, strict=True):
+        if spec.payment_references:
+            order_payments_record(
+                order=order, references=[spec.paid_through, *spec.payment_references]
+            )
     OrderEvent.objects.bulk_create(
         [
             OrderEvent(order=order, to_status=OrderStatus.PAID, note=spec.note[:300])
@@ -430,106 +408,6 @@ def _fresh_order_numbers(count: int) -> list[str]:
         wanted -= set(Order.objects.filter(number__in=wanted).values_list("number", flat=True))
         numbers |= wanted
     return list(numbers)
-
-
-@transaction.atomic
-def order_ship(*, order: Order, tracking_number: str, actor: User) -> Order:
-    order = Order.objects.select_for_update().get(pk=order.pk)
-    tracking_number = tracking_number.strip()
-    if not tracking_number:
-        raise ValidationError("Enter the tracking number.")
-    order.tracking_number = tracking_number[:60]
-    order.save(update_fields=["tracking_number"])
-    order_transition(
-        order=order,
-        to=OrderStatus.SHIPPED,
-        actor=actor,
-        note=f"Tracking number {order.tracking_number}",
-    )
-    _email(order, "shipped", f"Order {order.number} is on its way")
-    notification_send(
-        recipient_id=order.user_id,
-        kind=NotificationKind.ORDER,
-        title=f"Order {order.number} has shipped",
-        body=f"Tracking number {order.tracking_number}.",
-        url=order.get_absolute_url(),
-    )
-    return order
-
-
-@transaction.atomic
-def order_mark_delivered(*, order: Order, actor: User) -> Order:
-    order = Order.objects.select_for_update().get(pk=order.pk)
-    return order_transition(order=order, to=OrderStatus.DELIVERED, actor=actor)
-
-
-def _order_payment(order: Order) -> Payment | None:
-    return (
-        Payment.objects.filter(reference=order.payment_reference)
-        .exclude(status__in=[PaymentStatus.FAILED, PaymentStatus.PENDING])
-        .first()
-    )
-
-
-@transaction.atomic
-def order_refund(*, order: Order, amount: Decimal, actor: User, reason: str = "") -> Order:
-    """Refund part or all of a paid order through the provider; in full, the order becomes
-    refunded (its stock is not put back: the goods may be with the shopper)."""
-    order = Order.objects.select_for_update().get(pk=order.pk)
-    payment = _order_payment(order)
-    if payment is None or order.status not in (
-        OrderStatus.PAID,
-        OrderStatus.SHIPPED,
-        OrderStatus.DELIVERED,
-    ):
-        raise TransitionError("Only a paid order can be refunded.")
-    refund_number = payment.refunds.count() + 1
-    refund_create(
-        payment=payment,
-        amount=amount,
-        idempotency_key=f"order-{order.number}-refund-{refund_number}",
-        reason=reason,
-        actor=actor,
-    )
-    order.refresh_from_db()
-    if order.status != OrderStatus.REFUNDED:
-        OrderEvent.objects.create(
-            order=order,
-            actor=actor,
-            from_status=order.status,
-            to_status=order.status,
-            note=f"Refunded {amount} {order.currency}. {reason}"[:300],
-        )
-    return order
-
-
-@transaction.atomic
-def order_cancel(*, order: Order, actor: User, reason: str = "") -> Order:
-    """Cancel: an unpaid order gives its stock back; a paid, unshipped one is refunded in full
-    and restocked."""
-    order = Order.objects.select_for_update().get(pk=order.pk)
-    was_paid = order.status == OrderStatus.PAID
-    # First the state (it checks the transition), so the refund below finds it cancelled.
-    order_transition(order=order, to=OrderStatus.CANCELLED, actor=actor, note=reason)
-    if was_paid:
-        payment = _order_payment(order)
-        if payment is not None and payment.refundable > 0:
-            refund_create(
-                payment=payment,
-                amount=payment.refundable,
-                idempotency_key=f"order-{order.number}-cancel",
-                reason=reason or "Order cancelled",
-                actor=actor,
-            )
-            order.refresh_from_db()
-        for line in order.lines.exclude(variant=None).order_by("variant_id"):
-            Variant.objects.filter(pk=line.variant_id, track_inventory=True).update(
-                stock=F("stock") + line.quantity
-            )
-            product_refresh_summary(product_id=line.variant.product_id)
-    else:
-        _release_holds(order)
-    return order
 
 
 def stock_holds_expire(*, limit: int = 500) -> int:

@@ -273,7 +273,7 @@ def test_operators_of_another_brand_cannot_see_or_touch_the_order(client, shop):
 def test_cancelling_a_paid_order_refunds_and_restocks(shop):
     order = _paid_order(shop, quantity=2)
     assert _stock(shop["black"]) == 3
-    from orders.services import order_cancel
+    from orders.fulfilment import order_cancel
 
     order_cancel(order=order, actor=UserFactory(is_staff=True), reason="Customer asked")
     order.refresh_from_db()
@@ -285,7 +285,7 @@ def test_cancelling_a_paid_order_refunds_and_restocks(shop):
 def test_illegal_transitions_are_refused(shop):
     from django.core.exceptions import ValidationError
 
-    from orders.services import order_ship
+    from orders.fulfilment import order_ship
 
     fan = UserFactory()
     cart = Cart.objects.create(user=fan)
