@@ -1046,6 +1046,8 @@ def reservations_make_orders(*, reservations: list[Reservation]) -> None:
                 for key in ADDRESS_FIELDS
             },
             paid_through=r.payment_reference,
+            # Deposits are payments behind the order too: its refunds take from them.
+            payment_references=(r.deposit_reference,) if r.deposit_paid else (),
             note=f"Pre-order {r.batch.title}: confirmed at {r.unit_price} per unit"
             + (f", {r.deposit_paid} paid as deposit" if r.deposit_paid else ""),
         )
