@@ -6,6 +6,7 @@ from import_export.admin import ImportExportModelAdmin
 from accounts.admin_access import SuperuserOnlyAdminMixin
 from catalog.admin_resources import ProductResource, VariantResource
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
+from catalog.forms import VariantAdminForm
 from catalog.models import (
     Brand,
     Category,
@@ -21,7 +22,6 @@ from catalog.services import (
     product_refresh_summary,
     product_save,
     product_set_status,
-    variant_save,
 )
 from catalog.tasks import product_image_make_thumbnails
 from uploads.images import image_verify_and_reencode
@@ -93,6 +93,7 @@ class ProductImageInline(BrandScopedInline, admin.TabularInline):
 
 class VariantInline(BrandScopedInline, admin.TabularInline):
     model = Variant
+    form = VariantAdminForm
     extra = 1
     fields = [
         "sku",
@@ -155,10 +156,16 @@ class ProductAdmin(ImportExportModelAdmin, BrandScopedAdmin):
                     product_image_make_thumbnails.delay_on_commit(image.pk)
             for removed in formset.deleted_objects:
                 removed.delete()
+        elif formset.model is Variant:
+            # Each changed row writes only its changed fields (a sale may have moved stock).
+            formset.save(commit=False)
+            for variant_form in formset.saved_forms:
+                variant_form.save_variant()
+            for removed in formset.deleted_objects:
+                removed.delete()
+            product_refresh_summary(product_id=form.instance.pk)
         else:
             formset.save()
-        if formset.model is Variant:
-            product_refresh_summary(product_id=form.instance.pk)
 
     @admin.action(description="Activate (show on the site)", permissions=["change"])
     def make_active(self, request, queryset):
@@ -198,6 +205,11 @@ class VariantAdmin(ImportExportModelAdmin, BrandScopedAdmin):
     list_select_related = ["product"]
     search_fields = ["sku", "product__name"]
     autocomplete_fields = ["product"]
+    form = VariantAdminForm
+
+    def get_changelist_form(self, request, **kwargs):
+        # The list edits too carry what each cell showed, so an unchanged stock is not written.
+        return super().get_changelist_form(request, form=VariantAdminForm, **kwargs)
 
     def save_model(self, request, obj, form, change):
-        variant_save(variant=obj)
+        form.save_variant()

@@ -7,7 +7,12 @@ from django.core.exceptions import PermissionDenied
 from import_export import fields, resources, widgets
 
 from catalog.models import Brand, Category, Product, ProductStatus, Variant
-from catalog.services import product_refresh_search, product_refresh_summary
+from catalog.services import (
+    VARIANT_FIELDS,
+    product_refresh_search,
+    product_refresh_summary,
+    variant_save,
+)
 from markup.markdown import markdown_render
 
 
@@ -60,6 +65,12 @@ class ProductResource(resources.ModelResource):
             product_refresh_summary(product_id=instance.pk)
 
 
+def _values(variant: Variant) -> dict[str, object]:
+    return {
+        name: getattr(variant, Variant._meta.get_field(name).attname) for name in VARIANT_FIELDS
+    }
+
+
 class VariantResource(resources.ModelResource):
     product = fields.Field(
         attribute="product",
@@ -98,6 +109,21 @@ class VariantResource(resources.ModelResource):
             or (existing is not None and existing.product.brand_id not in allowed)
         ):
             raise PermissionDenied(f"You do not operate the product of SKU {row.get('sku')!r}.")
+
+    def import_instance(self, instance, row, **kwargs):
+        # What the row found in the database, to write back only the columns it changes.
+        instance._loaded = _values(instance)
+        super().import_instance(instance, row, **kwargs)
+
+    def do_instance_save(self, instance, is_create):
+        """Through the service, naming the changed fields: a sale between loading and saving
+        keeps its stock unless the file sets the stock (a count; leave the column out of a
+        price-only file)."""
+        if is_create:
+            variant_save(variant=instance)
+            return
+        loaded, now = getattr(instance, "_loaded", {}), _values(instance)
+        variant_save(variant=instance, fields=[n for n in now if now[n] != loaded.get(n)])
 
     def after_save_instance(self, instance, row, **kwargs):
         if not kwargs.get("dry_run"):

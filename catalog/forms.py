@@ -2,7 +2,9 @@ from decimal import Decimal
 
 from django import forms
 
+from catalog.models import Variant
 from catalog.selectors import SORTS
+from catalog.services import VARIANT_FIELDS, variant_save
 
 
 class ProductFilterForm(forms.Form):
@@ -26,3 +28,54 @@ class ProductFilterForm(forms.Form):
         if low is not None and high is not None and low > high:
             self.add_error("price_max", "The maximum price is below the minimum.")
         return cleaned
+
+
+class VariantAdminForm(forms.ModelForm):
+    """The admin's variant rows (change page, product inline, list edits). Every field also
+    renders the value it showed (a hidden `initial-` input), so `changed_data` names what
+    the operator changed, not what changed in the database since their page loaded (a sale
+    moving `stock`), and `seen()` tells the stock they adjusted (catalog.services.variant_save).
+    """
+
+    class Meta:
+        model = Variant
+        fields = [
+            "product",
+            "sku",
+            "options",
+            "price",
+            "compare_at_price",
+            "stock",
+            "track_inventory",
+            "weight_grams",
+            "is_active",
+            "position",
+        ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.show_hidden_initial = True
+
+    def seen(self, name: str):
+        """The value the form showed for `name` when it loaded; None if it was not sent."""
+        bound = self[name]
+        raw = bound.field.hidden_widget().value_from_datadict(
+            self.data, self.files, bound.html_initial_name
+        )
+        try:
+            return bound.field.to_python(raw)
+        except forms.ValidationError:
+            return None
+
+    def save_variant(self) -> Variant:
+        """Create the variant, or write only the fields the operator changed."""
+        variant = self.instance
+        if variant._state.adding:
+            return variant_save(variant=variant)
+        fields = [name for name in self.changed_data if name in VARIANT_FIELDS]
+        return variant_save(
+            variant=variant,
+            fields=fields,
+            stock_seen=self.seen("stock") if "stock" in fields else None,
+        )

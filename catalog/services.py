@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Max, Min, Q
+from django.db.models import F, Max, Min, Q
+from django.db.models.functions import Greatest
 
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
 from catalog.tasks import product_image_make_thumbnails as thumbnails_task
@@ -119,11 +120,46 @@ def product_set_status(*, product_ids: Iterable[int], status: ProductStatus) -> 
     return Product.objects.filter(pk__in=list(product_ids)).update(status=status)
 
 
+VARIANT_FIELDS = frozenset(
+    field.name for field in Variant._meta.concrete_fields if not field.primary_key
+)
+
+
 @transaction.atomic
-def variant_save(*, variant: Variant) -> Variant:
+def variant_save(
+    *, variant: Variant, fields: Collection[str] | None = None, stock_seen: int | None = None
+) -> Variant:
+    """Create a variant (`fields` not given), or write exactly `fields` of an existing one:
+    never the whole row, since checkout moves `stock` with conditional UPDATEs meanwhile and
+    a value read before a sale must not be written back over it.
+
+    The stock rule. With `stock_seen`, the stock the operator's form showed when it loaded,
+    a stock edit is an adjustment: the change they typed (`variant.stock - stock_seen`) is
+    added to the stock as it is now, floored at 0, so a sale made since the page loaded is
+    kept (saw 10, typed 50 after a delivery of 40, one sold meanwhile: 49). Without it (a CSV
+    stocktake, a script), `variant.stock` is a count and is set as given."""
+    if variant._state.adding:
+        variant.full_clean()
+        variant.save()
+        product_refresh_summary(product_id=variant.product_id)
+        return variant
+    if fields is None:
+        raise TypeError("variant_save of an existing variant names the fields it changes")
+    fields = set(fields)
+    if unknown := fields - VARIANT_FIELDS:
+        raise ValueError(f"not fields of a variant: {sorted(unknown)}")
     variant.full_clean()
-    variant.save()
-    product_refresh_summary(product_id=variant.product_id)
+    if others := sorted(fields - {"stock"}):
+        variant.save(update_fields=others)
+    if "stock" in fields:
+        rows = Variant.objects.filter(pk=variant.pk)
+        if stock_seen is None:
+            rows.update(stock=variant.stock)
+        else:
+            rows.update(stock=Greatest(F("stock") + (variant.stock - stock_seen), 0))
+        variant.stock = rows.values_list("stock", flat=True).get()
+    if fields & {"price", "stock", "track_inventory", "is_active", "product"}:
+        product_refresh_summary(product_id=variant.product_id)
     return variant
 
 
