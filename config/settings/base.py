@@ -170,7 +170,8 @@ CELERY_TASK_TIME_LIMIT = 5 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 4 * 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A task unacknowledged this long is re-delivered; longer than any task may run.
+# A task unacknowledged this long is re-delivered; longer than any task may run. Settlement
+# does not wait for it: the reconcile sweep resumes a dead worker's chunk (payments.settlement).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = False
