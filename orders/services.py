@@ -44,7 +44,7 @@ from orders.models import (
 )
 from orders.pricing import shipping_methods
 from payments.models import Payment, PaymentStatus, SavedCard
-from payments.services import payment_charge, refund_create
+from payments.services import card_delete, card_save, payment_charge, refund_create
 
 ORDER_NUMBER_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L
 
@@ -79,8 +79,13 @@ def cart_add(*, cart: Cart, variant: Variant, quantity: int = 1) -> CartLine:
         line.save(update_fields=["quantity"])
     else:
         line = CartLine.objects.create(cart=cart, variant=variant, quantity=quantity)
-    Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
+    _cart_changed(cart.pk)
     return line
+
+
+def _cart_changed(cart_id: int) -> None:
+    """A new revision: the next checkout of this cart is a new order."""
+    Cart.objects.filter(pk=cart_id).update(revision=F("revision") + 1, updated_at=timezone.now())
 
 
 @transaction.atomic
@@ -90,10 +95,12 @@ def cart_set_quantity(*, cart: Cart, line_id: int, quantity: int) -> None:
         return
     if quantity <= 0:
         line.delete()
+        _cart_changed(cart.pk)
         return
     _check_quantity(line.variant, quantity)
     line.quantity = quantity
     line.save(update_fields=["quantity"])
+    _cart_changed(cart.pk)
 
 
 @transaction.atomic
@@ -116,6 +123,7 @@ def cart_merge(*, source: Cart, user: User) -> Cart:
             cart=target, variant=line.variant, defaults={"quantity": quantity}
         )
     source.delete()
+    _cart_changed(target.pk)
     return target
 
 
@@ -132,10 +140,16 @@ def _lock_variants(variant_ids) -> dict[int, Variant]:
     return {variant.pk: variant for variant in variants.order_by("pk")}
 
 
+def _hold_deadline(order: Order):
+    """An order holds stock for STOCK_HOLD_MINUTES from its placement, never longer: paying
+    again later does not renew it (the stock is then taken when the payment succeeds)."""
+    return order.created_at + timedelta(minutes=settings.STOCK_HOLD_MINUTES)
+
+
 def _hold_stock(order: Order, quantities: dict[int, int]) -> None:
     """Take the units from stock now (conditional UPDATE) or fail as a whole."""
     variants = _lock_variants(quantities)
-    expires = timezone.now() + timedelta(minutes=settings.STOCK_HOLD_MINUTES)
+    expires = max(_hold_deadline(order), timezone.now())
     for variant_id in sorted(quantities):
         variant, quantity = variants[variant_id], quantities[variant_id]
         if variant.track_inventory:
@@ -175,17 +189,66 @@ def _active_holds(order: Order):
     return order.stock_holds.filter(committed_at__isnull=True, released_at__isnull=True)
 
 
+def _check_holds_allowed(user: User) -> None:
+    """A shopper who keeps starting checkouts and not paying would keep stock from everyone:
+    past STOCK_HOLDS_UNPAID_PER_HOUR unpaid holds in an hour, no new checkout for a while."""
+    unpaid = (
+        Order.objects.filter(
+            user=user,
+            created_at__gte=timezone.now() - timedelta(hours=1),
+            status__in=[OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED],
+            stock_holds__committed_at=None,
+        )
+        .distinct()
+        .count()
+    )
+    if unpaid >= settings.STOCK_HOLDS_UNPAID_PER_HOUR:
+        raise CheckoutError(
+            "You have started several checkouts in the last hour without paying. "
+            "Pay for one of your orders awaiting payment, or try again later."
+        )
+
+
+def _release_other_holds(user: User) -> None:
+    """One checkout at a time holds stock for a shopper: a newer one releases the others'
+    (they stay payable; their stock is then taken when the payment succeeds)."""
+    holding = StockHold.objects.filter(
+        order__user=user,
+        order__status=OrderStatus.PENDING_PAYMENT,
+        committed_at=None,
+        released_at=None,
+    )
+    others = Order.objects.select_for_update().filter(pk__in=holding.values("order_id"))
+    for other in others.order_by("pk"):
+        if _release_holds(other):
+            OrderEvent.objects.create(
+                order=other,
+                from_status=other.status,
+                to_status=other.status,
+                note="Stock released: a newer checkout holds it now",
+            )
+
+
 @transaction.atomic
 def order_place(
     *, user: User, cart: Cart, address: dict, shipping_method: str, save_address: bool = False
 ) -> Order:
-    """Turn the cart into an order awaiting payment, at today's prices, and hold its stock."""
-    lines = list(cart.lines.select_related("variant__product__brand").order_by("variant_id"))
-    if not lines:
-        raise CheckoutError("Your cart is empty.")
+    """Turn the cart into an order awaiting payment, at today's prices, and hold its stock.
+    Once per cart revision: submits of the same cart (a double click, a second tab) wait on
+    the cart's row lock and then get the first order."""
+    cart = Cart.objects.select_for_update().get(pk=cart.pk)
+    checkout_key = f"{cart.pk}:{cart.revision}"
+    existing = Order.objects.filter(checkout_key=checkout_key).first()
+    if existing is not None:
+        return existing
     methods = shipping_methods()
     if shipping_method not in methods:
         raise CheckoutError("Choose a shipping method.")
+    if not cart.lines.exists():
+        raise CheckoutError("Your cart is empty.")
+    _check_holds_allowed(user)
+    _release_other_holds(user)  # before the stock checks: the units it held count as free
+    lines = list(cart.lines.select_related("variant__product__brand").order_by("variant_id"))
     for line in lines:
         _check_quantity(line.variant, line.quantity)
     subtotal = sum((line.variant.price * line.quantity for line in lines), Decimal("0.00"))
@@ -206,6 +269,7 @@ def order_place(
                     shipping_method=shipping_method,
                     shipping_cost=shipping,
                     total=subtotal + shipping,
+                    checkout_key=checkout_key,
                     **fields,
                 )
             break
@@ -239,29 +303,104 @@ def order_place(
     return order
 
 
-@transaction.atomic
 def order_pay(*, order: Order, saved_card: SavedCard, user: User) -> Payment:
     """Charge the order's total to the card. The outcome arrives in order_payment_changed
-    (also for webhooks and 3-D Secure completions)."""
-    order = Order.objects.select_for_update().get(pk=order.pk)
-    if order.user_id != user.pk:
-        raise PermissionError("Not your order")
-    if not order.can_pay:
-        raise CheckoutError("This order does not need a payment.")
-    if not _active_holds(order).exists():  # released after a decline or expiry: hold again
-        _hold_stock(
-            order, {line.variant_id: line.quantity for line in order.lines.all() if line.variant_id}
-        )
+    (also for webhooks and 3-D Secure completions). The provider is called after the order's
+    lock is released (payment_charge commits the attempt first)."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if order.user_id != user.pk:
+            raise PermissionError("Not your order")
+        if not order.can_pay:
+            raise CheckoutError("This order does not need a payment.")
+        if not _active_holds(order).exists() and timezone.now() < _hold_deadline(order):
+            # Released after a decline: hold again, until the first deadline only.
+            _hold_stock(
+                order,
+                {line.variant_id: line.quantity for line in order.lines.all() if line.variant_id},
+            )
     return payment_charge(
         user=user,
         reference=order.payment_reference,
         amount=order.total,
         currency=order.currency,
         saved_card=saved_card,
-        idempotency_key=f"order-{order.number}",
+        idempotency_key=_payment_key(order),
         off_session=False,
         metadata={"order": order.number},
     )
+
+
+def _payment_key(order: Order) -> str:
+    return f"order-{order.number}"
+
+
+def order_payment_in_progress(*, order: Order) -> Payment | None:
+    """The order's payment if it needs no new card: succeeded, in flight, or waiting for
+    3-D Secure. A second checkout submit then shows it instead of charging again."""
+    payment = Payment.objects.filter(idempotency_key=_payment_key(order)).first()
+    if payment is None or payment.status in (PaymentStatus.FAILED,):
+        return None
+    if payment.status == PaymentStatus.PENDING and payment.failure_code:
+        return None  # errored: may be tried again
+    return payment
+
+
+@dataclass(frozen=True)
+class CheckoutOutcome:
+    order: Order
+    payment: Payment | None  # None: nothing was charged by this submit (already paid)
+
+
+def checkout_submit(
+    *,
+    user: User,
+    cart: Cart,
+    address: dict,
+    shipping_method: str,
+    save_address: bool,
+    saved_card: SavedCard | None,
+    card_input: dict | None,
+    keep_card: bool,
+) -> CheckoutOutcome:
+    """Place the cart's order and pay it: one order and one charge per cart revision however
+    many submits arrive at once. A typed card is saved only for this payment unless the
+    shopper asked to keep it; a submit that lost the race forgets the card it typed.
+    Raises CheckoutError (stock, empty cart) or CardError (the card), changing nothing."""
+    placed = Order.objects.filter(checkout_key=f"{cart.pk}:{cart.revision}").first()
+    if placed is not None and (not placed.can_pay or order_payment_in_progress(order=placed)):
+        return CheckoutOutcome(placed, order_payment_in_progress(order=placed))
+    # The card first: a card refused when saved changes nothing (no order, no stock held).
+    card = saved_card or card_save(user=user, card=card_input or {})
+    forget = saved_card is None and not keep_card
+    try:
+        order = order_place(
+            user=user,
+            cart=cart,
+            address=address,
+            shipping_method=shipping_method,
+            save_address=save_address,
+        )
+        in_progress = order_payment_in_progress(order=order) if order.can_pay else None
+        if not order.can_pay or in_progress is not None:  # a twin submit got there first
+            forget = saved_card is None
+            return CheckoutOutcome(order, in_progress)
+        payment = order_pay(order=order, saved_card=card, user=user)
+        if payment.saved_card_id != card.pk:
+            forget = saved_card is None
+        return CheckoutOutcome(order, payment)
+    finally:
+        if forget:
+            card_delete(user=user, card=card, force=True)
+
+
+def order_checked_out_from(*, cart: Cart) -> Order | None:
+    """The order the cart's previous revision became, when that was moments ago: a submit
+    that arrives after the cart was emptied by the payment lands on it."""
+    since = timezone.now() - timedelta(minutes=10)
+    return Order.objects.filter(
+        checkout_key=f"{cart.pk}:{max(cart.revision - 1, 0)}", created_at__gte=since
+    ).first()
 
 
 def order_payment_changed(*, payment: Payment) -> None:
@@ -301,9 +440,13 @@ def order_payment_changed(*, payment: Payment) -> None:
             actor=order.user,
             note=f"Paid {payment.amount} {payment.currency}",
         )
-        CartLine.objects.filter(
+        emptied = CartLine.objects.filter(
             cart__user=order.user, variant_id__in=order.lines.values("variant_id")
-        ).delete()
+        )
+        cart_ids = set(emptied.values_list("cart_id", flat=True))
+        emptied.delete()
+        for cart_id in cart_ids:
+            _cart_changed(cart_id)
         _email(order, "paid", f"Order {order.number} is confirmed")
         notification_send(
             recipient_id=order.user_id,

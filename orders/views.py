@@ -12,7 +12,15 @@ from orders.carts import cart_for_request
 from orders.forms import AddressForm, AddToCartForm, CardForm, CartQuantityForm, CheckoutForm
 from orders.models import Order
 from orders.selectors import cart_summary, order_for, order_list_for, shipping_options
-from orders.services import CheckoutError, cart_add, cart_set_quantity, order_pay, order_place
+from orders.services import (
+    CheckoutError,
+    cart_add,
+    cart_set_quantity,
+    checkout_submit,
+    order_checked_out_from,
+    order_pay,
+    order_payment_in_progress,
+)
 from payments.models import Payment, PaymentStatus, SavedCard
 from payments.providers.base import CardError
 from payments.providers.registry import provider_get
@@ -94,14 +102,21 @@ def _resolve_card(request: HttpRequest, card_form: CardForm) -> SavedCard | None
         return None
 
 
-def _after_payment(request: HttpRequest, order: Order, payment: Payment) -> HttpResponse:
-    if payment.status == PaymentStatus.SUCCEEDED:
+def _after_payment(request: HttpRequest, order: Order, payment: Payment | None) -> HttpResponse:
+    if payment is None or payment.status in _PAID:
         messages.success(
             request, f"Thank you! Order {order.number} is paid. A confirmation email is on its way."
         )
         return redirect(order.get_absolute_url())
     if payment.status == PaymentStatus.REQUIRES_ACTION:
         return redirect("orders:authenticate", number=order.number)
+    if payment.status == PaymentStatus.PENDING and not payment.failure_code:
+        messages.info(
+            request,
+            f"Your payment for order {order.number} is being confirmed. This page shows it "
+            "once it is through; you will not be charged twice.",
+        )
+        return redirect(order.get_absolute_url())
     messages.error(
         request,
         payment.failure_message
@@ -110,9 +125,14 @@ def _after_payment(request: HttpRequest, order: Order, payment: Payment) -> Http
     return redirect("orders:pay", number=order.number)
 
 
-def _forget_unsaved_card(card_form: CardForm, card: SavedCard, user) -> None:
-    if not card_form.cleaned_data.get("saved_card") and not card_form.cleaned_data.get("save_card"):
-        card_delete(user=user, card=card)
+_PAID = {PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
+
+
+def _forget_unsaved_card(card_form: CardForm, card: SavedCard, payment: Payment, user) -> None:
+    if card_form.cleaned_data.get("saved_card"):
+        return
+    if not card_form.cleaned_data.get("save_card") or payment.saved_card_id != card.pk:
+        card_delete(user=user, card=card, force=True)
 
 
 @login_required
@@ -120,6 +140,10 @@ def _forget_unsaved_card(card_form: CardForm, card: SavedCard, user) -> None:
 def checkout(request: HttpRequest) -> HttpResponse:
     summary = cart_summary(cart_for_request(request))
     if summary.is_empty:
+        # A submit that arrives after its twin paid and emptied the cart lands on that order.
+        paid = order_checked_out_from(cart=summary.cart) if summary.cart else None
+        if request.method == "POST" and paid is not None:
+            return _after_payment(request, paid, order_payment_in_progress(order=paid))
         messages.info(request, "Your cart is empty.")
         return redirect("orders:cart")
     options = shipping_options(summary.subtotal)
@@ -138,22 +162,28 @@ def checkout(request: HttpRequest) -> HttpResponse:
             if address_form.is_valid()
             else None
         )
-        card = _resolve_card(request, card_form) if address is not None else None
-        if address is not None and card is not None:
+        chosen = card_form.cleaned_data.get("saved_card")
+        saved_card = _saved_cards(request.user).filter(pk=chosen).first() if chosen else None
+        if chosen and saved_card is None:
+            card_form.add_error("saved_card", "Choose one of your cards.")
+        elif address is not None:
             try:
-                order = order_place(
+                outcome = checkout_submit(
                     user=request.user,
                     cart=summary.cart,
                     address=address,
                     shipping_method=form.cleaned_data["shipping_method"],
                     save_address=not saved_address and form.cleaned_data["save_address"],
+                    saved_card=saved_card,
+                    card_input=None if saved_card else card_form.card_input(),
+                    keep_card=bool(card_form.cleaned_data.get("save_card")),
                 )
             except CheckoutError as exc:
                 form.add_error(None, " ".join(exc.messages))
+            except CardError as exc:
+                card_form.add_error(None, str(exc))
             else:
-                payment = order_pay(order=order, saved_card=card, user=request.user)
-                _forget_unsaved_card(card_form, card, request.user)
-                return _after_payment(request, order, payment)
+                return _after_payment(request, outcome.order, outcome.payment)
     context = {
         "summary": summary,
         "form": form,
@@ -192,7 +222,7 @@ def order_pay_view(request: HttpRequest, number: str) -> HttpResponse:
             except CheckoutError as exc:
                 messages.error(request, " ".join(exc.messages))
                 return redirect(order.get_absolute_url())
-            _forget_unsaved_card(card_form, card, request.user)
+            _forget_unsaved_card(card_form, card, payment, request.user)
             return _after_payment(request, order, payment)
     return render(
         request,
