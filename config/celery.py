@@ -2,15 +2,31 @@
 
 Infrastructure like settings: any app may import `house_task` from here."""
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, shared_task
+from celery.contrib.django.task import DjangoTask
+from django.db import transaction
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
-app = Celery("fanhub")
+
+class HouseTask(DjangoTask):
+    """Publishing after the commit never turns the committed change into an error page: a
+    broker that is down is logged, and the work is found again by the sweep that owns it
+    (the email outbox, the settlement reconciler, the stock-hold expiry, ...)."""
+
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        transaction.on_commit(functools.partial(self.delay, *args, **kwargs), robust=True)
+
+    def apply_async_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        transaction.on_commit(functools.partial(self.apply_async, *args, **kwargs), robust=True)
+
+
+app = Celery("fanhub", task_cls=HouseTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.conf.imports = ("config.tasks",)

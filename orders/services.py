@@ -455,6 +455,20 @@ def order_payment_changed(*, payment: Payment) -> None:
             body=f"{order.total} {order.currency}; we'll tell you when it ships.",
             url=order.get_absolute_url(),
         )
+    elif payment.status == PaymentStatus.SUCCEEDED and order.status == OrderStatus.CANCELLED:
+        # 3-D Secure finished after the order was cancelled: the money goes straight back.
+        refund_create(
+            payment=payment,
+            amount=payment.refundable,
+            idempotency_key=f"order-{order.number}-paid-after-cancel",
+            reason="Paid after the order was cancelled",
+        )
+        OrderEvent.objects.create(
+            order=order,
+            from_status=order.status,
+            to_status=order.status,
+            note=f"Paid {payment.amount} {payment.currency} after it was cancelled; refunded",
+        )
     elif payment.status == PaymentStatus.FAILED and order.status == OrderStatus.PENDING_PAYMENT:
         _release_holds(order)
         OrderEvent.objects.create(

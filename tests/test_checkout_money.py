@@ -329,3 +329,28 @@ def test_database_lost_after_the_charge_is_recovered_by_the_sweep(monkeypatch, p
     assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.SUCCEEDED
     assert _stock(phone) == 12
     connection.close()
+
+
+def test_authentication_finished_after_the_order_was_cancelled_gives_the_money_back(phone):
+    from orders.fulfilment import order_cancel
+    from payments.providers.local import LocalProvider
+    from payments.services import payment_refresh
+
+    fan = _fan_with_cart(phone)
+    order = order_place(
+        user=fan, cart=Cart.objects.get(user=fan), address=ADDRESS, shipping_method="standard"
+    )
+    payment = order_pay(order=order, saved_card=card_save(user=fan, card=CARD_3DS), user=fan)
+    order_cancel(order=order, actor=fan, reason="Changed my mind")
+    assert _stock(phone) == 13
+
+    LocalProvider().authentication_complete(provider_ref=payment.provider_ref, approved=True)
+    payment_refresh(payment=payment)
+
+    order.refresh_from_db()
+    payment.refresh_from_db()
+    assert order.status == OrderStatus.CANCELLED
+    assert payment.status == PaymentStatus.REFUNDED  # taken and given straight back
+    assert LocalCharge.objects.get().amount_refunded_minor == 69900
+    assert _stock(phone) == 13
+    assert "refunded" in order.events.last().note
