@@ -239,8 +239,12 @@ def order_place(
     cart = Cart.objects.select_for_update().get(pk=cart.pk)
     checkout_key = f"{cart.pk}:{cart.revision}"
     existing = Order.objects.filter(checkout_key=checkout_key).first()
-    if existing is not None:
+    if existing is not None and existing.status != OrderStatus.CANCELLED:
         return existing
+    if existing is not None:  # that checkout was cancelled: this one starts afresh
+        cart.revision += 1
+        Cart.objects.filter(pk=cart.pk).update(revision=cart.revision)
+        checkout_key = f"{cart.pk}:{cart.revision}"
     methods = shipping_methods()
     if shipping_method not in methods:
         raise CheckoutError("Choose a shipping method.")

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from catalog.models import ProductStatus, Variant
 from orders.carts import cart_for_request
 from orders.forms import AddressForm, AddToCartForm, CardForm, CartQuantityForm, CheckoutForm
-from orders.models import Order
+from orders.models import Order, OrderStatus
 from orders.selectors import cart_summary, order_for, order_list_for, shipping_options
 from orders.services import (
     CheckoutError,
@@ -103,6 +103,9 @@ def _resolve_card(request: HttpRequest, card_form: CardForm) -> SavedCard | None
 
 
 def _after_payment(request: HttpRequest, order: Order, payment: Payment | None) -> HttpResponse:
+    if payment is None and order.status != OrderStatus.PAID:
+        messages.info(request, f"Order {order.number} is {order.get_status_display().lower()}.")
+        return redirect(order.get_absolute_url())
     if payment is None or payment.status in _PAID:
         messages.success(
             request, f"Thank you! Order {order.number} is paid. A confirmation email is on its way."

@@ -354,3 +354,15 @@ def test_authentication_finished_after_the_order_was_cancelled_gives_the_money_b
     assert LocalCharge.objects.get().amount_refunded_minor == 69900
     assert _stock(phone) == 13
     assert "refunded" in order.events.last().note
+
+
+def test_a_cancelled_checkout_does_not_block_the_next(phone):
+    from orders.fulfilment import order_cancel
+
+    fan = _fan_with_cart(phone)
+    cart = Cart.objects.get(user=fan)
+    first = order_place(user=fan, cart=cart, address=ADDRESS, shipping_method="standard")
+    order_cancel(order=first, actor=fan, reason="Wrong address")
+    second = order_place(user=fan, cart=cart, address=ADDRESS, shipping_method="standard")
+    assert second != first and second.status == OrderStatus.PENDING_PAYMENT
+    assert _stock(phone) == 12
