@@ -154,11 +154,14 @@ class OrderEventInline(BrandScopedInline, admin.TabularInline):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        # The order's own events and the operator's parts' events, not other brands'.
+        # The operator's parts' events, not other brands'.
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        return queryset.filter(Q(part=None) | Q(part__brand__operators=request.user)).distinct()
+        # The order's own notes speak of the whole order (its total), so only its creation.
+        return queryset.filter(
+            Q(part=None, from_status="") | Q(part__brand__operators=request.user)
+        ).distinct()
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -224,7 +227,7 @@ class OrderAdmin(ExportMixin, BrandScopedAdmin):
         return [
             "brand_share" if name == "total" else name
             for name in self.list_display
-            if name not in ORDER_MONEY_FIELDS
+            if name == "total" or name not in ORDER_MONEY_FIELDS
         ]
 
     def get_fields(self, request, obj=None):

@@ -259,9 +259,12 @@ def order_transition(*, order: Order, to: str, actor: User | None, note: str = "
         order.status = to
         order.save(update_fields=["status"])
         return order
+    # The note speaks of the whole order (e.g. "Paid 797.90 USD"): a part of a shared order
+    # (which its brand's operator reads) gets its own share instead.
     for part in parts:
         if to in PART_TRANSITIONS[part.status]:
-            part_transition(part=part, to=to, actor=actor, note=note)
+            part_note = note if len(parts) == 1 else f"{part.total} {order.currency} of the order"
+            part_transition(part=part, to=to, actor=actor, note=part_note)
     return order_status_refresh(order=order, actor=actor, note=note)
 
 

@@ -8,7 +8,7 @@ from django.http import Http404
 
 from accounts.models import User
 from catalog.models import ProductImage
-from orders.models import Address, Cart, CartLine, Order
+from orders.models import Address, Cart, CartLine, Order, OrderEvent, OrderPart
 from orders.pricing import shipping_methods
 
 
@@ -64,12 +64,29 @@ def order_list_for(*, user: User) -> QuerySet[Order]:
 
 
 def order_for(*, user: User, number: str) -> Order:
-    """The user's own order; another user's number is a 404 like an unknown one."""
+    """The user's own order with its parts (each with its brand, lines and state) and its
+    history; another user's number is a 404 like an unknown one. `order.timeline` is the
+    history the shopper sees: with one part, its part events that repeat the order's own
+    state changes are left out."""
     order = (
-        Order.objects.filter(user=user, number=number).prefetch_related("lines", "events").first()
+        Order.objects.filter(user=user, number=number)
+        .prefetch_related(
+            "lines",
+            Prefetch("parts", queryset=OrderPart.objects.select_related("brand").order_by("id")),
+            "parts__lines",
+            Prefetch("events", queryset=OrderEvent.objects.select_related("part__brand")),
+        )
+        .first()
     )
     if order is None:
         raise Http404("No such order")
+    several = len(order.parts.all()) > 1
+    order.several_parts = several
+    order.timeline = [
+        event
+        for event in order.events.all()
+        if several or event.part_id is None or event.from_status == event.to_status
+    ]
     return order
 
 
