@@ -505,10 +505,7 @@ def reservation_reserve(
         _forget_card(typed if typed and typed.pk != reservation.saved_card_id else None, user)
         return ReservationOutcome(reservation=reservation, duplicate=True)
     deposit = reservation_deposit_pay(reservation=reservation)
-    if deposit is None or deposit.status in (
-        PaymentStatus.SUCCEEDED,
-        PaymentStatus.REQUIRES_ACTION,
-    ):
+    if not _deposit_refused(deposit):
         return ReservationOutcome(reservation=reservation, deposit=deposit)
     message = deposit.failure_message or DECLINE_MESSAGE
     try:
@@ -563,6 +560,16 @@ def _deposit_cover(reservation: Reservation) -> DepositCover:
             pending += payment.amount
             charged += payment.amount
     return DepositCover(held=held, pending=pending, charged=charged)
+
+
+def _deposit_refused(payment: Payment | None) -> bool:
+    """Declined, or an error to retry later. A payment still in flight (a racing twin asked
+    for the same deposit and is waiting for the provider) is not refused."""
+    if payment is None:
+        return False
+    return payment.status == PaymentStatus.FAILED or (
+        payment.status == PaymentStatus.PENDING and bool(payment.failure_code)
+    )
 
 
 def reservation_deposit_pay(*, reservation: Reservation) -> Payment | None:
@@ -785,10 +792,7 @@ def reservation_change(
     deposit = None
     if delta > 0 and batch.deposit_per_unit > 0:
         deposit = reservation_deposit_pay(reservation=reservation)
-        if deposit is not None and deposit.status not in (
-            PaymentStatus.SUCCEEDED,
-            PaymentStatus.REQUIRES_ACTION,
-        ):
+        if _deposit_refused(deposit):
             message = deposit.failure_message or DECLINE_MESSAGE
             with transaction.atomic():
                 locked = _locked_reservation(reservation, user)
