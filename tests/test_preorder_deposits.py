@@ -170,6 +170,10 @@ def test_a_deposit_confirmed_in_time_keeps_the_reservation(client):
     client.force_login(user)
     _reserve_page(client, batch, quantity=2, card=CARD_NEEDS_AUTH)
     reservation = Reservation.objects.get(user=user)
+    html = client.get(reservation.get_absolute_url()).content.decode()
+    due = timezone.localtime(reservation.deposit_due_at)
+    assert f'Confirm it by <time datetime="{due:%Y-%m-%dT%H:%M:%S}' in html
+    assert "or the units it is for are released" in html
     with time_machine.travel(timezone.now() + timedelta(minutes=5)):
         html = _authenticate(client, reservation).content.decode()
     assert "Deposit paid: your units are reserved." in html
