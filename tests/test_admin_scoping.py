@@ -18,8 +18,9 @@ from communities.ideas import idea_create
 from communities.models import Community, Membership
 from communities.moderation import report_create
 from communities.services import post_create
-from orders.models import Cart
-from orders.services import cart_add, order_place
+from orders.models import Cart, Order, OrderEvent, OrderLine, OrderPart
+from orders.services import cart_add, order_pay, order_place
+from payments.services import card_save
 from preorders.models import VariantCap
 from preorders.services import waitlist_join
 from reviews.models import ReviewReport
@@ -33,6 +34,7 @@ from tests.factories import (
     VariantFactory,
 )
 from tests.preorders import batch_open, reserve
+from tests.shop import ADDRESS, CARD_OK
 
 pytestmark = pytest.mark.django_db
 
@@ -99,9 +101,21 @@ def _world(name: str) -> Brand:
     return brand
 
 
+def _shared_order(mine: Brand, theirs: Brand):
+    """One paid order holding a line of each brand: a part each."""
+    buyer = UserFactory()
+    cart = Cart.objects.create(user=buyer)
+    for brand in (mine, theirs):
+        cart_add(cart=cart, variant=Variant.objects.filter(product__brand=brand).first())
+    order = order_place(user=buyer, cart=cart, shipping_method="express", address=ADDRESS)
+    order_pay(order=order, saved_card=card_save(user=buyer, card=CARD_OK), user=buyer)
+    return order
+
+
 @pytest.fixture
 def two_worlds():
     mine, theirs = _world("Mine"), _world("Theirs")
+    _shared_order(mine, theirs)
     return mine, theirs, _operator(mine)
 
 
@@ -379,3 +393,33 @@ def test_review_moderation_actions(client, two_worlds):
     assert review.is_hidden
     assert ReviewReport.objects.get(review=review).resolved_at is not None
     assert Variant.objects.exists()
+
+
+def test_an_operator_sees_only_their_part_of_a_shared_order(client, two_worlds):
+    mine, theirs, operator = two_worlds
+    shared = Order.objects.filter(parts__brand=mine).filter(parts__brand=theirs).get()
+    request = _request(operator)
+    model_admin = admin.site._registry[Order]
+    assert shared in model_admin.get_queryset(request)
+    for inline in model_admin.get_inline_instances(request, shared):
+        rows = inline.get_queryset(request).filter(order=shared)
+        if inline.model in (OrderPart, OrderLine):
+            assert {row.brand for row in rows} == {mine}, type(inline).__name__
+        if inline.model is OrderEvent:
+            assert not rows.filter(part__brand=theirs).exists()
+    client.force_login(operator)
+    page = client.get(f"/admin/orders/order/{shared.pk}/change/").content.decode()
+    assert "Mine phone" in page and "Theirs phone" not in page
+    theirs_part = shared.parts.get(brand=theirs)
+    for operation in ["ship", "deliver", "refund", "cancel"]:
+        url = f"/admin/orders/order/{shared.pk}/operate/{operation}/?part={theirs_part.pk}"
+        assert client.get(url).status_code == 404, operation
+    assert (
+        client.post(
+            f"/admin/orders/order/{shared.pk}/operate/ship/",
+            {"part": theirs_part.pk, "tracking_number": "X"},
+        ).status_code
+        == 404
+    )
+    theirs_part.refresh_from_db()
+    assert theirs_part.status == "paid" and theirs_part.tracking_number == ""

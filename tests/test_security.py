@@ -20,8 +20,8 @@ from communities.models import (
 from communities.services import comment_create, post_create
 from notifications.models import Notification, NotificationKind
 from notifications.services import notification_send
-from orders.models import Cart
-from orders.services import cart_add, order_place
+from orders.models import Cart, OrderPart
+from orders.services import cart_add, order_pay, order_place
 from payments.services import card_save
 from preorders.models import PreorderBatch
 from reviews.services import review_save
@@ -337,3 +337,37 @@ def test_admin_pages_run_under_the_same_policy(admin_client, world):
             for t in re.findall(r"<script\b[^>]*>", html)
             if "src=" not in t and "application/json" not in t
         ] == [], url
+
+
+def test_an_operator_reaches_only_their_own_brands_part_of_a_shared_order(client, world):
+    """The admin's part operations are object URLs too: on an order holding Nimbus's and
+    Forge's lines, Forge's operator (with every permission) gets 404 for Nimbus's part."""
+    from django.contrib.auth.models import Permission
+
+    forge = BrandFactory(name="Forge", slug="forge")
+    buds = VariantFactory(product=ProductFactory(name="Forge Buds", brand=forge), stock=5)
+    buyer = UserFactory()
+    cart = Cart.objects.create(user=buyer)
+    cart_add(cart=cart, variant=world["variant"], quantity=1)
+    cart_add(cart=cart, variant=buds, quantity=1)
+    order = order_place(user=buyer, cart=cart, address=ADDRESS, shipping_method="standard")
+    card = card_save(
+        user=buyer,
+        card={"number": "4242424242424242", "exp_month": 1, "exp_year": 2099, "cvc": "123"},
+    )
+    order_pay(order=order, saved_card=card, user=buyer)
+    operator = UserFactory(is_staff=True)
+    operator.user_permissions.add(*Permission.objects.all())
+    forge.operators.add(operator)
+    nimbus_part = OrderPart.objects.get(order=order, brand=world["product"].brand)
+    client.force_login(operator)
+    for operation in ["ship", "deliver", "refund", "cancel"]:
+        url = reverse("admin:orders_order_operate", args=[order.pk, operation])
+        assert client.get(f"{url}?part={nimbus_part.pk}").status_code == 404, operation
+        response = client.post(
+            url, {"part": nimbus_part.pk, "tracking_number": "X", "amount": "1.00"}
+        )
+        assert response.status_code == 404, operation
+    assert client.get(f"/orders/{order.number}/").status_code == 404  # not the buyer
+    nimbus_part.refresh_from_db()
+    assert (nimbus_part.status, nimbus_part.amount_refunded) == ("paid", 0)
