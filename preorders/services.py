@@ -9,6 +9,7 @@ hold more units than the cap."""
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
@@ -54,6 +55,8 @@ from preorders.models import (
     WaitlistStatus,
 )
 from rowsql.update import rows_update
+
+logger = logging.getLogger(__name__)
 
 SETTLEMENT_KIND = "preorder"
 SHIPPING_METHOD = "preorder"
@@ -787,7 +790,7 @@ def reservation_change(
                         actor=user,
                         from_status=locked.status,
                         to_status=locked.status,
-                        note=done.note[:300].capitalize(),
+                        note=(done.note[:1].upper() + done.note[1:])[:300],
                     )
     deposit = None
     if delta > 0 and batch.deposit_per_unit > 0:
@@ -917,10 +920,14 @@ def reservations_deposit_expire(*, limit: int = 200) -> int:
     given = 0
     for pk in due:
         reservation = Reservation.objects.get(pk=pk)
-        for payment in Payment.objects.filter(
-            reference=reservation.deposit_reference, status=PaymentStatus.REQUIRES_ACTION
-        ):
-            payment_refresh(payment=payment)  # 3-D Secure completed but not heard of yet
+        try:
+            for payment in Payment.objects.filter(
+                reference=reservation.deposit_reference, status=PaymentStatus.REQUIRES_ACTION
+            ):
+                payment_refresh(payment=payment)  # 3-D Secure completed but not heard of yet
+        except Exception:  # the provider is unreachable: ask again next minute
+            logger.exception("refreshing the deposit of reservation %s failed", pk)
+            continue
         with transaction.atomic():
             reservation = _locked_reservation(reservation, None)
             if (

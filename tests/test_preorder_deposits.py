@@ -439,3 +439,43 @@ def test_a_failed_charge_within_its_grace_period_keeps_its_card():
     )
     assert reservation_card_uses(card=reservation.saved_card) == []
     assert not WaitlistEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_lowering_the_quantity_notes_a_refused_refund_as_pending_not_refunded(refunds_refused):
+    batch = batch_open(deposit="25.00")
+    reservation = reserve(batch=batch, quantity=3)
+    reservation_change(
+        reservation=reservation,
+        user=reservation.user,
+        variant=reservation.variant,
+        quantity=1,
+    )
+    reservation.refresh_from_db()
+    assert reservation.quantity == 1 and reservation.deposit_refunded == 0
+    notes = list(
+        PreorderEvent.objects.filter(reservation=reservation).values_list("note", flat=True)
+    )
+    assert notes[-1] == "Deposit refund of 50.00 pending (The issuer is unavailable.)"
+    # One refund asked of the provider, kept for payments' retry sweep.
+    assert Refund.objects.filter(payment__reference=reservation.deposit_reference).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_refused_bank_check_for_added_units_takes_back_only_those(client):
+    batch = batch_open(cap=10, deposit="25.00")
+    user = UserFactory()
+    client.force_login(user)
+    _reserve_page(client, batch, quantity=1, card=CARD_NEEDS_AUTH)
+    reservation = Reservation.objects.get(user=user)
+    _authenticate(client, reservation)
+    client.post(
+        reverse("preorders:reservation_change", args=[reservation.pk]),
+        {"variant": reservation.variant_id, "quantity": 3},
+    )
+    html = _authenticate(client, reservation, decision="deny").content.decode()
+    assert "The deposit for the extra units was not paid: you have 1 reserved." in html
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.HELD and reservation.quantity == 1
+    assert reservation.deposit_paid == Decimal("25.00")
+    assert PreorderBatch.objects.get(pk=batch.pk).reserved_units == 1
