@@ -34,7 +34,12 @@ def _lock_product(product_id: int) -> Product:
     return Product.objects.select_for_update().get(pk=product_id)
 
 
-PURCHASED_STATUSES = [OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED]
+PURCHASED_STATUSES = [
+    OrderStatus.PAID,
+    OrderStatus.PARTIALLY_SHIPPED,
+    OrderStatus.SHIPPED,
+    OrderStatus.DELIVERED,
+]
 
 
 def review_has_verified_purchase(*, user: User, product: Product) -> bool:
