@@ -2,13 +2,16 @@
 gives its units back in time, racing changes and twin submits charge each deposit once,
 failed deposit refunds stay visible and are retried, and a card a reservation needs stays."""
 
+import re
 import threading
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import requests
 import time_machine
+from django.conf import settings
 from django.db import connection
 from django.db.models import Sum
 from django.test import Client
@@ -316,6 +319,57 @@ def test_five_twin_submits_land_on_one_reservation_with_one_deposit():
     # The cards typed by the twins that lost are not kept; the reservation's is.
     kept = SavedCard.objects.filter(user=user, deleted_at=None)
     assert list(kept) == [reservation.saved_card]
+
+
+def _browser(live_server, user, page_url) -> tuple[dict, str]:
+    """Cookies of a signed-in browser and the CSRF token of the form on `page_url`."""
+    client = Client()
+    client.force_login(user)
+    cookies = {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
+    page = requests.get(f"{live_server.url}{page_url}", cookies=cookies, timeout=30)
+    assert page.status_code == 200, page.text[:300]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    cookies.update(page.cookies.get_dict())
+    return cookies, token
+
+
+def _post_at_once(live_server, url, data, cookies, token, count) -> list[requests.Response]:
+    return _in_parallel(
+        count,
+        lambda i: requests.post(
+            f"{live_server.url}{url}",
+            data={**data, "csrfmiddlewaretoken": token},
+            cookies=cookies,
+            headers={"Referer": f"{live_server.url}{url}"},
+            allow_redirects=False,
+            timeout=60,
+        ),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_over_http_twin_reserves_and_parallel_changes_each_charge_one_deposit(live_server):
+    batch = batch_open(deposit="50.00", cap=20, per_customer_limit=5)
+    user = UserFactory()
+    cookies, token = _browser(live_server, user, batch.get_absolute_url())
+    url = reverse("preorders:reserve", kwargs={"slug": batch.slug})
+
+    responses = _post_at_once(live_server, url, _reserve_data(batch), cookies, token, 5)
+
+    reservation = Reservation.objects.get(user=user)
+    assert [r.status_code for r in responses] == [302] * 5
+    assert {r.headers["Location"] for r in responses} == {reservation.get_absolute_url()}
+    assert _provider_charges(reservation) == 1
+
+    change = reverse("preorders:reservation_change", args=[reservation.pk])
+    data = {"variant": reservation.variant_id, "quantity": 2}
+    responses = _post_at_once(live_server, change, data, cookies, token, 4)
+
+    assert [r.status_code for r in responses] == [302] * 4
+    reservation.refresh_from_db()
+    assert reservation.quantity == 2 and _provider_charges(reservation) == 2
+    assert _net_deposit(reservation) == Decimal("100.00") == reservation.deposit_paid
+    assert PreorderBatch.objects.get(pk=batch.pk).reserved_units == 2
 
 
 # --- 4. a deposit refund the provider refuses ---------------------------------------------------
