@@ -447,3 +447,18 @@ def test_a_pre_order_refunded_at_once_in_full(django_capture_on_commit_callbacks
     ]
     order = Order.objects.get(pk=reservation.order_id)
     assert (order.status, order.amount_refunded) == (OrderStatus.REFUNDED, Decimal("45.00"))
+
+
+def test_an_operators_export_holds_no_whole_order_money(client, shared):
+    client.force_login(shared["forge_operator"])
+    form = client.get("/admin/orders/order/export/")
+    assert form.status_code == 200
+    fields = [name for name in form.context["form"].fields if name.startswith("order")]
+    assert fields and not [name for name in fields if name.endswith(("_total", "_subtotal"))]
+    response = client.post(
+        "/admin/orders/order/export/",
+        {"format": "0", "resource": "0", **{name: "on" for name in fields}},
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and shared["order"].number in body
+    assert "797.90" not in body and "778.00" not in body
