@@ -358,7 +358,9 @@ def reservation_create(
     request_key: str,
 ) -> Reservation:
     """Hold `quantity` units for the user. A second submit of the same form (same
-    `request_key`) returns the first reservation."""
+    `request_key`) returns the first reservation. A batch's deposit is the caller's to charge
+    (`reservation_deposit_pay`, or the whole form in `reservation_reserve`): until it is paid
+    the deposit clock runs, and `reservations_deposit_expire` gives the units back."""
     return _reservation_create(
         batch=batch,
         user=user,
@@ -422,7 +424,7 @@ def _reservation_create(
     try:
         with transaction.atomic():
             reservation.save()
-    except IntegrityError:  # a twin submit on another batch lock: the same key, elsewhere
+    except IntegrityError:  # the same key sent to another batch's form: the first one stands
         return Reservation.objects.get(user=user, request_key=request_key), False
     released_offer = 0
     if offer is not None:
