@@ -45,6 +45,7 @@ from preorders.reports import (
     production_report_totals,
     reservations_csv_rows,
 )
+from preorders.selectors import deposit_refunds_pending
 from preorders.services import (
     batch_cancel,
     batch_close,
@@ -666,6 +667,8 @@ class ReservationAdmin(_ReadOnlyAdmin):
                     "saved_card",
                     "deposit_paid",
                     "deposit_refunded",
+                    "deposit_refunds",
+                    "deposit_due_at",
                     "unit_price",
                     "amount_charged",
                     "failure_message",
@@ -703,6 +706,19 @@ class ReservationAdmin(_ReadOnlyAdmin):
     @admin.display(description="variant", ordering="variant__sku")
     def option(self, obj: Reservation) -> str:
         return obj.variant.option_label or obj.variant.sku
+
+    @admin.display(description="deposit refunds pending")
+    def deposit_refunds(self, obj: Reservation) -> str:
+        """Refunds the provider refused or has not answered, retried by payments' sweep (an
+        operator can abandon one in the payments admin)."""
+        pending = deposit_refunds_pending(reservation=obj)
+        if not pending:
+            return "none"
+        return "; ".join(
+            f"deposit refund of {refund.amount} {obj.batch.currency} pending"
+            + (f": {refund.failure_message}" if refund.failure_message else "")
+            for refund in pending
+        )
 
     @admin.action(description="Export selected reservations to CSV", permissions=["view"])
     def export_csv(self, request, queryset):
