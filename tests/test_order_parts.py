@@ -338,6 +338,34 @@ def test_parallel_refunds_of_one_part_never_exceed_its_share(shared):
     _assert_adds_up(shared["order"])
 
 
+@pytest.mark.django_db(transaction=True)
+def test_one_refund_form_submitted_five_times_at_once_refunds_once(shared):
+    forge = shared["forge"]
+    buds = forge.lines.get()
+    barrier = threading.Barrier(5)
+    refunds: list[int] = []
+
+    def submit() -> None:
+        try:
+            barrier.wait()
+            refund = order_part_refund(
+                part=forge, actor=shared["forge_operator"], lines={buds.pk: 1}, key="one-form"
+            )
+            refunds.append(refund.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(refunds) == 5 and len(set(refunds)) == 1
+    assert Refund.objects.count() == 1 and OrderRefund.objects.count() == 1
+    assert _fresh(forge).amount_refunded == Decimal("79.00")
+    assert _fresh(buds).quantity_refunded == 1
+
+
 def test_a_refund_the_provider_refuses_stays_pending_and_is_shown(client, shared):
     order, forge = shared["order"], shared["forge"]
     buds = order.lines.get(part=forge)
