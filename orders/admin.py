@@ -316,8 +316,10 @@ class OrderAdmin(ExportMixin, BrandScopedAdmin):
             return f"Order {order.number} cancelled."
         label = f"Order {order.number}, {part.brand.name}'s part"
         if operation == "ship":
-            order_part_ship(part=part, tracking_number=post.get("tracking_number", ""), actor=actor)
-            return f"{label}: shipped."
+            part = order_part_ship(
+                part=part, tracking_number=post.get("tracking_number", ""), actor=actor
+            )
+            return f"{label}: shipped, tracking number {part.tracking_number}."
         if operation == "deliver":
             order_part_mark_delivered(part=part, actor=actor)
             return f"{label}: delivered."
@@ -347,7 +349,10 @@ class OrderAdmin(ExportMixin, BrandScopedAdmin):
             reason=reason,
             key=post.get("token", ""),
         )
-        return f"{label}: refund of {refund.amount} {order.currency}." + self._pending_note(part)
+        pending = self._pending_note(part)
+        if pending:
+            return f"{label}: refund of {refund.amount} {order.currency} asked.{pending}"
+        return f"{label}: refunded {refund.amount} {order.currency}."
 
     def _pending_note(self, part: OrderPart) -> str:
         pending = part_refund_pending(part)

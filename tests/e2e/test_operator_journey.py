@@ -69,11 +69,11 @@ def test_operator_creates_a_product_then_ships_and_refunds(
     page.get_by_role("link", name="Mark shipped").click()
     page.fill("#id_tracking_number", "1Z-FORGE-42")
     page.click("input[type=submit]")
-    expect(page.locator("ul.messagelist")).to_contain_text("ship done")
+    expect(page.locator("ul.messagelist")).to_contain_text("shipped, tracking number 1Z-FORGE-42")
     page.get_by_role("link", name="Refund").click()
     page.fill("#id_amount", "60.00")
     page.click("input[type=submit]")
-    expect(page.locator("ul.messagelist")).to_contain_text("refund done")
+    expect(page.locator("ul.messagelist")).to_contain_text("refunded 60.00 USD")
     order.refresh_from_db()
     assert (order.status, order.tracking_number, order.amount_refunded) == (
         OrderStatus.SHIPPED,
