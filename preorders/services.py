@@ -688,13 +688,16 @@ def reservation_deposit_changed(*, payment: Payment) -> None:
         update_fields=["deposit_paid", "deposit_refunded", "deposit_due_at", "updated_at"]
     )
     fresh = reservation.deposit_paid - paid_before  # 0 for a replayed event
-    if fresh <= 0 or reservation.status not in (
+    if fresh <= 0:
+        return
+    if reservation.status in (
         ReservationStatus.HELD,
         ReservationStatus.RELEASED,
         ReservationStatus.CANCELLED,
     ):
-        return
-    excess = min(fresh, cover.held - needed, payment.refundable)
+        excess = min(fresh, cover.held - needed, payment.refundable)
+    else:  # closed already: what it owes was reckoned without this deposit, so it goes back
+        excess = min(fresh, payment.refundable)
     if excess <= 0:
         return
     refund = refund_create(
@@ -713,7 +716,8 @@ def reservation_deposit_changed(*, payment: Payment) -> None:
         reservation=reservation,
         from_status=reservation.status,
         to_status=reservation.status,
-        note=f"Deposit of {excess} paid after its units were given back; {done.note}"[:300],
+        note=f"Deposit of {excess} paid after its units were given back or the batch "
+        f"closed; {done.note}"[:300],
     )
 
 

@@ -533,3 +533,29 @@ def test_a_refused_bank_check_for_added_units_takes_back_only_those(client):
     assert reservation.status == ReservationStatus.HELD and reservation.quantity == 1
     assert reservation.deposit_paid == Decimal("25.00")
     assert PreorderBatch.objects.get(pk=batch.pk).reserved_units == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deposit_confirmed_after_the_batch_closed_is_refunded():
+    """What the reservation owes was reckoned at the close without the unconfirmed deposit,
+    so a bank that confirms it afterwards must not leave the fan paying it on top."""
+    from payments.services import payment_refresh
+    from preorders.services import batch_close
+
+    batch = batch_open(min_quantity=1, deposit="25.00")
+    reservation = reserve(batch=batch, card=CARD_NEEDS_AUTH)
+    deposit = _deposits(reservation).get()
+    assert deposit.status == PaymentStatus.REQUIRES_ACTION
+    batch_close(batch=batch, force=True)  # settles at once (eager Celery)
+    reservation.refresh_from_db()
+    assert reservation.status not in (ReservationStatus.HELD, ReservationStatus.CHARGING)
+    owed = reservation.amount_charged
+
+    LocalProvider().authentication_complete(provider_ref=deposit.provider_ref, approved=True)
+    payment_refresh(payment=deposit)
+
+    deposit.refresh_from_db()
+    reservation.refresh_from_db()
+    assert deposit.status == PaymentStatus.REFUNDED and _net_deposit(reservation) == 0
+    assert reservation.amount_charged == owed  # still owed in full, nothing paid twice
+    assert "batch closed" in reservation.events.order_by("pk").last().note
