@@ -19,6 +19,7 @@ def parts_for_existing_orders(apps, schema_editor):
     OrderLine = apps.get_model("orders", "OrderLine")
     OrderPart = apps.get_model("orders", "OrderPart")
     OrderPayment = apps.get_model("orders", "OrderPayment")
+    Payment = apps.get_model("payments", "Payment")
     for order in Order.objects.filter(parts=None).iterator(chunk_size=500):
         lines = list(OrderLine.objects.filter(order=order))
         subtotals = {}
@@ -53,14 +54,21 @@ def parts_for_existing_orders(apps, schema_editor):
             )
             OrderLine.objects.filter(order=order, brand_id=brand).update(part=part)
         OrderPayment.objects.get_or_create(
-            order=order, reference=order.paid_through or f"order:{order.number}"
+            order=order, reference=order.paid_through or f"order:{order.number}", position=0
         )
+        # A pre-order's deposits are behind its order too ("preorder-res:<id>" is paid with
+        # "preorder-deposit:<id>"), read from the payments alone.
+        if order.paid_through.startswith("preorder-res:"):
+            deposit = "preorder-deposit:" + order.paid_through.split(":", 1)[1]
+            if Payment.objects.filter(reference=deposit).exists():
+                OrderPayment.objects.get_or_create(order=order, reference=deposit, position=1)
 
 
 class Migration(migrations.Migration):
     dependencies = [
         ("catalog", "0004_product_newest_index"),
         ("orders", "0003_checkout_key"),
+        ("payments", "0002_refund_states_charge_in_flight"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
