@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
@@ -572,7 +573,7 @@ def _refund_collect(refund: OrderRefund) -> list[Refund]:
     """Step 2, without the order's lock: one provider refund per payment, in order, until
     the amount is covered. Resumable: a payment already asked is not asked again."""
     order = refund.order
-    prefix = f"{REFUND_KEY_PREFIX}{refund.pk}-"
+    prefix = _refund_prefix(refund)
     made = list(Refund.objects.filter(idempotency_key__startswith=prefix))
     needed = refund.amount - _live(made)
     asked = {r.payment_id for r in made}
@@ -598,6 +599,28 @@ def _refund_collect(refund: OrderRefund) -> list[Refund]:
         made.append(row)
         needed -= row.amount
     return made
+
+
+def order_refunds_resume(*, older_than: timedelta = timedelta(minutes=5), limit: int = 100) -> int:
+    """Sweep: a refund whose process died between recording it and asking the provider
+    (step 1 committed, step 2 never ran) is asked now. Returns how many were resumed."""
+    resumed = 0
+    stale = OrderRefund.objects.filter(
+        status=RefundState.PENDING, created_at__lt=timezone.now() - older_than
+    ).select_related("order", "part__brand", "actor")
+    for refund in stale.order_by("id")[:limit]:
+        made = list(Refund.objects.filter(idempotency_key__startswith=_refund_prefix(refund)))
+        if _live(made) >= refund.amount:
+            continue  # asked already; payments retries what failed
+        made = _refund_collect(refund)
+        with transaction.atomic():
+            _refund_finish(refund, made, "Resumed. ")
+        resumed += 1
+    return resumed
+
+
+def _refund_prefix(refund: OrderRefund) -> str:
+    return f"{REFUND_KEY_PREFIX}{refund.pk}-"
 
 
 def _refund_finish(refund: OrderRefund, made: list[Refund], note: str) -> OrderRefund:

@@ -6,16 +6,24 @@ the shopper; a refund the provider refuses stays pending and shows as such."""
 
 import random
 import threading
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Sum
 
 from catalog.models import Variant
-from orders.fulfilment import amount_split, order_part_refund, order_status_derive
+from orders.fulfilment import (
+    _refund_open,
+    amount_split,
+    order_part_refund,
+    order_refunds_resume,
+    order_status_derive,
+)
 from orders.models import (
     Cart,
     Order,
@@ -490,3 +498,28 @@ def test_an_operators_export_holds_no_whole_order_money(client, shared):
     body = response.content.decode()
     assert response.status_code == 200 and shared["order"].number in body
     assert "797.90" not in body and "778.00" not in body
+
+
+def test_a_refund_recorded_but_never_asked_is_resumed_by_the_sweep(shared):
+    """The process died after step 1 (the refund recorded, the part's amount reserved) and
+    before the provider was asked: the sweep asks, once."""
+    forge = shared["forge"]
+    refund = _refund_open(
+        part=forge,
+        actor=shared["forge_operator"],
+        key="crashed",
+        lines={forge.lines.get().pk: 1},
+        shipping=False,
+        amount=None,
+        restock=False,
+        reason="Broken",
+    )
+    assert not Refund.objects.exists()
+    with pytest.raises(ValidationError, match="Refund between 0.01 and 2.02"):
+        order_part_refund(part=forge, actor=None, amount=Decimal("79.00"))  # still reserved
+    assert order_refunds_resume(older_than=timedelta(0)) == 1
+    assert order_refunds_resume(older_than=timedelta(0)) == 0
+    refund.refresh_from_db()
+    assert refund.status == RefundState.SUCCEEDED
+    assert Refund.objects.get().amount == Decimal("79.00")
+    assert _fresh(forge).amount_refunded == Decimal("79.00")
