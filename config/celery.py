@@ -45,6 +45,10 @@ app.conf.beat_schedule = {
         "task": "payments.tasks.payments_recover_due",
         "schedule": 60.0,
     },
+    "orders-refunds-resume": {
+        "task": "orders.tasks.order_refunds_resume",
+        "schedule": 300.0,
+    },
     "orders-stock-holds-expire": {
         "task": "orders.tasks.stock_holds_expire",
         "schedule": 60.0,

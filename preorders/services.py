@@ -687,6 +687,12 @@ def reservation_deposit_changed(*, payment: Payment) -> None:
     reservation.save(
         update_fields=["deposit_paid", "deposit_refunded", "deposit_due_at", "updated_at"]
     )
+    if reservation.order_id and payment.status in (
+        PaymentStatus.REFUNDED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+    ):  # a refund of the order that reached this deposit (perhaps on a retry, much later)
+        order = Order.objects.select_for_update().get(pk=reservation.order_id)
+        order_refund_recorded(order=order, payment=payment)
     fresh = reservation.deposit_paid - paid_before  # 0 for a replayed event
     if fresh <= 0:
         return

@@ -485,6 +485,49 @@ def test_a_pre_order_refunded_at_once_in_full(django_capture_on_commit_callbacks
     assert (order.status, order.amount_refunded) == (OrderStatus.REFUNDED, Decimal("45.00"))
 
 
+def test_a_deposit_refund_that_succeeds_on_a_retry_reaches_the_order(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from payments.providers.base import RefundResult
+    from payments.providers.local import LocalProvider
+
+    brand = BrandFactory(name="Nimbus", slug="nimbus")
+    batch = batch_open(
+        product=ProductFactory(name="Nimbus Pod", brand=brand),
+        ladder=[(1, "45.00")],
+        deposit="5.00",
+        min_quantity=1,
+    )
+    reservation = reserve(batch=batch)
+    with django_capture_on_commit_callbacks(execute=True):
+        batch_close(batch=batch, force=True)
+    reservation.refresh_from_db()
+    deposit = Payment.objects.get(reference=reservation.deposit_reference)
+    real_refund = LocalProvider.refund
+
+    def deposit_refused(self, *, provider_ref, amount_minor, idempotency_key):
+        if provider_ref == deposit.provider_ref:
+            return RefundResult(False, message="The issuer is unavailable.")
+        return real_refund(
+            self,
+            provider_ref=provider_ref,
+            amount_minor=amount_minor,
+            idempotency_key=idempotency_key,
+        )
+
+    monkeypatch.setattr(LocalProvider, "refund", deposit_refused)
+    part = reservation.order.parts.get()
+    order_part_refund(part=part, actor=_operator(brand), amount=Decimal("45.00"))
+    order = Order.objects.get(pk=reservation.order_id)
+    assert (order.status, order.amount_refunded) == (OrderStatus.PAID, Decimal("40.00"))
+
+    monkeypatch.undo()
+    refund_retry(refund=Refund.objects.get(payment=deposit))  # what the sweep does, later
+    order = Order.objects.get(pk=reservation.order_id)
+    assert (order.status, order.amount_refunded) == (OrderStatus.REFUNDED, Decimal("45.00"))
+    _assert_adds_up(order)
+
+
 def test_an_operators_export_holds_no_whole_order_money(client, shared):
     client.force_login(shared["forge_operator"])
     form = client.get("/admin/orders/order/export/")
