@@ -293,7 +293,7 @@ def order_part_ship(*, part: OrderPart, tracking_number: str, actor: User) -> Or
     )
     order_status_refresh(order=order, actor=actor, note=f"{part.brand.name} shipped")
     lines = list(part.lines.all())
-    _mail(
+    order_email(
         order,
         "shipped",
         f"Order {order.number} is on its way",
@@ -645,7 +645,7 @@ def _refund_finish(refund: OrderRefund, made: list[Refund], note: str) -> OrderR
     lines = {
         line.pk: line for line in OrderLine.objects.filter(pk__in=[int(i) for i in refund.lines])
     }
-    _mail(
+    order_email(
         order,
         "refunded",
         f"Order {order.number}: {refund.amount} {order.currency} refunded",
@@ -739,7 +739,8 @@ def order_cancel(*, order: Order, actor: User | None, reason: str = "") -> Order
     return order
 
 
-def _mail(order: Order, template: str, subject: str, extra: dict) -> None:
+def order_email(order: Order, template: str, subject: str, extra: dict) -> None:
+    """Render templates/orders/email/<template>.{txt,html} for the shopper; sent on commit."""
     context = {
         "order": order,
         "lines": list(order.lines.all()),

@@ -14,18 +14,17 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import ProductStatus, Variant
 from catalog.services import product_refresh_summary
 from notifications.models import NotificationKind
-from notifications.services import email_send_on_commit, notification_send
+from notifications.services import notification_send
 from orders.fulfilment import (
+    order_email,
     order_parts_create,
     order_payments_record,
     order_refund_recorded,
@@ -599,16 +598,7 @@ def stock_holds_expire(*, limit: int = 500) -> int:
 
 
 def _email(order: Order, template: str, subject: str) -> None:
-    context = {"order": order, "lines": list(order.lines.all()), "site_url": settings.SITE_URL}
-    message = EmailMultiAlternatives(
-        subject=f"[{settings.SITE_NAME}] {subject}",
-        body=render_to_string(f"orders/email/{template}.txt", context),
-        to=[order.email],
-    )
-    message.attach_alternative(
-        render_to_string(f"orders/email/{template}.html", context), "text/html"
-    )
-    email_send_on_commit(message=message)
+    order_email(order, template, subject, {})
 
 
 def address_save(*, user: User, data: dict) -> Address:
