@@ -1,17 +1,47 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.forms.models import BaseInlineFormSet
+from django.utils.html import format_html
 
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
 from communities.feed_cache import feed_changed
-from communities.models import Community, Idea, Membership, Post, Report
+from communities.models import Community, Idea, Membership, MembershipStatus, Post, Report, Role
 from communities.moderation import report_resolve, report_resolve_as_operator
+from communities.services import membership_remove_as_operator, membership_update_as_operator
 from markup.markdown import markdown_render
 from uploads.images import image_verify_and_reencode
 
 
+class MembershipFormSet(BaseInlineFormSet):
+    """Refuses a save that would leave the community without an active owner, before
+    anything is written; the writes then go through the services (CommunityAdmin.save_formset),
+    which check the same rule again under a row lock."""
+
+    def clean(self) -> None:
+        super().clean()
+        owners_before, owners_after, touched = set(), set(), False
+        for form in self.initial_forms:
+            membership = form.instance
+            was = membership.role == Role.OWNER and membership.status == MembershipStatus.ACTIVE
+            deleted = self.can_delete and self._should_delete_form(form)
+            role = form.cleaned_data.get("role", membership.role) if form.is_valid() else None
+            status = form.cleaned_data.get("status", membership.status) if form.is_valid() else None
+            stays = not deleted and role == Role.OWNER and status == MembershipStatus.ACTIVE
+            if was:
+                owners_before.add(membership.pk)
+                touched |= not stays
+            if stays:
+                owners_after.add(membership.pk)
+        if touched and owners_before and not owners_after:
+            raise ValidationError(
+                "The community needs an active owner: make someone else an owner first."
+            )
+
+
 class MembershipInline(BrandScopedInline, admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     fields = ["user", "role", "status", "joined_at"]
     readonly_fields = ["user", "joined_at"]
@@ -54,6 +84,29 @@ class CommunityAdmin(BrandScopedAdmin):
         obj.rules_html = markdown_render(obj.rules)
         super().save_model(request, obj, form, change)
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        # Through the services, new owners first: promoting B and demoting A in one save
+        # never passes through "no owner".
+        changes = [
+            f for f in formset.initial_forms if f.has_changed() or formset._should_delete_form(f)
+        ]
+        changes.sort(key=lambda f: f.cleaned_data.get("role") != Role.OWNER)
+        for membership_form in changes:
+            membership = membership_form.instance
+            try:
+                if formset._should_delete_form(membership_form):
+                    membership_remove_as_operator(membership=membership)
+                else:
+                    membership_update_as_operator(
+                        membership=membership,
+                        role=membership_form.cleaned_data["role"],
+                        status=membership_form.cleaned_data["status"],
+                    )
+            except ValidationError as exc:  # a concurrent change since the form was checked
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+
 
 @admin.register(Post)
 class PostAdmin(BrandScopedAdmin):
@@ -76,7 +129,7 @@ class PostAdmin(BrandScopedAdmin):
         "title",
         "body",
         "kind",
-        "image",
+        "image_link",
         "created_at",
         "like_count",
         "comment_count",
@@ -86,6 +139,11 @@ class PostAdmin(BrandScopedAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="Image")
+    def image_link(self, obj: Post) -> str:
+        # The permission-checked address: the file has no public URL (communities.media).
+        return format_html('<a href="{}">image</a>', obj.image_url) if obj.image else "-"
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -10,13 +10,17 @@ from django.db.models import F, QuerySet
 from accounts.models import User
 from communities.models import Community, Idea, IdeaStatus, IdeaVote
 from communities.services import check_member, check_moderator
+from markup.text import text_clean_line
 
 
 @transaction.atomic
 def idea_create(*, community: Community, author: User, title: str, description: str) -> Idea:
     check_member(community=community, user=author)
     idea = Idea(
-        community=community, author=author, title=title.strip(), description=description.strip()
+        community=community,
+        author=author,
+        title=text_clean_line(title),
+        description=description.strip(),
     )
     idea.full_clean()
     idea.save()
@@ -44,7 +48,10 @@ def idea_set_status(*, idea: Idea, moderator: User, status: str, response: str) 
     check_moderator(community=idea.community, user=moderator)
     if status not in IdeaStatus.values:
         raise ValidationError("Choose a status.")
+    if "\x00" in response:  # PostgreSQL refuses NUL in text
+        raise ValidationError("The answer contains a character that is not allowed.")
     idea.status, idea.response = status, response.strip()
+    idea.full_clean()
     idea.save(update_fields=["status", "response"])
     return idea
 

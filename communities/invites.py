@@ -3,6 +3,7 @@ counted under a row lock when someone joins with it."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 
@@ -15,6 +16,15 @@ from accounts.models import User
 from communities.honour import on_member_joined
 from communities.models import Community, Invite, Membership, MembershipStatus
 from communities.services import _recount_members, check_moderator
+
+# What secrets.token_urlsafe makes: anything else is no invite (and NUL never reaches SQL).
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def invite_for(*, token: str) -> Invite | None:
+    if not TOKEN_SHAPE.fullmatch(token):
+        return None
+    return Invite.objects.select_related("community").filter(token=token).first()
 
 
 @transaction.atomic
@@ -35,6 +45,8 @@ def invite_create(
 def invite_accept(*, token: str, user: User) -> Membership:
     invite = (
         Invite.objects.select_for_update().select_related("community").filter(token=token).first()
+        if TOKEN_SHAPE.fullmatch(token)
+        else None
     )
     if invite is None or invite.expires_at <= timezone.now():
         raise PermissionDenied("This invite link has expired or does not exist.")

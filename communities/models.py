@@ -4,6 +4,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from catalog.models import Brand
+from communities.media import post_image_storage
 
 
 class CommunityKind(models.TextChoices):
@@ -126,7 +127,10 @@ class Post(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(max_length=20_000, help_text="Markdown.")
     body_html = models.TextField(editable=False)
-    image = models.ImageField(upload_to="communities/posts/", blank=True)
+    # Its own storage, outside /media/: served only through the view behind `image_url`.
+    image = models.ImageField(
+        upload_to="communities/posts/", blank=True, storage=post_image_storage
+    )
     is_pinned = models.BooleanField(default=False)
     hidden_at = models.DateTimeField(null=True, blank=True, help_text="Hidden by a moderator.")
     deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted by its author.")
@@ -154,6 +158,13 @@ class Post(models.Model):
     @property
     def is_visible(self) -> bool:
         return self.hidden_at is None and self.deleted_at is None
+
+    @property
+    def image_url(self) -> str:
+        """The permission-checked address of the image (communities.media)."""
+        return reverse(
+            "communities:post_image", kwargs={"slug": self.community.slug, "pk": self.pk}
+        )
 
 
 class Comment(models.Model):

@@ -11,7 +11,8 @@ from accounts.models import User
 from communities.feed_cache import feed_changed
 from communities.honour import level_for
 from communities.models import Comment, Community, Membership, Post, Report
-from communities.services import check_member, check_moderator
+from communities.services import check_member, check_moderator, check_outranks
+from markup.text import text_clean_line
 
 # Reports from this many trusted members (level 2 and up) hide a post until reviewed.
 TRUSTED_REPORTS_TO_HIDE = 3
@@ -24,7 +25,7 @@ def report_create(
 ) -> Report:
     target_post = post or comment.post
     check_member(community=target_post.community, user=reporter)
-    reason = " ".join(reason.split())
+    reason = text_clean_line(reason)
     if not reason:
         raise ValidationError("Say why this should be looked at.")
     try:
@@ -66,8 +67,11 @@ def moderation_queue(*, community: Community, moderator: User) -> QuerySet[Repor
 
 @transaction.atomic
 def report_resolve(*, report: Report, moderator: User, hide: bool) -> None:
-    """Hide the reported post or comment, or restore it (the reports were unfounded)."""
-    check_moderator(community=report.community, user=moderator)
+    """Hide the reported post or comment, or restore it (the reports were unfounded). A
+    moderator decides only on content by members ranked below them."""
+    actor = check_moderator(community=report.community, user=moderator)
+    author_id = report.post.author_id if report.post_id else report.comment.author_id
+    check_outranks(actor=actor, target_user_id=author_id, community=report.community)
     report_resolve_as_operator(report=report, hide=hide)
 
 

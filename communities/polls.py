@@ -11,8 +11,10 @@ from django.db.models import F
 
 from accounts.models import User
 from communities.feed_cache import feed_changed
-from communities.models import Poll, PollOption, PollVote, Post
-from communities.services import check_member
+from communities.models import Community, Poll, PollOption, PollVote, Post
+from communities.rate_limits import rate_limited
+from communities.services import check_member, post_create
+from markup.text import text_clean_line
 
 MAX_OPTIONS = 10
 
@@ -26,19 +28,59 @@ def poll_create(
     multiple: bool = False,
     closes_at: datetime | None = None,
 ) -> Poll:
-    options = [text.strip() for text in options if text.strip()]
+    options = [text_clean_line(text) for text in options if text_clean_line(text)]
+    question = text_clean_line(question)
+    if not question:
+        raise ValidationError("Write the poll's question.")
     if not 2 <= len(options) <= MAX_OPTIONS:
         raise ValidationError(f"A poll needs between 2 and {MAX_OPTIONS} options.")
     if len(set(map(str.lower, options))) != len(options):
         raise ValidationError("Each option must be different.")
     poll = Poll.objects.create(
-        post=post, question=question.strip()[:200], multiple=multiple, closes_at=closes_at
+        post=post, question=question[:200], multiple=multiple, closes_at=closes_at
     )
     PollOption.objects.bulk_create(
         [PollOption(poll=poll, text=text[:120], position=n) for n, text in enumerate(options)]
     )
     feed_changed(community_id=post.community_id)  # the card names the poll
     return poll
+
+
+@transaction.atomic
+def post_with_poll_create(
+    *,
+    community: Community,
+    author: User,
+    title: str,
+    body: str,
+    image=None,
+    announcement: bool = False,
+    poll_question: str = "",
+    poll_options: list[str] | None = None,
+    poll_multiple: bool = False,
+    poll_closes_at: datetime | None = None,
+) -> Post:
+    """A post, and its poll when the form asked for one: both or neither, and counted against
+    the posting limit only when both are accepted."""
+    with rate_limited(user=author, action="post"):
+        post = post_create(
+            community=community,
+            author=author,
+            title=title,
+            body=body,
+            image=image,
+            announcement=announcement,
+            rate_limited=False,
+        )
+        if poll_question:
+            poll_create(
+                post=post,
+                question=poll_question,
+                options=poll_options or [],
+                multiple=poll_multiple,
+                closes_at=poll_closes_at,
+            )
+    return post
 
 
 @transaction.atomic

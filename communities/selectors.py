@@ -4,11 +4,13 @@ post ids included)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
@@ -25,6 +27,29 @@ from communities.models import (
 )
 
 FEED_PAGE = 20
+CURSOR_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only ("²".isdigit() is True), a bigint
+
+
+class BadCursor(ValueError):
+    """A feed cursor no page of ours made (an impossible date, a tampered id)."""
+
+    def __init__(self) -> None:
+        super().__init__("This page link is damaged or out of date: start from the first page.")
+
+
+def community_feed_cursor(cursor: str) -> tuple[datetime, int]:
+    """`<ISO datetime>|<post id>`, as `community_feed` makes it; BadCursor otherwise."""
+    when, _, last_id = cursor.partition("|")
+    try:
+        moment = parse_datetime(when)  # ValueError for 2026-02-30: well-formed, impossible
+        if moment is None or not CURSOR_ID.fullmatch(last_id):
+            raise BadCursor
+        if timezone.is_naive(moment):
+            moment = moment.replace(tzinfo=UTC)
+        moment.astimezone(UTC)  # OverflowError at the calendar's edges
+    except (ValueError, OverflowError) as exc:
+        raise BadCursor from exc
+    return moment, int(last_id)
 
 
 @dataclass
@@ -104,11 +129,8 @@ def community_feed(*, view: CommunityView, user: User, cursor: str | None = None
     pinned = [] if cursor else list(posts.filter(is_pinned=True).order_by("-created_at"))
     rest = posts.filter(is_pinned=False).order_by("-created_at", "-id")
     if cursor:
-        when, _, last_id = cursor.partition("|")
-        moment: datetime | None = parse_datetime(when)
-        if moment is None or not last_id.isdigit():
-            raise Http404("Bad cursor")
-        rest = rest.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=int(last_id)))
+        moment, last_id = community_feed_cursor(cursor)
+        rest = rest.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=last_id))
     page = list(rest[: FEED_PAGE + 1])
     next_cursor = None
     if len(page) > FEED_PAGE:

@@ -25,8 +25,9 @@ from communities.models import (
     Role,
     Visibility,
 )
-from communities.rate_limits import check_rate
+from communities.rate_limits import rate_limited as _rate_limited
 from markup.markdown import markdown_render
+from markup.text import text_clean_line
 from notifications.models import NotificationKind
 from notifications.services import notification_fan_out, notification_send
 from uploads.images import image_verify_and_reencode
@@ -52,6 +53,51 @@ def check_moderator(*, community: Community, user: User) -> Membership:
     if not membership.can_moderate:
         raise PermissionDenied("Only the community's owners and moderators can do this.")
     return membership
+
+
+# Who may act on whom: a moderator acts (ban, hide, role changes) only on members ranked below
+# them; owners on moderators and members; nobody here on another owner.
+RANK = {Role.OWNER: 3, Role.MODERATOR: 2, Role.MEMBER: 1}
+
+
+def _rank_of(membership: Membership | None) -> int:
+    """0 for a non-member or a banned or pending member: anyone's moderator outranks them."""
+    if membership is None or not membership.is_active:
+        return 0
+    return RANK[membership.role]
+
+
+def check_outranks(*, actor: Membership, target_user_id: int, community: Community) -> None:
+    """PermissionDenied unless `actor` ranks above the target's role in this community."""
+    target = Membership.objects.filter(community=community, user_id=target_user_id).first()
+    if _rank_of(target) >= _rank_of(actor):
+        raise PermissionDenied(
+            "You can act only on members below your role: ask an owner."
+            if actor.role == Role.MODERATOR
+            else "Owners cannot act on other owners here."
+        )
+
+
+def check_owner_remains(*, membership: Membership, role: str, status: str) -> None:
+    """ValidationError when giving `membership` this role and status (or removing it, with
+    status "") would leave the community without an active owner. The active owners' rows
+    are locked, in id order, so two concurrent demotions of the last two owners cannot both
+    pass."""
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(
+            community_id=membership.community_id,
+            role=Role.OWNER,
+            status=MembershipStatus.ACTIVE,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    stays_owner = role == Role.OWNER and status == MembershipStatus.ACTIVE
+    if owners == [membership.pk] and not stays_owner:
+        raise ValidationError(
+            "This is the community's only owner: make someone else an owner first."
+        )
 
 
 def _recount_members(community_id: int) -> None:
@@ -94,15 +140,10 @@ def community_leave(*, community: Community, user: User) -> None:
     membership = membership_of(community=community, user=user)
     if membership is None or membership.status == MembershipStatus.BANNED:
         return  # leaving cannot lift a ban
-    if (
-        membership.role == Role.OWNER
-        and not Membership.objects.filter(
-            community=community, role=Role.OWNER, status=MembershipStatus.ACTIVE
-        )
-        .exclude(pk=membership.pk)
-        .exists()
-    ):
-        raise ValidationError("You are the only owner: make someone else an owner first.")
+    try:
+        check_owner_remains(membership=membership, role="", status="")
+    except ValidationError as exc:
+        raise ValidationError("You are the only owner: make someone else an owner first.") from exc
     membership.delete()
     _recount_members(community.pk)
 
@@ -129,15 +170,63 @@ def membership_decide(*, membership: Membership, moderator: User, approve: bool)
 
 @transaction.atomic
 def member_ban(*, community: Community, user: User, moderator: User) -> None:
-    check_moderator(community=community, user=moderator)
+    actor = check_moderator(community=community, user=moderator)
     if user.pk == moderator.pk:
         raise ValidationError("You cannot ban yourself.")
+    check_outranks(actor=actor, target_user_id=user.pk, community=community)
+    existing = Membership.objects.filter(community=community, user=user).first()
+    if existing is not None:
+        check_owner_remains(membership=existing, role=Role.MEMBER, status=MembershipStatus.BANNED)
     Membership.objects.update_or_create(
         community=community,
         user=user,
         defaults={"status": MembershipStatus.BANNED, "role": Role.MEMBER},
     )
     _recount_members(community.pk)
+
+
+@transaction.atomic
+def membership_set_role(*, membership: Membership, actor: User, role: str) -> Membership:
+    """An owner promotes or demotes a member or moderator (not another owner); moderators
+    have no one below them to give a role to but members, and give no roles."""
+    if role not in Role.values:
+        raise ValidationError("Choose a role.")
+    acting = check_moderator(community=membership.community, user=actor)
+    if membership.user_id == actor.pk:
+        raise ValidationError("You cannot change your own role.")
+    check_outranks(actor=acting, target_user_id=membership.user_id, community=membership.community)
+    if acting.role != Role.OWNER:
+        raise PermissionDenied("Only owners give roles.")
+    return membership_update_as_operator(membership=membership, role=role, status=membership.status)
+
+
+@transaction.atomic
+def membership_update_as_operator(*, membership: Membership, role: str, status: str) -> Membership:
+    """For the admin (brand scoping already checked the operator) and `membership_set_role`:
+    any role or status, but the last active owner is never demoted, banned or left pending."""
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    if (membership.role, membership.status) == (role, status):
+        return membership
+    check_owner_remains(membership=membership, role=role, status=status)
+    was_active = membership.is_active
+    membership.role, membership.status = role, status
+    membership.full_clean()
+    membership.save(update_fields=["role", "status"])
+    _recount_members(membership.community_id)
+    if membership.is_active and not was_active:
+        on_member_joined(membership=membership)
+    return membership
+
+
+@transaction.atomic
+def membership_remove_as_operator(*, membership: Membership) -> None:
+    """For the admin: remove a membership, never the last active owner's."""
+    membership = Membership.objects.select_for_update().filter(pk=membership.pk).first()
+    if membership is None:
+        return
+    check_owner_remains(membership=membership, role="", status="")
+    membership.delete()
+    _recount_members(membership.community_id)
 
 
 MENTION = re.compile(r"(?<![\w@])@([\w.\-]{2,50})")
@@ -177,17 +266,38 @@ def post_create(
     announcement: bool = False,
     rate_limited: bool = True,
 ) -> Post:
-    """`rate_limited=False` only for trusted callers (seed_demo), never from a request."""
+    """`rate_limited=False` only for trusted callers (seed_demo), never from a request. Only
+    an accepted post counts against the limit: a refusal (bad image, bad title) gives its
+    place back."""
+    rate_limited_on = rate_limited
     membership = check_member(community=community, user=author)
-    if rate_limited:
-        check_rate(user=author, action="post")
     if announcement and not membership.can_moderate:
         raise PermissionDenied("Only owners and moderators post announcements.")
+    with _rate_limited(user=author, action="post", enabled=rate_limited_on):
+        return _post_create(
+            community=community,
+            author=author,
+            title=title,
+            body=body,
+            image=image,
+            announcement=announcement,
+        )
+
+
+def _post_create(
+    *,
+    community: Community,
+    author: User,
+    title: str,
+    body: str,
+    image: UploadedFile | None,
+    announcement: bool,
+) -> Post:
     verified = _image(image)  # before any row exists: a bad image changes nothing
     post = Post(
         community=community,
         author=author,
-        title=title.strip(),
+        title=text_clean_line(title),
         body=body,
         body_html=markdown_render(body),
         kind=PostKind.ANNOUNCEMENT if announcement else PostKind.POST,
@@ -225,7 +335,7 @@ def post_create(
 def post_update(*, post: Post, editor: User, title: str, body: str) -> Post:
     if post.author_id != editor.pk or not post.is_visible:
         raise PermissionDenied("Only the author can edit this post.")
-    post.title, post.body, post.body_html = title.strip(), body, markdown_render(body)
+    post.title, post.body, post.body_html = text_clean_line(title), body, markdown_render(body)
     post.edited_at = timezone.now()
     post.full_clean(exclude=["image", "body_html"])
     post.save(update_fields=["title", "body", "body_html", "edited_at"])
@@ -240,8 +350,9 @@ def post_delete(*, post: Post, user: User) -> None:
     if post.author_id == user.pk:
         Post.objects.filter(pk=post.pk).update(deleted_at=timezone.now())
         return
-    check_moderator(community=post.community, user=user)
-    Post.objects.filter(pk=post.pk).update(hidden_at=timezone.now())
+    actor = check_moderator(community=post.community, user=user)
+    check_outranks(actor=actor, target_user_id=post.author_id, community=post.community)
+    Post.objects.filter(pk=post.pk, hidden_at__isnull=True).update(hidden_at=timezone.now())
 
 
 @transaction.atomic
@@ -295,18 +406,19 @@ def comment_create(
     check_member(community=post.community, user=author)
     if not post.is_visible:
         raise ValidationError("This post is no longer open for comments.")
-    if rate_limited:
-        check_rate(user=author, action="comment")
     if parent is not None:
         if parent.post_id != post.pk:
             raise ValidationError("You can only reply to a comment on this post.")
+        if parent.hidden_at or parent.deleted_at:
+            raise ValidationError("The comment you replied to is no longer there.")
         parent = parent.parent or parent  # one level: replies to a reply join its thread
     body = body.strip()
     if not body:
         raise ValidationError("Write something first.")
-    comment = Comment.objects.create(
-        post=post, author=author, parent=parent, body=body, body_html=markdown_render(body)
-    )
+    with _rate_limited(user=author, action="comment", enabled=rate_limited):
+        comment = Comment.objects.create(
+            post=post, author=author, parent=parent, body=body, body_html=markdown_render(body)
+        )
     Post.objects.filter(pk=post.pk).update(comment_count=F("comment_count") + 1)
     feed_changed(community_id=post.community_id)
     _notify_mentions(
@@ -330,11 +442,22 @@ def comment_create(
 
 @transaction.atomic
 def comment_delete(*, comment: Comment, user: User) -> None:
+    """The author deletes, a moderator hides; the post's count drops once, however often (or
+    however concurrently) it is asked: only the UPDATE that takes the comment from visible to
+    gone (Postgres re-checks the WHERE after a concurrent one) lowers it."""
+    still_visible = Comment.objects.filter(
+        pk=comment.pk, hidden_at__isnull=True, deleted_at__isnull=True
+    )
     if comment.author_id == user.pk:
-        Comment.objects.filter(pk=comment.pk).update(deleted_at=timezone.now())
+        changed = still_visible.update(deleted_at=timezone.now())
     else:
-        check_moderator(community=comment.post.community, user=user)
-        Comment.objects.filter(pk=comment.pk).update(hidden_at=timezone.now())
+        actor = check_moderator(community=comment.post.community, user=user)
+        check_outranks(
+            actor=actor, target_user_id=comment.author_id, community=comment.post.community
+        )
+        changed = still_visible.update(hidden_at=timezone.now())
+    if not changed:
+        return
     Post.objects.filter(pk=comment.post_id, comment_count__gt=0).update(
         comment_count=F("comment_count") - 1
     )

@@ -14,6 +14,7 @@ urlpatterns = [
     path("c/<slug:slug>/ban/<int:user_id>/", views.ban, name="ban"),
     path("c/<slug:slug>/posts/new/", views.post_new, name="post_new"),
     path("c/<slug:slug>/posts/<int:pk>/", views.post_detail, name="post"),
+    path("c/<slug:slug>/posts/<int:pk>/image/", views.post_image, name="post_image"),
     path("c/<slug:slug>/posts/<int:pk>/like/", views.post_like, name="post_like"),
     path("c/<slug:slug>/posts/<int:pk>/delete/", views.post_remove, name="post_delete"),
     path("c/<slug:slug>/posts/<int:pk>/pin/", views.post_pin, name="post_pin"),

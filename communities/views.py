@@ -2,7 +2,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -16,29 +15,34 @@ from communities.forms import (
     CommentForm,
     DirectoryForm,
     IdeaForm,
+    IdeaStatusForm,
     PostEditForm,
     PostForm,
     ReportForm,
+    ResolveForm,
+    VoteForm,
 )
 from communities.honour import leaderboard
 from communities.ideas import idea_create, idea_set_status, idea_upvote_toggle, ideas_of
-from communities.invites import invite_accept, invite_create
+from communities.invites import invite_accept, invite_create, invite_for
+from communities.media import post_image_response
 from communities.models import (
     Comment,
     Idea,
     IdeaStatus,
     IdeaVote,
-    Invite,
     Membership,
     Poll,
     Report,
 )
 from communities.moderation import moderation_queue, report_create, report_resolve
-from communities.polls import poll_create, poll_results, poll_vote
+from communities.polls import poll_results, poll_vote, post_with_poll_create
 from communities.selectors import (
+    BadCursor,
     communities_of,
     community_directory,
     community_feed,
+    community_feed_cursor,
     community_for,
     honour_of,
     member_badges,
@@ -53,7 +57,6 @@ from communities.services import (
     community_leave,
     member_ban,
     membership_decide,
-    post_create,
     post_delete,
     post_like_toggle,
     post_set_pinned,
@@ -63,6 +66,18 @@ from communities.services import (
 
 def _refused(request: HttpRequest, exc: Exception) -> None:
     messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+
+
+def _bad_request(request: HttpRequest, message: str, back: str) -> HttpResponse:
+    """Input no form of ours sends (a tampered id, an impossible date): a 400 that says what
+    was wrong, and changes nothing."""
+    return render(
+        request, "communities/bad_request.html", {"message": message, "back": back}, status=400
+    )
+
+
+def _form_errors(form) -> str:
+    return " ".join(str(error) for errors in form.errors.values() for error in errors)
 
 
 @require_GET
@@ -93,6 +108,11 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
     view = community_for(slug=slug, user=request.user)
     cursor = request.GET.get("after")
     feed, version = None, None
+    if view.can_read and cursor is not None:
+        try:  # before the cache: a bad cursor is a 400 even when the fragment is warm
+            community_feed_cursor(cursor)
+        except BadCursor as exc:
+            return _bad_request(request, str(exc), view.community.get_absolute_url())
     if view.can_read and not request.user.is_authenticated:
         # Visitors share a cached fragment: the feed is read only when it has expired.
         version = feed_version(community_id=view.community.pk)
@@ -183,6 +203,7 @@ def ban(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
         _refused(request, exc)
     else:
         messages.success(request, f"{target.public_name} is banned from {view.community.name}.")
+    # (a refusal leaves the membership as it was)
     return redirect(view.community.get_absolute_url())
 
 
@@ -200,7 +221,10 @@ def post_new(request: HttpRequest, slug: str) -> HttpResponse:
                 body=form.cleaned_data["body"],
                 image=form.cleaned_data["image"],
                 announcement=form.cleaned_data["announcement"],
-                poll=form.cleaned_data,
+                poll_question=form.cleaned_data["poll_question"],
+                poll_options=form.cleaned_data["poll_option_list"],
+                poll_multiple=form.cleaned_data["poll_multiple"],
+                poll_closes_at=form.cleaned_data["poll_closes_at"],
             )
         except ValidationError as exc:
             form.add_error(
@@ -239,14 +263,21 @@ def post_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             parent = None
             if form.cleaned_data["parent"]:
                 parent = Comment.objects.filter(pk=form.cleaned_data["parent"], post=post).first()
-            try:
-                comment_create(
-                    post=post, author=request.user, body=form.cleaned_data["body"], parent=parent
-                )
-            except (PermissionDenied, ValidationError) as exc:
-                _refused(request, exc)
-            else:
-                return redirect(f"{post.get_absolute_url()}#comments")
+                if parent is None:  # never a silent top-level comment instead of a reply
+                    form.add_error(None, "The comment you replied to is no longer there.")
+            if form.is_valid():
+                try:
+                    comment_create(
+                        post=post,
+                        author=request.user,
+                        body=form.cleaned_data["body"],
+                        parent=parent,
+                    )
+                except (PermissionDenied, ValidationError) as exc:
+                    _refused(request, exc)
+                    form.add_error(None, exc)
+                else:
+                    return redirect(f"{post.get_absolute_url()}#comments")
     return render(
         request,
         "communities/post_detail.html",
@@ -329,19 +360,14 @@ def comment_remove(request: HttpRequest, slug: str, pk: int, comment_id: int) ->
     return redirect(f"{post.get_absolute_url()}#comments")
 
 
-@transaction.atomic
-def post_with_poll_create(*, poll: dict, **post_fields):
-    """A post, and its poll when the form asked for one: both or neither."""
-    post = post_create(**post_fields)
-    if poll.get("poll_question"):
-        poll_create(
-            post=post,
-            question=poll["poll_question"],
-            options=poll["poll_option_list"],
-            multiple=poll["poll_multiple"],
-            closes_at=poll["poll_closes_at"],
-        )
-    return post
+@require_GET
+def post_image(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """The post's image, for those who may read the post (communities.media)."""
+    view = community_for(slug=slug, user=request.user)
+    post = post_for(view=view, user=request.user, pk=pk)
+    if not post.image:
+        raise Http404("No such image")
+    return post_image_response(post=post, public=view.community.is_public)
 
 
 @login_required
@@ -350,9 +376,11 @@ def vote(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     view = community_for(slug=slug, user=request.user)
     post = post_for(view=view, user=request.user, pk=pk)
     poll = get_object_or_404(Poll, post=post)
-    option_ids = [int(v) for v in request.POST.getlist("option") if v.isdigit()]
+    form = VoteForm(request.POST, option_ids=list(poll.options.values_list("pk", flat=True)))
+    if not form.is_valid():
+        return _bad_request(request, _form_errors(form), post.get_absolute_url())
     try:
-        poll_vote(poll=poll, user=request.user, option_ids=option_ids)
+        poll_vote(poll=poll, user=request.user, option_ids=form.cleaned_data["option"])
     except (PermissionDenied, ValidationError) as exc:
         _refused(request, exc)
     else:
@@ -365,13 +393,17 @@ def vote(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def report(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     view = community_for(slug=slug, user=request.user)
     post = post_for(view=view, user=request.user, pk=pk)
-    comment = None
-    if request.POST.get("comment"):
-        comment = get_object_or_404(Comment, pk=request.POST["comment"], post=post)
     form = ReportForm(request.POST)
     if not form.is_valid():
+        if "comment" in form.errors:
+            return _bad_request(
+                request, "That is not a comment of this post.", post.get_absolute_url()
+            )
         messages.error(request, "Say why this should be looked at.")
         return redirect(post.get_absolute_url())
+    comment = None
+    if form.cleaned_data["comment"]:
+        comment = get_object_or_404(Comment, pk=form.cleaned_data["comment"], post=post)
     try:
         report_create(
             reporter=request.user,
@@ -393,17 +425,27 @@ def moderation(request: HttpRequest, slug: str) -> HttpResponse:
     if not view.can_moderate:
         raise Http404("No such page")
     if request.method == "POST":
-        open_report = get_object_or_404(
-            Report,
-            pk=request.POST.get("report"),
-            community=view.community,
-            resolved_at__isnull=True,
-        )
-        report_resolve(
-            report=open_report, moderator=request.user, hide=request.POST.get("decision") == "hide"
-        )
-        messages.success(request, "Done.")
-        return redirect("communities:moderation", slug=slug)
+        form = ResolveForm(request.POST)
+        back = reverse("communities:moderation", args=[slug])
+        if not form.is_valid():
+            return _bad_request(request, _form_errors(form), back)
+        open_report = Report.objects.filter(
+            pk=form.cleaned_data["report"], community=view.community, resolved_at__isnull=True
+        ).first()
+        if open_report is None:
+            messages.error(request, "That report was already decided or does not exist.")
+            return redirect(back)
+        try:
+            report_resolve(
+                report=open_report,
+                moderator=request.user,
+                hide=form.cleaned_data["decision"] == "hide",
+            )
+        except PermissionDenied as exc:
+            _refused(request, exc)
+        else:
+            messages.success(request, "Done.")
+        return redirect(back)
     return render(
         request,
         "communities/moderation.html",
@@ -469,16 +511,15 @@ def idea_upvote(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def idea_status(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     view = community_for(slug=slug, user=request.user, readable=True)
     idea = get_object_or_404(Idea, pk=pk, community=view.community)
+    form = IdeaStatusForm(request.POST)
+    back = reverse("communities:ideas", args=[slug])
+    if not form.is_valid():
+        return _bad_request(request, _form_errors(form), back)
     try:
-        idea_set_status(
-            idea=idea,
-            moderator=request.user,
-            status=request.POST.get("status", ""),
-            response=request.POST.get("response", ""),
-        )
+        idea_set_status(idea=idea, moderator=request.user, **form.cleaned_data)
     except (PermissionDenied, ValidationError) as exc:
         _refused(request, exc)
-    return redirect("communities:ideas", slug=slug)
+    return redirect(back)
 
 
 @login_required
@@ -497,7 +538,7 @@ def invite_new(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def invite(request: HttpRequest, token: str) -> HttpResponse:
-    found = Invite.objects.select_related("community").filter(token=token).first()
+    found = invite_for(token=token)
     if found is None:
         raise Http404("No such invite")
     if request.method == "POST":

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from markup.text import text_clean_line
 from notifications.emails import email_deserialize, email_serialize
 from notifications.models import (
     DEFAULT_CHANNELS,
@@ -142,7 +143,7 @@ def notifications_deliver(
     ):
         email_send_on_commit(
             message=EmailMessage(
-                subject=f"[{settings.SITE_NAME}] {title}",
+                subject=text_clean_line(f"[{settings.SITE_NAME}] {title}"),
                 body=f"{body}\n\n{link}\n\nChange which emails you get: "
                 f"{settings.SITE_URL}/notifications/preferences/",
                 to=[address],

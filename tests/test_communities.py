@@ -252,7 +252,7 @@ def test_feed_query_count_is_flat(client):
     cursor = response.context["feed"].next_cursor
     older = client.get(community.get_absolute_url(), {"after": cursor})
     assert len(older.context["feed"].posts) == 20
-    assert client.get(community.get_absolute_url(), {"after": "garbage"}).status_code == 404
+    assert client.get(community.get_absolute_url(), {"after": "garbage"}).status_code == 400
 
 
 def test_points_levels_and_badges_are_granted_once(client):
@@ -668,4 +668,4 @@ def test_members_never_get_the_visitors_feed(client):
     client.logout()
     assert "like-form" not in _visitor_feed(client)[0]
     bad = client.get(reverse("communities:detail", args=["nimbus-fans"]), {"after": "garbage"})
-    assert bad.status_code == 404  # a visitor's bad cursor, even with the cache warm
+    assert bad.status_code == 400  # a visitor's bad cursor, even with the cache warm

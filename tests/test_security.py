@@ -219,6 +219,7 @@ SWEEP = {
     "communities:ban": ("POST", "/c/secret/ban/{owner}/", {302}),  # refused
     "communities:post_new": ("POST", "/c/secret/posts/new/", {302, 400}),  # refused
     "communities:post": ("GET", "/c/secret/posts/{post}/", {404}),
+    "communities:post_image": ("GET", "/c/secret/posts/{post}/image/", {404}),
     "communities:vote": ("POST", "/c/secret/posts/{post}/vote/", {404}),
     "communities:report": ("POST", "/c/secret/posts/{post}/report/", {404}),
     "communities:moderation": ("GET", "/c/secret/moderation/", {404}),
