@@ -1,10 +1,9 @@
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from import_export.admin import ImportExportModelAdmin
+from import_export.forms import ImportForm
 
 from accounts.admin_access import SuperuserOnlyAdminMixin
-from catalog.admin_resources import ProductResource, VariantResource
+from catalog.admin_resources import ProductResource, VariantResource, import_file_problem
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
 from catalog.forms import VariantAdminForm
 from catalog.models import (
@@ -24,7 +23,11 @@ from catalog.services import (
     product_set_status,
 )
 from catalog.tasks import product_image_make_thumbnails
-from uploads.images import image_verify_and_reencode
+from uploads.forms import VerifiedImagesModelForm
+
+
+class BrandAdminForm(VerifiedImagesModelForm):
+    image_max_sides = {"logo": 512}
 
 
 @admin.register(Brand)
@@ -35,6 +38,7 @@ class BrandAdmin(BrandScopedAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name"]
     filter_horizontal = ["operators"]
+    form = BrandAdminForm  # the logo is verified and re-encoded by the form
 
     def get_prepopulated_fields(self, request, obj=None):
         return {"slug": ["name"]} if request.user.is_superuser else {}
@@ -49,9 +53,6 @@ class BrandAdmin(BrandScopedAdmin):
         return request.user.is_superuser
 
     def save_model(self, request, obj, form, change):
-        if "logo" in form.changed_data and obj.logo:
-            verified = image_verify_and_reencode(form.cleaned_data["logo"], max_side=512)
-            obj.logo.save(verified.content.name, verified.content, save=False)
         brand_save(brand=obj)
 
 
@@ -68,21 +69,12 @@ class CategoryAdmin(SuperuserOnlyAdminMixin, admin.ModelAdmin):
         category_save(category=obj)
 
 
-class VerifiedImageForm(forms.ModelForm):
+class VerifiedImageForm(VerifiedImagesModelForm):
     """Refuses anything that is not a sane image, with a form error (never a 500)."""
 
     class Meta:
         model = ProductImage
         fields = ["image", "alt_text", "position"]
-
-    def clean_image(self):
-        image = self.cleaned_data.get("image")
-        if image and "image" in self.changed_data:
-            try:
-                return image_verify_and_reencode(image).content
-            except ValidationError as exc:
-                raise forms.ValidationError(exc.messages) from exc
-        return image
 
 
 class ProductImageInline(BrandScopedInline, admin.TabularInline):
@@ -113,9 +105,35 @@ class SpecificationInline(BrandScopedInline, admin.TabularInline):
     extra = 1
 
 
+class CatalogImportForm(ImportForm):
+    """A file whose header is wrong (another separator, missing columns) gets one message
+    here, before any row is read."""
+
+    def __init__(self, formats, resources, **kwargs) -> None:
+        super().__init__(formats, resources, **kwargs)
+        self.resource_classes = list(resources)
+
+    def clean(self):
+        cleaned = super().clean()
+        upload = cleaned.get("import_file")
+        if upload is None:
+            return cleaned
+        try:
+            resource = self.resource_classes[int(cleaned.get("resource") or 0)]
+        except (ValueError, IndexError):
+            resource = self.resource_classes[0]
+        upload.seek(0)
+        problem = import_file_problem(upload.read(), resource.required_columns)
+        upload.seek(0)
+        if problem:
+            self.add_error("import_file", problem)
+        return cleaned
+
+
 @admin.register(Product)
 class ProductAdmin(ImportExportModelAdmin, BrandScopedAdmin):
     resource_classes = [ProductResource]
+    import_form_class = CatalogImportForm
     list_display = [
         "name",
         "brand",
@@ -187,6 +205,7 @@ class VariantAdmin(ImportExportModelAdmin, BrandScopedAdmin):
     """Stock and price edits across products, and variant CSV import/export."""
 
     resource_classes = [VariantResource]
+    import_form_class = CatalogImportForm
     list_display = [
         "sku",
         "product",

@@ -8,15 +8,24 @@ to the operator's brands:
 - search and autocomplete (they search get_queryset of the related model's admin),
 - exports (django-import-export exports the changelist queryset),
 - every foreign-key and many-to-many choice whose model has a `brand_lookup`.
-Superusers see everything. tests/test_admin_scoping.py walks every registered ModelAdmin, so
-an admin added without this base fails the suite.
+The admin's "view on site" shortcut goes through the same scoping (`admin_shortcut`, routed
+in config/urls.py ahead of the admin's own), and every admin form verifies its images
+(uploads.forms). Superusers see everything. tests/test_admin_scoping.py walks every registered
+ModelAdmin, so an admin added without this base fails the suite.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from django.contrib import admin
+from django.contrib.contenttypes import views as contenttype_views
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db.models import Model, Q, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+
+from uploads.forms import VerifiedImagesModelForm
 
 
 def brand_owned(model: type[Model]) -> bool:
@@ -53,6 +62,9 @@ class _ScopedChoicesMixin:
 
 
 class BrandScopedAdmin(_ScopedChoicesMixin, admin.ModelAdmin):
+    # Every image field of an admin form goes through uploads' verification.
+    form = VerifiedImagesModelForm
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return scope_queryset(super().get_queryset(request), request)
 
@@ -61,5 +73,61 @@ class BrandScopedInline(_ScopedChoicesMixin):
     """Mix into TabularInline / StackedInline: the rows come from the (scoped) parent; this
     scopes the foreign-key choices inside them."""
 
+    form = VerifiedImagesModelForm
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return scope_queryset(super().get_queryset(request), request)
+
+
+def admin_shortcut(request: HttpRequest, content_type_id: int, object_id: str) -> HttpResponse:
+    """The admin's "view on site" redirect (/admin/r/<ct>/<id>/), looked up through the
+    model's ModelAdmin (its scoped queryset and view permission): for an operator another
+    brand's object, or a model they may not view, is the same 404 as an id that does not
+    exist, so the redirect cannot reveal draft slugs or order numbers."""
+    if not request.user.is_superuser:
+        try:
+            model = ContentType.objects.get_for_id(content_type_id).model_class()
+        except ContentType.DoesNotExist:
+            model = None
+        model_admin = admin.site._registry.get(model) if model is not None else None
+        visible = (
+            model_admin is not None
+            and model_admin.has_view_permission(request)
+            and _pk_valid(model, object_id)
+            and model_admin.get_queryset(request).filter(pk=object_id).exists()
+        )
+        if not visible:
+            raise Http404(f"Content type {content_type_id} object {object_id} doesn't exist")
+    return contenttype_views.shortcut(request, content_type_id, object_id)
+
+
+def _pk_valid(model: type[Model], object_id: str) -> bool:
+    try:
+        model._meta.pk.to_python(object_id)
+    except ValidationError:
+        return False
+    return True
+
+
+def related_as_text(field_name: str, description: str):
+    """A read-only display of a related object as plain text (no link), for operators on
+    pages whose related admin they may not open (users, saved cards): a link there is a 403."""
+
+    @admin.display(description=description)
+    def show(model_admin, obj) -> str:
+        value = getattr(obj, field_name, None)
+        return "-" if value is None else str(value)
+
+    show.__name__ = f"{field_name}_text"
+    return show
+
+
+def as_text_for_operators(
+    request: HttpRequest, names: Sequence[str], text_fields: Iterable[str]
+) -> list[str]:
+    """`names` with each of `text_fields` replaced by its `<name>_text` display for operators;
+    superusers keep the links."""
+    if request.user.is_superuser:
+        return list(names)
+    text_fields = set(text_fields)
+    return [f"{name}_text" if name in text_fields else name for name in names]

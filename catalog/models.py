@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -189,6 +190,22 @@ class ProductImage(models.Model):
         return (self.thumbnail_large or self.image).url
 
 
+def validate_option_map(value: object) -> None:
+    """Variant options are an object of option name -> value, both text (`{"colour": "Red"}`):
+    the product page, the variant list and checkout read them as such."""
+    if not isinstance(value, dict):
+        raise ValidationError(
+            'Options must be an object of name and value, e.g. {"colour": "Red"}.',
+            code="options_not_object",
+        )
+    for name, option in value.items():
+        if not isinstance(name, str) or not name.strip() or not isinstance(option, str):
+            raise ValidationError(
+                'Each option needs a name and a text value, e.g. {"colour": "Red"}.',
+                code="options_not_text",
+            )
+
+
 class Variant(models.Model):
     brand_lookup = "product__brand"
 
@@ -197,6 +214,7 @@ class Variant(models.Model):
     options = models.JSONField(
         default=dict,
         blank=True,
+        validators=[validate_option_map],
         help_text='Option values, e.g. {"colour": "Black", "storage": "256 GB"}.',
     )
     price = models.DecimalField(
@@ -210,7 +228,7 @@ class Variant(models.Model):
         help_text="The former price, shown struck through. Must be above the price.",
     )
     track_inventory = models.BooleanField(default=True)
-    stock = models.IntegerField(default=0)
+    stock = models.IntegerField(default=0, validators=[MinValueValidator(0)])
     weight_grams = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
@@ -218,13 +236,21 @@ class Variant(models.Model):
     class Meta:
         ordering = ["position", "id"]
         constraints = [
+            # The messages are what a form or a CSV import shows (not the constraint's name).
             models.CheckConstraint(
-                condition=Q(stock__gte=0), name="catalog_variant_stock_not_negative"
+                condition=Q(stock__gte=0),
+                name="catalog_variant_stock_not_negative",
+                violation_error_message="The stock cannot be below 0.",
             ),
-            models.CheckConstraint(condition=Q(price__gt=0), name="catalog_variant_price_positive"),
+            models.CheckConstraint(
+                condition=Q(price__gt=0),
+                name="catalog_variant_price_positive",
+                violation_error_message="The price must be above 0.",
+            ),
             models.CheckConstraint(
                 condition=Q(compare_at_price__isnull=True) | Q(compare_at_price__gt=F("price")),
                 name="catalog_variant_compare_at_above_price",
+                violation_error_message="The compare-at price must be above the price.",
             ),
             models.UniqueConstraint(
                 fields=["product", "options"], name="catalog_variant_options_unique"
@@ -236,8 +262,16 @@ class Variant(models.Model):
         return f"{self.product.name} ({label})" if label else self.product.name
 
     @property
+    def option_map(self) -> dict[str, str]:
+        """The options as name -> text; {} for a malformed value stored before validation
+        (pages must still render)."""
+        if not isinstance(self.options, dict):
+            return {}
+        return {str(name): str(value) for name, value in self.options.items()}
+
+    @property
     def option_label(self) -> str:
-        return " / ".join(str(value) for value in self.options.values())
+        return " / ".join(self.option_map.values())
 
     @property
     def is_available(self) -> bool:

@@ -183,7 +183,7 @@ def variant_options(variants: list[Variant]) -> dict[str, list[str]]:
     """Option name -> its values, in the order the variants list them."""
     options: dict[str, list[str]] = {}
     for variant in variants:
-        for name, value in variant.options.items():
+        for name, value in variant.option_map.items():
             values = options.setdefault(name, [])
             if str(value) not in values:
                 values.append(str(value))
@@ -204,7 +204,7 @@ def variant_choose(
     if chosen:
 
         def score(variant: Variant) -> tuple[int, bool]:
-            matches = sum(str(variant.options.get(k)) == v for k, v in chosen.items())
+            matches = sum(variant.option_map.get(k) == v for k, v in chosen.items())
             return matches, variant.is_available
 
         return max(variants, key=score)

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import TemplateView
 
+from catalog.admin_scoping import admin_shortcut
 from config import health
 from storefront import views as storefront_views
 
@@ -21,6 +22,11 @@ def section_not_built_yet(namespace: str, route: str, title: str, lead: str, emp
 urlpatterns = [
     path("", storefront_views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
+    # Ahead of the admin's own "view on site" shortcut: the same URL, scoped to the brand.
+    path(
+        "admin/r/<int:content_type_id>/<path:object_id>/",
+        admin.site.admin_view(admin_shortcut),
+    ),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("accounts/", include("accounts.urls")),

@@ -42,6 +42,11 @@ OPERATOR_PERMISSIONS = {
         "change_membership",
         "view_post",
         "change_post",
+        # The Reports and Ideas admin (storefront/migrations/0001 grants these in production).
+        "view_report",
+        "change_report",
+        "view_idea",
+        "change_idea",
     ],
     "preorders": [
         *(

@@ -237,7 +237,9 @@ def test_csv_import_refuses_another_brands_rows(client, two_worlds):
         "slug,name,brand,category,status,description\n"
         f"hijack,Hijacked,{theirs.slug},{category.path},active,x\n",
     )
-    assert "You do not operate" in response.content.decode()
+    # Another brand's slug reads exactly as one that does not exist.
+    assert f"No brand &#x27;{theirs.slug}&#x27; found." in response.content.decode()
+    assert "confirm_form" not in response.context
     assert not Product.objects.filter(slug="hijack").exists()
 
 
