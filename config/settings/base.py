@@ -6,6 +6,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 from import_export.formats.base_formats import CSV
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from config import embedded
 
@@ -136,20 +138,33 @@ def celery_broker_url(redis_url: str) -> str:
     return redis_url
 
 
+def cache_options() -> dict:
+    """A Redis outage answers cache reads as misses and drops writes (config/redis_cache.py):
+    pages read through to the database. One immediate retry (a pooled connection that a
+    restarted server closed), no backoff: redis-py's default retries with backoff would
+    make every cache call of a page wait while Redis is down."""
+    return {
+        "SOCKET_CONNECT_TIMEOUT": 2,
+        "SOCKET_TIMEOUT": 2,
+        "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1)},
+        "OUTAGE_PAUSE_SECONDS": 5,
+    }
+
+
 def redis_settings(offset: int) -> dict:
     return {
         "CACHES": {
             "default": {
-                "BACKEND": "django_redis.cache.RedisCache",
+                "BACKEND": "config.redis_cache.ResilientRedisCache",
                 "LOCATION": redis_url_for(REDIS_URL, offset + 1),
                 "KEY_PREFIX": "fanhub",
-                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+                "OPTIONS": cache_options(),
             },
             "sessions": {
-                "BACKEND": "django_redis.cache.RedisCache",
+                "BACKEND": "config.redis_cache.ResilientRedisCache",
                 "LOCATION": redis_url_for(REDIS_URL, offset + 2),
                 "KEY_PREFIX": "fanhub-session",
-                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+                "OPTIONS": cache_options(),
             },
         },
         "CELERY_BROKER_URL": celery_broker_url(redis_url_for(REDIS_URL, offset + 0)),
@@ -157,7 +172,10 @@ def redis_settings(offset: int) -> dict:
 
 
 globals().update(redis_settings(REDIS_DB_OFFSET))
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+# Sessions live in the database, with Redis as a read cache in front: a Redis outage signs
+# nobody out (they are read from the table then), and a session saved meanwhile is in the
+# table when Redis is back. Switching from the cache engine signed everyone out once.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_CACHE_ALIAS = "sessions"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
 
@@ -170,9 +188,23 @@ CELERY_TASK_TIME_LIMIT = 5 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 4 * 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A task unacknowledged this long is re-delivered; longer than any task may run. Settlement
-# does not wait for it: the reconcile sweep resumes a dead worker's chunk (payments.settlement).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
+# A worker rides out a Redis restart: it retries the connection for ever (the default gives
+# up after 100 tries and the worker exits), times out reads on a connection that died without
+# closing, and checks its idle connections, so it consumes again once Redis is back.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = 4
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A task unacknowledged this long is re-delivered; longer than any task may run.
+    # Settlement does not wait for it: the reconcile sweep resumes a dead worker's chunk
+    # (payments.settlement).
+    "visibility_timeout": 60 * 60,
+    "socket_connect_timeout": 4,
+    "socket_timeout": 15,  # above kombu's 1 s BRPOP timeout
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
+    "health_check_interval": 10,
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = False
 
