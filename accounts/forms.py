@@ -1,18 +1,27 @@
 from django import forms
+from django.core.exceptions import ValidationError
 
 from accounts.models import User
+from accounts.names import display_name_check, name_clean
 
 AVATAR_MAX_SIDE = 512
+_NAME_FIELD = User._meta.get_field("display_name")
+
+
+def _display_name_field(*, required: bool) -> forms.CharField:
+    return forms.CharField(
+        label="Display name",
+        max_length=_NAME_FIELD.max_length,
+        required=required,
+        help_text=_NAME_FIELD.help_text,
+        widget=forms.TextInput(attrs={"autocomplete": "nickname"}),
+    )
 
 
 class ProfileForm(forms.Form):
     """A plain Form, not a ModelForm: the service owns the write (and the image checks)."""
 
-    display_name = forms.CharField(
-        max_length=User._meta.get_field("display_name").max_length,
-        required=False,
-        help_text=User._meta.get_field("display_name").help_text,
-    )
+    display_name = _display_name_field(required=False)
     avatar = forms.ImageField(
         required=False,
         help_text=f"JPEG, PNG, WebP or GIF, up to 10 MB; scaled down to {AVATAR_MAX_SIDE} pixels.",
@@ -21,8 +30,30 @@ class ProfileForm(forms.Form):
         ),
     )
 
+    def __init__(self, *args, user: User, **kwargs) -> None:
+        self.user = user
+        super().__init__(*args, **kwargs)
+
     def clean_display_name(self) -> str:
-        name = " ".join(self.cleaned_data["display_name"].split())
-        if name and not any(ch.isalnum() for ch in name):
-            raise forms.ValidationError("Use at least one letter or digit.")
+        name = name_clean(self.cleaned_data["display_name"])
+        display_name_check(name=name, user=self.user)
         return name
+
+
+class SignupForm(forms.Form):
+    """Extra fields of allauth's sign-up form (ACCOUNT_SIGNUP_FORM_CLASS): the public name is
+    chosen at sign-up, never taken from the email address."""
+
+    display_name = _display_name_field(required=True)
+
+    field_order = ["display_name", "email", "password1", "password2"]
+
+    def clean_display_name(self) -> str:
+        name = name_clean(self.cleaned_data["display_name"])
+        if not name:
+            raise ValidationError("Choose the name other fans will see.", code="required")
+        display_name_check(name=name, user=None)
+        return name
+
+    def signup(self, request, user: User) -> None:
+        """allauth's hook; the adapter's save_user has already stored the name."""

@@ -39,7 +39,7 @@ class User(AbstractUser):
     display_name = models.CharField(
         max_length=50,
         blank=True,
-        help_text="How other fans see you. Leave empty to show the part of your email before @.",
+        help_text="How other fans see you. Unique: no two members share a name.",
     )
     avatar = models.ImageField(upload_to=avatar_upload_to, blank=True)
 
@@ -53,6 +53,14 @@ class User(AbstractUser):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
+            # No two members share a name, whatever its case (accounts.names checks first, so
+            # this only answers a race).
+            models.UniqueConstraint(
+                Lower("display_name"),
+                condition=~models.Q(display_name=""),
+                name="accounts_user_display_name_ci_unique",
+                violation_error_message="Another member already uses that name.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -60,7 +68,8 @@ class User(AbstractUser):
 
     @property
     def public_name(self) -> str:
-        return self.display_name or self.email.split("@", 1)[0]
+        # Never a part of the email address: that is private (and could be chosen to imitate).
+        return self.display_name or f"Member #{self.pk}"
 
     @property
     def initials(self) -> str:

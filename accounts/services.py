@@ -1,8 +1,10 @@
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts.forms import AVATAR_MAX_SIDE
 from accounts.models import User
+from accounts.names import display_name_check, name_clean
 from uploads.images import image_verify_and_reencode
 
 # Passed as `avatar` when the form left the avatar alone.
@@ -17,8 +19,15 @@ def user_update_profile(
     avatar: UploadedFile | None | object = KEEP_AVATAR,
 ) -> User:
     """Update the public profile. `avatar=None` removes the avatar; an upload is verified and
-    re-encoded (raises ValidationError for anything that is not a sane image)."""
+    re-encoded (raises ValidationError for anything that is not a sane image). The name is
+    cleaned and refused when it imitates a brand, staff or another member."""
     update_fields = ["display_name"]
+    display_name = name_clean(display_name)
+    if display_name != user.display_name:
+        try:
+            display_name_check(name=display_name, user=user)
+        except ValidationError as exc:
+            raise ValidationError({"display_name": exc.error_list}) from exc
     user.display_name = display_name
     old_avatar_name = user.avatar.name if user.avatar else ""
     if avatar is None:
@@ -29,7 +38,15 @@ def user_update_profile(
         user.avatar.save(verified.content.name, verified.content, save=False)
         update_fields.append("avatar")
     user.full_clean(exclude=["password"])
-    user.save(update_fields=update_fields)
+    try:
+        with transaction.atomic():  # a savepoint: a lost race on the name is a form error
+            user.save(update_fields=update_fields)
+    except IntegrityError as exc:
+        if "accounts_user_display_name_ci_unique" not in str(exc):
+            raise
+        raise ValidationError(
+            {"display_name": "Another member already uses that name."}, code="taken"
+        ) from exc
     if "avatar" in update_fields and old_avatar_name:
         storage = User._meta.get_field("avatar").storage
         transaction.on_commit(lambda: storage.delete(old_avatar_name))

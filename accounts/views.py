@@ -14,7 +14,9 @@ from accounts.services import KEEP_AVATAR, user_update_profile
 def profile(request: HttpRequest) -> HttpResponse:
     user = request.user
     if request.method == "POST":
-        form = ProfileForm(request.POST, request.FILES, initial={"avatar": user.avatar or None})
+        form = ProfileForm(
+            request.POST, request.FILES, user=user, initial={"avatar": user.avatar or None}
+        )
         if form.is_valid():
             avatar = form.cleaned_data["avatar"]
             if avatar is False:  # "clear" ticked
@@ -31,14 +33,17 @@ def profile(request: HttpRequest) -> HttpResponse:
                 )
             except ValidationError as exc:
                 user.refresh_from_db()
-                form.add_error("avatar" if avatar_change is not KEEP_AVATAR else None, exc)
+                if hasattr(exc, "error_dict"):
+                    form.add_error(None, exc)
+                else:
+                    form.add_error("avatar" if avatar_change is not KEEP_AVATAR else None, exc)
             else:
                 messages.success(request, "Your profile was saved.")
                 return redirect("accounts:profile")
         status = 400
     else:
         form = ProfileForm(
-            initial={"display_name": user.display_name, "avatar": user.avatar or None}
+            user=user, initial={"display_name": user.display_name, "avatar": user.avatar or None}
         )
         status = 200
     return render(request, "accounts/profile.html", {"form": form}, status=status)

@@ -227,6 +227,7 @@ ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupForm"  # adds the display name
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False
@@ -234,18 +235,29 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Fanhub] "
 ACCOUNT_SIGNUP_FORM_HONEYPOT_FIELD = "website"
-# Explicit so that they are visible and tested: failed logins per IP and per account,
-# signups and password-reset mails per IP.
+# Explicit so that they are visible and tested. Failed logins count per account AND address
+# ("login_failed" keys on both, see accounts.adapters), so nobody locks another member out
+# from elsewhere and one address's mistakes never refuse the other accounts behind it; an
+# account's ceiling over all addresses ("login_failed_account") stops guessing from many
+# addresses, and then the mailed sign-in code still lets the owner in.
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
-    "login_failed": "10/m/ip,5/300s/key",
+    "login_failed": "5/300s/key",
+    "login_failed_account": "50/h/key",
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
     "reset_password_from_key": "20/m/ip",
+    "request_login_code": "20/m/ip,3/m/key",
     "confirm_email": "1/3m/key",
     "change_password": "5/m/user",
     "manage_email": "10/m/user",
 }
+ACCOUNT_LOGIN_BY_CODE_ENABLED = True
+# How many proxies in front of the web processes append to X-Forwarded-For (a load balancer:
+# 1). The client address is read that many entries from the right; with 0 the header is
+# ignored, since anyone can send it. Rate limits count per that address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 ACCOUNT_PREVENT_ENUMERATION = True
 
 # --- Email: EMAIL_URL, else files under .data/mail/ that a newcomer can open -----------------

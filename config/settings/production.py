@@ -12,13 +12,18 @@ if _missing:
     raise ImproperlyConfigured(f"production settings need these variables: {', '.join(_missing)}")
 
 from .base import *  # noqa: E402, F403
-from .base import SECRET_KEY, env  # noqa: E402
+from .base import SECRET_KEY, TRUSTED_PROXY_COUNT, env  # noqa: E402
 
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("dev-only"):
     raise ImproperlyConfigured("SECRET_KEY must be a long random value in production")
 
 DEBUG = False
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Proxy headers are believed only from proxies we were told about (TRUSTED_PROXY_COUNT, also
+# what the client address is read from): behind a load balancer that terminates TLS, set
+# TRUSTED_PROXY_COUNT=1 and have it set X-Forwarded-Proto; with 0 nothing a client sends can
+# pass for HTTPS or for another address.
+if TRUSTED_PROXY_COUNT > 0:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
