@@ -6,6 +6,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 from import_export.formats.base_formats import CSV
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from config import embedded
 
@@ -138,20 +140,33 @@ def celery_broker_url(redis_url: str) -> str:
     return redis_url
 
 
+def cache_options() -> dict:
+    """A Redis outage answers cache reads as misses and drops writes (config/redis_cache.py):
+    pages read through to the database. One immediate retry (a pooled connection that a
+    restarted server closed), no backoff: redis-py's default retries with backoff would
+    make every cache call of a page wait while Redis is down."""
+    return {
+        "SOCKET_CONNECT_TIMEOUT": 2,
+        "SOCKET_TIMEOUT": 2,
+        "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1)},
+        "OUTAGE_PAUSE_SECONDS": 5,
+    }
+
+
 def redis_settings(offset: int) -> dict:
     return {
         "CACHES": {
             "default": {
-                "BACKEND": "django_redis.cache.RedisCache",
+                "BACKEND": "config.redis_cache.ResilientRedisCache",
                 "LOCATION": redis_url_for(REDIS_URL, offset + 1),
                 "KEY_PREFIX": "fanhub",
-                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+                "OPTIONS": cache_options(),
             },
             "sessions": {
-                "BACKEND": "django_redis.cache.RedisCache",
+                "BACKEND": "config.redis_cache.ResilientRedisCache",
                 "LOCATION": redis_url_for(REDIS_URL, offset + 2),
                 "KEY_PREFIX": "fanhub-session",
-                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+                "OPTIONS": cache_options(),
             },
         },
         "CELERY_BROKER_URL": celery_broker_url(redis_url_for(REDIS_URL, offset + 0)),
@@ -159,7 +174,10 @@ def redis_settings(offset: int) -> dict:
 
 
 globals().update(redis_settings(REDIS_DB_OFFSET))
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+# Sessions live in the database, with Redis as a read cache in front: a Redis outage signs
+# nobody out (they are read from the table then), and a session saved meanwhile is in the
+# table when Redis is back. Switching from the cache engine signed everyone out once.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_CACHE_ALIAS = "sessions"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
 
@@ -172,9 +190,23 @@ CELERY_TASK_TIME_LIMIT = 5 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 4 * 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A task unacknowledged this long is re-delivered; longer than any task may run. Settlement
-# does not wait for it: the reconcile sweep resumes a dead worker's chunk (payments.settlement).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
+# A worker rides out a Redis restart: it retries the connection for ever (the default gives
+# up after 100 tries and the worker exits), times out reads on a connection that died without
+# closing, and checks its idle connections, so it consumes again once Redis is back.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = 4
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A task unacknowledged this long is re-delivered; longer than any task may run.
+    # Settlement does not wait for it: the reconcile sweep resumes a dead worker's chunk
+    # (payments.settlement).
+    "visibility_timeout": 60 * 60,
+    "socket_connect_timeout": 4,
+    "socket_timeout": 15,  # above kombu's 1 s BRPOP timeout
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
+    "health_check_interval": 10,
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = False
 
@@ -197,6 +229,7 @@ ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupForm"  # adds the display name
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False
@@ -204,18 +237,29 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Fanhub] "
 ACCOUNT_SIGNUP_FORM_HONEYPOT_FIELD = "website"
-# Explicit so that they are visible and tested: failed logins per IP and per account,
-# signups and password-reset mails per IP.
+# Explicit so that they are visible and tested. Failed logins count per account AND address
+# ("login_failed" keys on both, see accounts.adapters), so nobody locks another member out
+# from elsewhere and one address's mistakes never refuse the other accounts behind it; an
+# account's ceiling over all addresses ("login_failed_account") stops guessing from many
+# addresses, and then the mailed sign-in code still lets the owner in.
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
-    "login_failed": "10/m/ip,5/300s/key",
+    "login_failed": "5/300s/key",
+    "login_failed_account": "50/h/key",
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
     "reset_password_from_key": "20/m/ip",
+    "request_login_code": "20/m/ip,3/m/key",
     "confirm_email": "1/3m/key",
     "change_password": "5/m/user",
     "manage_email": "10/m/user",
 }
+ACCOUNT_LOGIN_BY_CODE_ENABLED = True
+# How many proxies in front of the web processes append to X-Forwarded-For (a load balancer:
+# 1). The client address is read that many entries from the right; with 0 the header is
+# ignored, since anyone can send it. Rate limits count per that address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 ACCOUNT_PREVENT_ENUMERATION = True
 
 # --- Email: EMAIL_URL, else files under .data/mail/ that a newcomer can open -----------------
