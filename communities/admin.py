@@ -8,7 +8,11 @@ from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
 from communities.feed_cache import feed_changed
 from communities.models import Community, Idea, Membership, MembershipStatus, Post, Report, Role
 from communities.moderation import report_resolve, report_resolve_as_operator
-from communities.services import membership_remove_as_operator, membership_update_as_operator
+from communities.services import (
+    check_owners_remain,
+    membership_remove_as_operator,
+    membership_update_as_operator,
+)
 from markup.markdown import markdown_render
 from uploads.images import image_verify_and_reencode
 
@@ -20,23 +24,18 @@ class MembershipFormSet(BaseInlineFormSet):
 
     def clean(self) -> None:
         super().clean()
-        owners_before, owners_after, touched = set(), set(), False
+        if any(form.errors for form in self.forms):
+            return
+        leaving, joining = set(), set()
         for form in self.initial_forms:
-            membership = form.instance
-            was = membership.role == Role.OWNER and membership.status == MembershipStatus.ACTIVE
-            deleted = self.can_delete and self._should_delete_form(form)
-            role = form.cleaned_data.get("role", membership.role) if form.is_valid() else None
-            status = form.cleaned_data.get("status", membership.status) if form.is_valid() else None
-            stays = not deleted and role == Role.OWNER and status == MembershipStatus.ACTIVE
-            if was:
-                owners_before.add(membership.pk)
-                touched |= not stays
-            if stays:
-                owners_after.add(membership.pk)
-        if touched and owners_before and not owners_after:
-            raise ValidationError(
-                "The community needs an active owner: make someone else an owner first."
-            )
+            stays = not self._should_delete_form(form) and (
+                form.cleaned_data.get("role"),
+                form.cleaned_data.get("status"),
+            ) == (Role.OWNER, MembershipStatus.ACTIVE)
+            (joining if stays else leaving).add(form.instance.pk)
+        check_owners_remain(
+            community_id=self.instance.pk, leaving=leaving, joining=joining
+        )  # its ValidationError shows above the rows
 
 
 class MembershipInline(BrandScopedInline, admin.TabularInline):
@@ -93,6 +92,12 @@ class CommunityAdmin(BrandScopedAdmin):
             f for f in formset.initial_forms if f.has_changed() or formset._should_delete_form(f)
         ]
         changes.sort(key=lambda f: f.cleaned_data.get("role") != Role.OWNER)
+        # What the admin's history message reads (formset.save() is not called).
+        formset.new_objects = []
+        formset.changed_objects = [
+            (f.instance, f.changed_data) for f in changes if not formset._should_delete_form(f)
+        ]
+        formset.deleted_objects = [f.instance for f in changes if formset._should_delete_form(f)]
         for membership_form in changes:
             membership = membership_form.instance
             try:

@@ -78,26 +78,33 @@ def check_outranks(*, actor: Membership, target_user_id: int, community: Communi
         )
 
 
-def check_owner_remains(*, membership: Membership, role: str, status: str) -> None:
-    """ValidationError when giving `membership` this role and status (or removing it, with
-    status "") would leave the community without an active owner. The active owners' rows
-    are locked, in id order, so two concurrent demotions of the last two owners cannot both
-    pass."""
-    owners = list(
+def check_owners_remain(
+    *, community_id: int, leaving: set[int], joining: frozenset[int] | set[int] = frozenset()
+) -> None:
+    """The one rule: a community that has an active owner keeps one. ValidationError when the
+    memberships in `leaving` stop being active owners and those in `joining` become owners
+    and no active owner is left. The active owners' rows are locked, in id order, so two
+    concurrent demotions (or departures) of the last two owners cannot both pass."""
+    owners = set(
         Membership.objects.select_for_update()
-        .filter(
-            community_id=membership.community_id,
-            role=Role.OWNER,
-            status=MembershipStatus.ACTIVE,
-        )
+        .filter(community_id=community_id, role=Role.OWNER, status=MembershipStatus.ACTIVE)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    stays_owner = role == Role.OWNER and status == MembershipStatus.ACTIVE
-    if owners == [membership.pk] and not stays_owner:
+    if owners & leaving and not (owners - leaving) | joining:
         raise ValidationError(
-            "This is the community's only owner: make someone else an owner first."
+            "The community needs an active owner: make someone else an owner first."
         )
+
+
+def check_owner_remains(*, membership: Membership, role: str, status: str) -> None:
+    """`check_owners_remain` for one membership given this role and status (or removed,
+    with status "")."""
+    stays_owner = role == Role.OWNER and status == MembershipStatus.ACTIVE
+    check_owners_remain(
+        community_id=membership.community_id,
+        leaving=set() if stays_owner else {membership.pk},
+    )
 
 
 def _recount_members(community_id: int) -> None:

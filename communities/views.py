@@ -264,7 +264,9 @@ def post_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             if form.cleaned_data["parent"]:
                 parent = Comment.objects.filter(pk=form.cleaned_data["parent"], post=post).first()
                 if parent is None:  # never a silent top-level comment instead of a reply
-                    form.add_error(None, "The comment you replied to is no longer there.")
+                    gone = "The comment you replied to is no longer there."
+                    messages.error(request, gone)
+                    form.add_error(None, gone)
             if form.is_valid():
                 try:
                     comment_create(
@@ -275,7 +277,7 @@ def post_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
                     )
                 except (PermissionDenied, ValidationError) as exc:
                     _refused(request, exc)
-                    form.add_error(None, exc)
+                    form.add_error(None, " ".join(getattr(exc, "messages", [str(exc)])))
                 else:
                     return redirect(f"{post.get_absolute_url()}#comments")
     return render(
