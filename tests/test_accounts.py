@@ -18,10 +18,16 @@ pytestmark = pytest.mark.django_db
 
 
 def _signup(client, django_capture_on_commit_callbacks, email="new.fan@example.com"):
+    name = email.split("@")[0].replace(".", " ")
     with django_capture_on_commit_callbacks(execute=True):
         return client.post(
             reverse("account_signup"),
-            {"email": email, "password1": TEST_PASSWORD, "password2": TEST_PASSWORD},
+            {
+                "display_name": name,
+                "email": email,
+                "password1": TEST_PASSWORD,
+                "password2": TEST_PASSWORD,
+            },
         )
 
 
@@ -110,7 +116,8 @@ def test_failed_logins_are_rate_limited_per_account(client, user):
         assert b"not correct" in response.content
     response = client.post(reverse("account_login"), {"login": user.email, "password": "wrong"})
     assert b"Too many failed login attempts" in response.content
-    # Even the right password is refused while the limit holds.
+    # Even the right password is refused from this address while the limit holds (it is
+    # per account and address: tests/test_identity.py shows others and elsewhere are not).
     response = client.post(
         reverse("account_login"), {"login": user.email, "password": TEST_PASSWORD}
     )
