@@ -1,6 +1,6 @@
 import uuid
-from decimal import Decimal, InvalidOperation
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import DecimalField, OuterRef, Q, Subquery, Sum
@@ -335,9 +335,11 @@ class OrderAdmin(ExportMixin, BrandScopedAdmin):
                 raise ValidationError(f"Enter a whole quantity for {line.product_name}.") from exc
         amount = None
         if post.get("amount", "").strip():
+            # A form field refuses NaN, Infinity and more than 2 decimals (Decimal() takes them).
+            field = forms.DecimalField(max_digits=12, decimal_places=2)
             try:
-                amount = Decimal(post["amount"]).quantize(Decimal("0.01"))
-            except InvalidOperation as exc:
+                amount = field.clean(post["amount"].strip())
+            except ValidationError as exc:
                 raise ValidationError("Enter the amount to refund, e.g. 12.50.") from exc
         refund = order_part_refund(
             part=part,

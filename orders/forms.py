@@ -1,5 +1,6 @@
 from django import forms
 from django.conf import settings
+from django_countries import countries
 
 from orders.models import Address
 
@@ -16,7 +17,21 @@ class CartQuantityForm(forms.Form):
     quantity = forms.IntegerField(min_value=0, max_value=settings.CART_MAX_QUANTITY_PER_LINE)
 
 
+def country_choices() -> list[tuple[str, str]]:
+    return [("", "Choose a country")] + [(country.code, country.name) for country in countries]
+
+
 class AddressForm(forms.ModelForm):
+    """A shipping address. The country is stored as its ISO 3166 two-letter code, chosen from
+    django-countries' maintained list; a typed code ("de") or English name ("Germany") is
+    accepted too, so a form filled in by a script or an old browser still works."""
+
+    country = forms.CharField(
+        label="Country",
+        max_length=100,
+        widget=forms.Select(choices=country_choices, attrs={"autocomplete": "shipping country"}),
+    )
+
     class Meta:
         model = Address
         fields = ["full_name", "line1", "line2", "city", "postal_code", "country", "phone"]
@@ -29,16 +44,16 @@ class AddressForm(forms.ModelForm):
                 "line2": "shipping address-line2",
                 "city": "shipping address-level2",
                 "postal_code": "shipping postal-code",
-                "country": "shipping country",
                 "phone": "shipping tel",
             }.items()
         }
 
     def clean_country(self) -> str:
-        country = self.cleaned_data["country"].strip().upper()
-        if len(country) != 2 or not country.isalpha():
-            raise forms.ValidationError("Use the two-letter country code, e.g. US or DE.")
-        return country
+        typed = self.cleaned_data["country"].strip()
+        code = countries.alpha2(typed) or countries.by_name(typed, insensitive=True)
+        if not code:
+            raise forms.ValidationError("Choose a country from the list.")
+        return code
 
 
 class CheckoutForm(forms.Form):
@@ -81,6 +96,10 @@ class CardForm(forms.Form):
         min_value=1,
         max_value=12,
         label="Month",
+        error_messages={
+            key: "Enter the expiry month as a number from 1 to 12."
+            for key in ("invalid", "min_value", "max_value")
+        },
         widget=forms.NumberInput(attrs={"autocomplete": "cc-exp-month", "placeholder": "MM"}),
     )
     exp_year = forms.IntegerField(
@@ -88,6 +107,10 @@ class CardForm(forms.Form):
         min_value=0,
         max_value=2100,
         label="Year",
+        error_messages={
+            key: "Enter the expiry year, e.g. 2030."
+            for key in ("invalid", "min_value", "max_value")
+        },
         widget=forms.NumberInput(attrs={"autocomplete": "cc-exp-year", "placeholder": "YYYY"}),
     )
     cvc = forms.CharField(
@@ -109,8 +132,11 @@ class CardForm(forms.Form):
         cleaned = super().clean()
         if cleaned.get("saved_card") or cleaned.get("payment_method"):
             return cleaned
+        # Only the fields left empty: one already refused says why itself (e.g. month 13).
         missing = [
-            name for name in ("number", "exp_month", "exp_year", "cvc") if not cleaned.get(name)
+            name
+            for name in ("number", "exp_month", "exp_year", "cvc")
+            if not cleaned.get(name) and name not in self.errors
         ]
         for name in missing:
             self.add_error(name, "Required for a new card.")

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -39,7 +40,7 @@ def cart_view(request: HttpRequest) -> HttpResponse:
 def cart_add_view(request: HttpRequest) -> HttpResponse:
     form = AddToCartForm(request.POST)
     variant = None
-    if form.is_valid():
+    if "variant" not in form.errors:
         variant = (
             Variant.objects.select_related("product")
             .filter(
@@ -52,6 +53,11 @@ def cart_add_view(request: HttpRequest) -> HttpResponse:
     if variant is None:
         messages.error(request, "Choose an available option first.")
         return redirect(request.META.get("HTTP_REFERER") or reverse("catalog:index"))
+    if "quantity" in form.errors:
+        messages.error(
+            request, f"Choose a quantity between 1 and {settings.CART_MAX_QUANTITY_PER_LINE}."
+        )
+        return redirect(f"{variant.product.get_absolute_url()}?variant={variant.pk}")
     try:
         cart_add(
             cart=cart_for_request(request, create=True),

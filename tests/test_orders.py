@@ -426,3 +426,116 @@ def test_checkout_uses_the_payment_element_with_stripe_keys(client, shop, settin
         assert "Test cards" not in html
     finally:
         provider_get.cache_clear()
+
+
+@pytest.mark.parametrize("quantity", ["0", "11", "abc", ""])
+def test_a_cart_add_with_a_bad_quantity_says_what_is_wrong(client, shop, quantity):
+    response = client.post(
+        reverse("orders:cart_add"), {"variant": shop["black"].pk, "quantity": quantity}
+    )
+    assert response["Location"] == f"/products/x2/?variant={shop['black'].pk}"
+    page = client.get(response["Location"]).content.decode()
+    assert "Choose a quantity between 1 and 10." in page
+    assert "Choose an available option first." not in page
+    assert not Cart.objects.filter(lines__isnull=False).exists()
+
+
+def test_a_cart_add_with_a_bad_option_says_so(client, shop):
+    response = client.post(reverse("orders:cart_add"), {"variant": "abc", "quantity": "1"})
+    page = client.get(response["Location"]).content.decode()
+    assert "Choose an available option first." in page
+
+
+@pytest.mark.parametrize(
+    ("month", "message"),
+    [
+        ("13", "Enter the expiry month as a number from 1 to 12."),
+        ("0", "Enter the expiry month as a number from 1 to 12."),
+        ("May", "Enter the expiry month as a number from 1 to 12."),
+        ("", "Required for a new card."),
+    ],
+)
+def test_an_expiry_month_out_of_range_says_1_to_12(client, shop, month, message):
+    client.force_login(UserFactory())
+    client.post(reverse("orders:cart_add"), {"variant": shop["white"].pk, "quantity": 1})
+    response = client.post(reverse("orders:checkout"), _checkout_data(exp_month=month))
+    assert response.status_code == 400
+    errors = response.context["card_form"].errors["exp_month"]
+    assert errors == [message]
+    assert not Order.objects.exists() and not Payment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("DE", "DE"), ("de", "DE"), ("Germany", "DE"), ("germany", "DE"), ("United Kingdom", "GB")],
+)
+def test_a_country_is_stored_as_its_code(client, shop, typed, stored):
+    client.force_login(UserFactory())
+    client.post(reverse("orders:cart_add"), {"variant": shop["white"].pk, "quantity": 1})
+    data = _checkout_data(**{"address-country": typed, "save_address": "on"})
+    response = client.post(reverse("orders:checkout"), data)
+    assert response.status_code == 302
+    order = Order.objects.get()
+    assert order.ship_country == stored and order.status == OrderStatus.PAID
+    assert order.user.addresses.get().country == stored  # the saved address too
+
+
+@pytest.mark.parametrize("typed", ["ZZ", "XX", "Narnia", "D"])
+def test_a_country_that_does_not_exist_is_refused_before_paying(client, shop, typed):
+    client.force_login(UserFactory())
+    client.post(reverse("orders:cart_add"), {"variant": shop["white"].pk, "quantity": 1})
+    response = client.post(reverse("orders:checkout"), _checkout_data(**{"address-country": typed}))
+    assert response.status_code == 400
+    assert response.context["address_form"].errors["country"] == ["Choose a country from the list."]
+    assert not Order.objects.exists() and not Payment.objects.exists()
+    assert _stock(shop["white"]) == 3
+
+
+def test_the_checkout_offers_the_country_list(client, shop):
+    client.force_login(UserFactory())
+    client.post(reverse("orders:cart_add"), {"variant": shop["white"].pk, "quantity": 1})
+    html = client.get(reverse("orders:checkout")).content.decode()
+    assert (
+        '<select name="address-country"' in html and '<option value="DE">Germany</option>' in html
+    )
+
+
+def test_a_reservation_refuses_a_country_that_does_not_exist(client):
+    from preorders.models import Reservation
+    from tests.preorders import batch_open
+
+    batch = batch_open(product=ProductFactory())
+    client.force_login(UserFactory())
+    data = {f"address-{key}": value for key, value in ADDRESS.items()}
+    data.update(
+        {
+            "variant": batch.product.variants.first().pk,
+            "quantity": 1,
+            "request_key": "k" * 32,
+            "number": CARD_OK,
+            "exp_month": 12,
+            "exp_year": 2099,
+            "cvc": "123",
+            "address-country": "ZZ",
+        }
+    )
+    response = client.post(reverse("preorders:reserve", kwargs={"slug": batch.slug}), data)
+    assert "Choose a country from the list." in response.content.decode()
+    assert not Reservation.objects.exists()
+    data.update({"address-country": "Germany", "request_key": "m" * 32})
+    client.post(reverse("preorders:reserve", kwargs={"slug": batch.slug}), data)
+    assert Reservation.objects.get().ship_country == "DE"
+
+
+@pytest.mark.parametrize("amount", ["NaN", "Infinity", "-Infinity", "1e999", "12.505", "abc"])
+def test_a_refund_amount_that_is_not_money_is_refused(client, shop, amount):
+    order = _paid_order(shop)
+    client.force_login(_operator(shop["brand"]))
+    response = client.post(
+        f"/admin/orders/order/{order.pk}/operate/refund/",
+        {"amount": amount, "reason": "x", "token": "t" * 32},
+    )
+    assert response.status_code == 200
+    assert "Enter the amount to refund, e.g. 12.50." in response.content.decode()
+    order.refresh_from_db()
+    assert order.amount_refunded == 0 and order.status == OrderStatus.PAID
