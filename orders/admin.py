@@ -11,7 +11,13 @@ from django.urls import path, reverse
 from import_export import fields, resources
 from import_export.admin import ExportMixin
 
-from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, scope_queryset
+from catalog.admin_scoping import (
+    BrandScopedAdmin,
+    BrandScopedInline,
+    as_text_for_operators,
+    related_as_text,
+    scope_queryset,
+)
 from orders.fulfilment import (
     order_cancel,
     order_part_cancel,
@@ -141,6 +147,13 @@ class OrderRefundInline(BrandScopedInline, admin.TabularInline):
     can_delete = False
     fields = ["created_at", "part", "amount", "status", "lines", "restock", "actor", "reason"]
     readonly_fields = fields
+    actor_text = related_as_text("actor", "actor")
+
+    def get_fields(self, request, obj=None):
+        return as_text_for_operators(request, self.fields, ["actor"])
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -152,6 +165,13 @@ class OrderEventInline(BrandScopedInline, admin.TabularInline):
     can_delete = False
     fields = ["created_at", "part", "actor", "from_status", "to_status", "note"]
     readonly_fields = fields
+    actor_text = related_as_text("actor", "actor")
+
+    def get_fields(self, request, obj=None):
+        return as_text_for_operators(request, self.fields, ["actor"])
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
 
     def get_queryset(self, request):
         # The operator's parts' events, not other brands'.
@@ -230,11 +250,14 @@ class OrderAdmin(ExportMixin, BrandScopedAdmin):
             if name == "total" or name not in ORDER_MONEY_FIELDS
         ]
 
+    # Operators may not open the user admin: the customer shows as text, not a 403 link.
+    user_text = related_as_text("user", "user")
+
     def get_fields(self, request, obj=None):
         names = [f.name for f in Order._meta.fields if f.name != "id"]
         if not request.user.is_superuser:
             names = [n for n in names if n not in ORDER_MONEY_FIELDS | {"tracking_number"}]
-        return names
+        return as_text_for_operators(request, names, ["user"])
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj)

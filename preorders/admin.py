@@ -26,7 +26,13 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timeuntil
 
-from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, scope_queryset
+from catalog.admin_scoping import (
+    BrandScopedAdmin,
+    BrandScopedInline,
+    as_text_for_operators,
+    related_as_text,
+    scope_queryset,
+)
 from catalog.models import Variant
 from payments.services import PaymentError
 from preorders.models import (
@@ -233,6 +239,13 @@ class _EventInline(BrandScopedInline, admin.TabularInline):
     can_delete = False
     fields = ["created_at", "actor", "from_status", "to_status", "note"]
     readonly_fields = fields
+    actor_text = related_as_text("actor", "actor")
+
+    def get_fields(self, request, obj=None):
+        return as_text_for_operators(request, self.fields, ["actor"])
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -627,6 +640,24 @@ class _ReadOnlyAdmin(BrandScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    # Operators may not open the user or saved-card admin: those show as text, not 403 links.
+    user_text = related_as_text("user", "user")
+    saved_card_text = related_as_text("saved_card", "saved card")
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (
+                title,
+                {
+                    **options,
+                    "fields": as_text_for_operators(
+                        request, options["fields"], ["user", "saved_card"]
+                    ),
+                },
+            )
+            for title, options in super().get_fieldsets(request, obj)
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         return flatten_fieldsets(self.get_fieldsets(request, obj))

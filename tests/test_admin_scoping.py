@@ -1,12 +1,15 @@
 """Brand scoping of the whole admin, walked over every registered ModelAdmin: an admin
 added later without catalog.admin_scoping fails here."""
 
+import importlib
 import io
 import re
 
 import pytest
+from django import forms
 from django.contrib import admin
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import RequestFactory
 from PIL import Image
@@ -15,13 +18,13 @@ from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, brand_own
 from catalog.models import Brand, Product, ProductImage, ProductSpecification, Variant
 from catalog.services import product_image_add
 from communities.ideas import idea_create
-from communities.models import Community, Membership
+from communities.models import Community, Membership, Report
 from communities.moderation import report_create
 from communities.services import post_create
 from orders.models import Cart, Order, OrderEvent, OrderLine, OrderPart
 from orders.services import cart_add, order_pay, order_place
 from payments.services import card_save
-from preorders.models import VariantCap
+from preorders.models import Reservation, VariantCap
 from preorders.services import waitlist_join
 from reviews.models import ReviewReport
 from reviews.services import review_report
@@ -35,6 +38,7 @@ from tests.factories import (
 )
 from tests.preorders import batch_open, reserve
 from tests.shop import ADDRESS, CARD_OK
+from uploads.forms import VerifiedImagesModelForm
 
 pytestmark = pytest.mark.django_db
 
@@ -425,3 +429,182 @@ def test_an_operator_sees_only_their_part_of_a_shared_order(client, two_worlds):
     )
     theirs_part.refresh_from_db()
     assert theirs_part.status == "paid" and theirs_part.tracking_number == ""
+
+
+# --- existence oracles, links operators cannot open, permissions of the demo group ----------
+
+
+def _shortcut(client, obj, pk=None):
+    ct = ContentType.objects.get_for_model(type(obj))
+    return client.get(f"/admin/r/{ct.pk}/{obj.pk if pk is None else pk}/")
+
+
+def test_view_on_site_shortcut_answers_as_for_a_missing_object(client, two_worlds):
+    mine, theirs, operator = two_worlds
+    theirs_product = Product.objects.get(brand=theirs)
+    Product.objects.filter(pk=theirs_product.pk).update(status="draft", slug="secret-draft")
+    theirs_order = Order.objects.filter(parts__brand=theirs).exclude(parts__brand=mine).first()
+    mine_product = Product.objects.get(brand=mine)
+    client.force_login(operator)
+    assert _shortcut(client, mine_product).status_code == 302  # their own: the redirect works
+    for obj in (theirs_product, theirs_order, theirs):
+        missing = _shortcut(client, obj, pk=10_000_000)
+        response = _shortcut(client, obj)
+        assert response.status_code == missing.status_code == 404, type(obj).__name__
+        body = _page(response).replace(str(obj.pk), "ID")
+        assert body == _page(missing).replace("10000000", "ID")
+        assert "secret-draft" not in body and theirs_order.number not in body
+    # A model the operator may not view at all (users) is as missing as an unknown id.
+    assert _shortcut(client, operator).status_code == 404
+    assert _shortcut(client, mine_product, pk="not-a-number").status_code == 404
+    # A superuser keeps the shortcut everywhere.
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    response = _shortcut(client, theirs_product)
+    assert response.status_code == 302 and "secret-draft" in response["Location"]
+
+
+def _page(response) -> str:
+    """The page without its per-request tokens (CSRF input and meta tag)."""
+    return re.sub(r'(value|content)="[A-Za-z0-9]{64}"', "", response.content.decode())
+
+
+def _admin_links(html: str) -> set[str]:
+    return {
+        link
+        for link in re.findall(r'href="(/admin/[^"#?]*)', html)
+        if not link.startswith(("/admin/logout", "/admin/jsi18n"))
+    }
+
+
+def test_order_and_reservation_pages_link_only_to_what_an_operator_can_open(client, two_worlds):
+    mine, theirs, operator = two_worlds
+    order = Order.objects.filter(parts__brand=mine).exclude(parts__brand=theirs).first()
+    reservation = Reservation.objects.get(batch__product__brand=mine)
+    client.force_login(operator)
+    for url, customer in [
+        (f"/admin/orders/order/{order.pk}/change/", order.user),
+        (f"/admin/preorders/reservation/{reservation.pk}/change/", reservation.user),
+    ]:
+        page = client.get(url)
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert str(customer) in html  # shown, as text
+        assert f"/admin/accounts/user/{customer.pk}/" not in html
+        assert "/admin/payments/savedcard/" not in html
+        for link in _admin_links(html):
+            assert client.get(link).status_code != 403, f"{url} links to {link}"
+    # A superuser still gets the links.
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    html = client.get(f"/admin/preorders/reservation/{reservation.pk}/change/").content.decode()
+    assert f"/admin/accounts/user/{reservation.user.pk}/" in html
+    assert f"/admin/payments/savedcard/{reservation.saved_card_id}/" in html
+
+
+def _demo_operator(brand: Brand):
+    """A staff user with exactly the demo "Brand operators" group's permissions."""
+    from storefront.demo import _operators_group
+
+    user = UserFactory(is_staff=True)
+    user.groups.add(_operators_group())
+    brand.operators.add(user)
+    return user
+
+
+def test_demo_operators_open_the_reports_and_ideas_admin(client, two_worlds):
+    mine, theirs, _ = two_worlds
+    client.force_login(_demo_operator(mine))
+    for url in ["/admin/communities/report/", "/admin/communities/idea/"]:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "Mine fans" in response.content.decode() and "Theirs fans" not in (
+            response.content.decode()
+        )
+    report = Report.objects.get(community__brand=mine)
+    assert client.get(f"/admin/communities/report/{report.pk}/change/").status_code == 200
+
+
+def test_existing_operator_groups_get_the_reports_and_ideas_permissions():
+    from django.apps import apps
+
+    migration = importlib.import_module(
+        "storefront.migrations.0001_operators_moderate_reports_and_ideas"
+    )
+    group = Group.objects.create(name="Brand operators")
+    other = Group.objects.create(name="Support")
+    migration.grant(apps, None)
+    codenames = set(group.permissions.values_list("codename", flat=True))
+    assert codenames == {"view_report", "change_report", "view_idea", "change_idea"}
+    assert not other.permissions.exists()
+
+
+# --- every image an admin form takes is verified --------------------------------------------
+
+
+def _image(fmt: str, size=(64, 64)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, "blue").save(out, format=fmt)
+    return out.getvalue()
+
+
+def test_every_admin_image_field_goes_through_the_upload_verification(two_worlds):
+    mine, theirs, operator = two_worlds
+    request = _request(UserFactory(is_staff=True, is_superuser=True))
+    seen = []
+    for model, model_admin in admin.site._registry.items():
+        admins = [model_admin, *model_admin.get_inline_instances(request)]
+        for each in admins:
+            form = (
+                each.get_formset(request).form
+                if hasattr(each, "get_formset")
+                else each.get_form(request)
+            )
+            for name, field in form.base_fields.items():
+                if isinstance(field, forms.ImageField):
+                    seen.append(f"{model.__name__}.{name}")
+                    assert issubclass(form, VerifiedImagesModelForm) or hasattr(
+                        form, f"clean_{name}"
+                    ), f"{type(each).__name__}.{name} takes images unverified"
+    assert "Brand.logo" in seen and "Product.image" in seen
+
+
+@pytest.mark.parametrize(
+    ("upload", "message"),
+    [
+        (lambda: _image("BMP"), "Upload a JPEG, PNG, WebP or GIF image."),
+        (lambda: _image("PNG", (6000, 6000)), "6000 x 6000 pixels"),
+        (lambda: b"GIF89a not really", "Upload a valid image"),
+    ],
+)
+def test_a_bad_brand_logo_is_a_form_error(client, two_worlds, upload, message):
+    mine, theirs, operator = two_worlds
+    client.force_login(operator)
+    before = Brand.objects.get(pk=mine.pk).logo.name
+    response = client.post(
+        f"/admin/catalog/brand/{mine.pk}/change/",
+        {
+            "name": mine.name,
+            "story": "Ours",
+            "logo": SimpleUploadedFile("logo.png", upload(), "image/png"),
+        },
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert Brand.objects.get(pk=mine.pk).logo.name == before
+
+
+def test_a_good_brand_logo_is_re_encoded_and_shrunk(client, two_worlds):
+    mine, theirs, operator = two_worlds
+    client.force_login(operator)
+    response = client.post(
+        f"/admin/catalog/brand/{mine.pk}/change/",
+        {
+            "name": mine.name,
+            "story": "Ours",
+            "logo": SimpleUploadedFile("logo.png", _image("PNG", (1200, 900)), "image/png"),
+        },
+    )
+    assert response.status_code == 302
+    mine.refresh_from_db()
+    assert mine.logo.name.endswith(".jpg")
+    with Image.open(mine.logo.open()) as stored:
+        assert stored.size == (512, 384)
