@@ -1,5 +1,10 @@
 """/healthz: is each server this process depends on reachable? For load balancers and
-uptime checks: 200 when all are up, 503 naming the one that is down."""
+uptime checks: 200 when all are up, 503 naming the one that is down.
+
+Each check talks to its server directly (never through the cache backend, which hides an
+outage from pages), with short timeouts and no backoff, so the page answers within seconds
+while Redis is down. Pages keep working then (config/redis_cache.py): a load balancer that
+should keep a web process in service during a Redis outage reads `checks.database`."""
 
 import time
 from collections.abc import Callable
