@@ -112,9 +112,10 @@ class OptionsWidget(widgets.JSONWidget):
         if self.is_empty(value):
             return {}
         try:
-            return json.loads(value) if isinstance(value, str) else value
+            options = json.loads(value) if isinstance(value, str) else value
         except ValueError as exc:
             raise ValueError('Enter options as JSON, e.g. {"colour": "Red"}.') from exc
+        return {} if options is None else options
 
 
 class _ScopedResource(resources.ModelResource):

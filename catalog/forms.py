@@ -57,6 +57,11 @@ class VariantAdminForm(forms.ModelForm):
         for field in self.fields.values():
             field.show_hidden_initial = True
 
+    def clean_options(self):
+        # JSON `null` is "no options" (the column is not nullable).
+        options = self.cleaned_data.get("options")
+        return {} if options is None else options
+
     def seen(self, name: str):
         """The value the form showed for `name` when it loaded; None if it was not sent."""
         bound = self[name]
