@@ -37,7 +37,8 @@ def user_update_profile(
         verified = image_verify_and_reencode(avatar, max_side=AVATAR_MAX_SIDE)
         user.avatar.save(verified.content.name, verified.content, save=False)
         update_fields.append("avatar")
-    user.full_clean(exclude=["password"])
+    # The name's uniqueness is the database's (a lost race becomes a form error below).
+    user.full_clean(exclude=["password"], validate_constraints=False)
     try:
         with transaction.atomic():  # a savepoint: a lost race on the name is a form error
             user.save(update_fields=update_fields)

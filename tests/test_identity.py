@@ -366,3 +366,35 @@ def test_a_right_password_does_not_count_as_a_failure(client):
     _, signed_in = _login(client, a.email, "wrong", REMOTE_ADDR="198.51.100.7")
     _, signed_in = _login(client, a.email, TEST_PASSWORD, REMOTE_ADDR="198.51.100.7")
     assert not signed_in  # the fifth failure is the last one this address gets
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_members_taking_one_name_at_once_get_one_name_and_one_form_error():
+    import threading
+
+    from django.core.exceptions import ValidationError
+    from django.db import connection
+
+    from accounts.services import user_update_profile
+
+    first, second = UserFactory(display_name="One"), UserFactory(display_name="Two")
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def take(user):
+        try:
+            barrier.wait()
+            user_update_profile(user=User.objects.get(pk=user.pk), display_name="Kai")
+            outcomes.append("saved")
+        except ValidationError as exc:
+            outcomes.append(" ".join(exc.message_dict["display_name"]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=take, args=(u,)) for u in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["Another member already uses that name.", "saved"]
+    assert User.objects.filter(display_name__iexact="kai").count() == 1
