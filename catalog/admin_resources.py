@@ -109,7 +109,7 @@ class YesNoWidget(widgets.BooleanWidget):
 
 class OptionsWidget(widgets.JSONWidget):
     def clean(self, value, row=None, **kwargs):
-        if self.is_empty(value):
+        if value is None or (isinstance(value, str) and not value.strip()):
             return {}
         try:
             options = json.loads(value) if isinstance(value, str) else value

@@ -1,0 +1,197 @@
+"""CSV imports of products and variants in the admin: scoped lookups (another brand's SKU or
+slug answers as an unknown one), a message naming the row and column for every bad value, one
+clear message for a file with the wrong header, no tracebacks; large files in a worker."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from catalog.models import Product, Variant
+from tests.factories import (
+    BrandFactory,
+    CategoryFactory,
+    ProductFactory,
+    UserFactory,
+    VariantFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+VARIANT_HEADER = (
+    "sku,product,options,price,compare_at_price,stock,track_inventory,weight_grams,is_active\n"
+)
+
+
+@pytest.fixture
+def shop():
+    mine, theirs = (
+        BrandFactory(name="Mine", slug="mine"),
+        BrandFactory(name="Theirs", slug="theirs"),
+    )
+    mine_product = ProductFactory(brand=mine, slug="mine-phone", name="Mine phone")
+    theirs_product = ProductFactory(
+        brand=theirs, slug="theirs-draft", name="Theirs phone", status="draft"
+    )
+    VariantFactory(product=mine_product, sku="M-1", options={"colour": "Black"}, stock=5)
+    VariantFactory(product=theirs_product, sku="T-SECRET", options={"colour": "Red"}, stock=5)
+    operator = UserFactory(is_staff=True)
+    operator.user_permissions.add(*Permission.objects.filter(content_type__app_label="catalog"))
+    mine.operators.add(operator)
+    return mine, theirs, operator
+
+
+def _post(client, model: str, text: str, name: str = "import.csv"):
+    upload = SimpleUploadedFile(name, text.encode(), content_type="text/csv")
+    return client.post(
+        f"/admin/catalog/{model}/import/", {"format": "0", "resource": "0", "import_file": upload}
+    )
+
+
+def _messages(response) -> str:
+    """The page's visible text, tags stripped: what the operator reads."""
+    html = response.content.decode()
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#x27;", "'")
+
+
+def _assert_no_internals(text: str) -> None:
+    for leak in ["Traceback", "/work/", "site-packages", "ConversionSyntax", "catalog_variant_"]:
+        assert leak not in text, leak
+
+
+def _row_errors(response) -> list[tuple[int, str, list[str]]]:
+    """(row number, column, messages) of every invalid row the preview lists."""
+    result = response.context["result"]
+    return [
+        (row.number, column, [str(m) for m in messages])
+        for row in result.invalid_rows
+        for column, messages in row.field_specific_errors.items()
+    ] + [
+        (row.number, "", [str(m) for m in row.non_field_specific_errors])
+        for row in result.invalid_rows
+        if row.non_field_specific_errors
+    ]
+
+
+def test_another_brands_sku_reads_as_an_unknown_product(client, shop):
+    mine, theirs, operator = shop
+    client.force_login(operator)
+    # Naming their product: the same message as a product that does not exist.
+    theirs_row = _post(client, "variant", VARIANT_HEADER + "X-1,theirs-draft,{},9.00,,1,1,0,1\n")
+    unknown_row = _post(client, "variant", VARIANT_HEADER + "X-1,no-such-thing,{},9.00,,1,1,0,1\n")
+    assert _row_errors(theirs_row) == [(1, "product", ["No product 'theirs-draft' found."])]
+    assert _row_errors(unknown_row) == [(1, "product", ["No product 'no-such-thing' found."])]
+    # Their SKU under my product is looked up among my variants only: it reads as a new SKU,
+    # like any unknown one, and their variant is untouched.
+    response = _post(
+        client, "variant", VARIANT_HEADER + 'T-SECRET,mine-phone,{"colour": "Gold"},9.00,,1,1,0,1\n'
+    )
+    # (SKUs are unique across the site, so saving it is refused as a taken SKU, exactly as
+    # the admin's add form refuses it; nothing of their product shows.)
+    assert _row_errors(response) == [(1, "sku", ["Variant with this SKU already exists."])]
+    assert "theirs-draft" not in _messages(response)
+    assert Variant.objects.get(sku="T-SECRET").product.brand == theirs
+    assert Variant.objects.get(sku="T-SECRET").stock == 5
+
+
+def test_another_brands_product_slug_reads_as_unknown(client, shop):
+    mine, theirs, operator = shop
+    category = CategoryFactory(name="Phones", slug="phones")
+    client.force_login(operator)
+    header = "slug,name,brand,category,status,description\n"
+    theirs_brand = _post(
+        client, "product", header + f"new-one,New,theirs,{category.path},active,x\n"
+    )
+    unknown_brand = _post(
+        client, "product", header + f"new-one,New,nobody,{category.path},active,x\n"
+    )
+    assert _row_errors(theirs_brand) == [(1, "brand", ["No brand 'theirs' found."])]
+    assert _row_errors(unknown_brand) == [(1, "brand", ["No brand 'nobody' found."])]
+    assert Product.objects.get(slug="theirs-draft").name == "Theirs phone"
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "message"),
+    [
+        ("M-1,mine-phone,{},abc,,5,1,0,1", "price", "Enter an amount such as 12.50 (not 'abc')."),
+        ("M-1,mine-phone,{},NaN,,5,1,0,1", "price", "Enter an amount such as 12.50 (not 'NaN')."),
+        ("M-1,mine-phone,{},9.999,,5,1,0,1", "price", "Enter an amount such as 12.50"),
+        ("M-1,mine-phone,{},9.00,,1.5,1,0,1", "stock", "Enter a whole number (not '1.5')."),
+        ("M-1,mine-phone,{},9.00,,-2,1,0,1", "stock", "greater than or equal to 0"),
+        ("M-1,mine-phone,{},9.00,,x,1,0,1", "stock", "Enter a whole number"),
+        ("M-1,mine-phone,{},0,,5,1,0,1", "price", "greater than or equal to 0.01"),
+        (
+            "M-1,mine-phone,{},9.00,5.00,5,1,0,1",
+            "",
+            "The compare-at price must be above the price.",
+        ),
+        ('M-1,mine-phone,"[""Red""]",9.00,,5,1,0,1', "options", "Options must be an object"),
+        ("M-1,mine-phone,{nope,9.00,,5,1,0,1", "options", "Enter options as JSON"),
+        ("M-1,mine-phone,{},9.00,,5,maybe,0,1", "track_inventory", "Enter 1 or 0"),
+    ],
+)
+def test_every_bad_value_names_its_row_and_column(client, shop, row, column, message):
+    mine, theirs, operator = shop
+    client.force_login(operator)
+    good = 'M-9,mine-phone,{"colour": "Blue"},9.00,,5,1,0,1\n'
+    response = _post(client, "variant", VARIANT_HEADER + good + row + "\n")
+    assert response.status_code == 200
+    text = _messages(response)
+    _assert_no_internals(text)
+    errors = _row_errors(response)
+    assert len(errors) == 1, errors
+    number, got_column, messages = errors[0]
+    assert number == 2 and got_column == column
+    assert any(message in m for m in messages), messages
+    assert "confirm_form" not in response.context
+    assert Variant.objects.get(sku="M-1").stock == 5
+    assert not Variant.objects.filter(sku="M-9").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sku;product;price;stock\nM-1;mine-phone;9.00;5\n", "separated by commas"),
+        ("sku,price,stock\nM-1,9.00,5\n", "lacks the column(s) product"),
+        ("product,price\nmine-phone,9.00\n", "lacks the column(s) sku"),
+        ("", "The submitted file is empty."),
+        ("\n\n", "The file is empty."),
+    ],
+)
+def test_a_file_with_the_wrong_header_gets_one_clear_message(client, shop, text, message):
+    mine, theirs, operator = shop
+    client.force_login(operator)
+    response = _post(client, "variant", text)
+    assert response.status_code == 200
+    page = _messages(response)
+    _assert_no_internals(page)
+    assert message in page
+    assert response.context.get("result") is None
+    assert Variant.objects.count() == 2
+
+
+def test_a_good_file_imports_through_the_confirm_step(client, shop):
+    mine, theirs, operator = shop
+    client.force_login(operator)
+    response = _post(
+        client,
+        "variant",
+        VARIANT_HEADER
+        + 'M-1,mine-phone,{"colour": "Black"},12.50,,7,1,0,1\n'
+        + 'M-2,mine-phone,{"colour": "White"},13.00,15.00,3,yes,200,1\n',
+    )
+    confirm = response.context["confirm_form"]
+    client.post(
+        "/admin/catalog/variant/process_import/",
+        {name: confirm[name].value() for name in confirm.fields},
+    )
+    assert Variant.objects.get(sku="M-1").stock == 7
+    new = Variant.objects.get(sku="M-2")
+    assert (new.price, new.compare_at_price, new.weight_grams) == (
+        Decimal("13.00"),
+        Decimal("15.00"),
+        200,
+    )
+    assert new.options == {"colour": "White"}
