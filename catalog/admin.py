@@ -1,4 +1,8 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from import_export.admin import ImportExportModelAdmin
 from import_export.forms import ImportForm
 
@@ -6,9 +10,17 @@ from accounts.admin_access import SuperuserOnlyAdminMixin
 from catalog.admin_resources import ProductResource, VariantResource, import_file_problem
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
 from catalog.forms import VariantAdminForm
+from catalog.imports import (
+    background_rows,
+    count_rows,
+    import_job_confirm,
+    import_job_create,
+    import_job_progress,
+)
 from catalog.models import (
     Brand,
     Category,
+    ImportJob,
     Product,
     ProductImage,
     ProductSpecification,
@@ -105,6 +117,66 @@ class SpecificationInline(BrandScopedInline, admin.TabularInline):
     extra = 1
 
 
+class BackgroundImportMixin:
+    """Files above catalog.imports.background_rows() rows are checked and imported by a
+    worker (an ImportJob), with a page that shows progress; smaller ones as before."""
+
+    import_resource_name = ""
+
+    def _url_name(self, view: str) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_{view}"
+
+    def get_urls(self):
+        return [
+            path(
+                "import/jobs/<int:job_id>/",
+                self.admin_site.admin_view(self.import_job_view),
+                name=self._url_name("import_job"),
+            ),
+            *super().get_urls(),
+        ]
+
+    def import_action(self, request, **kwargs):
+        if request.method == "POST" and self.has_import_permission(request):
+            form = self.create_import_form(request)
+            if form.is_valid() and form.row_count > background_rows():
+                job = import_job_create(
+                    user=request.user,
+                    resource=self.import_resource_name,
+                    data=form.text,
+                    file_name=form.cleaned_data["import_file"].name,
+                )
+                return redirect(reverse(f"admin:{self._url_name('import_job')}", args=[job.pk]))
+        return super().import_action(request, **kwargs)
+
+    def import_job_view(self, request, job_id: int):
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        jobs = ImportJob.objects.filter(resource=self.import_resource_name)
+        if not request.user.is_superuser:
+            jobs = jobs.filter(user=request.user)  # another operator's job does not exist
+        job = get_object_or_404(jobs, pk=job_id)
+        if request.method == "POST" and "confirm" in request.POST:
+            if not import_job_confirm(job=job, user=job.user):
+                self.message_user(request, "This import was already confirmed.", messages.INFO)
+            return redirect(request.path)
+        job.refresh_from_db()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Import {job.file_name or ''}".strip(),
+            "job": job,
+            "progress": import_job_progress(job=job),
+            "changelist_url": reverse(f"admin:{self._url_name('changelist')}"),
+        }
+        template = (
+            "admin/catalog/_import_job_status.html"
+            if request.headers.get("HX-Request")
+            else "admin/catalog/import_job.html"
+        )
+        return TemplateResponse(request, template, context)
+
+
 class CatalogImportForm(ImportForm):
     """A file whose header is wrong (another separator, missing columns) gets one message
     here, before any row is read."""
@@ -123,17 +195,26 @@ class CatalogImportForm(ImportForm):
         except (ValueError, IndexError):
             resource = self.resource_classes[0]
         upload.seek(0)
-        problem = import_file_problem(upload.read(), resource.required_columns)
+        raw = upload.read()
         upload.seek(0)
+        problem = import_file_problem(raw, resource.required_columns)
         if problem:
             self.add_error("import_file", problem)
+            return cleaned
+        try:
+            self.text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            self.add_error("import_file", "Save the file as UTF-8 text (CSV) and upload it again.")
+            return cleaned
+        self.row_count = count_rows(self.text)
         return cleaned
 
 
 @admin.register(Product)
-class ProductAdmin(ImportExportModelAdmin, BrandScopedAdmin):
+class ProductAdmin(BackgroundImportMixin, ImportExportModelAdmin, BrandScopedAdmin):
     resource_classes = [ProductResource]
     import_form_class = CatalogImportForm
+    import_resource_name = "product"
     list_display = [
         "name",
         "brand",
@@ -201,11 +282,12 @@ class ProductAdmin(ImportExportModelAdmin, BrandScopedAdmin):
 
 
 @admin.register(Variant)
-class VariantAdmin(ImportExportModelAdmin, BrandScopedAdmin):
+class VariantAdmin(BackgroundImportMixin, ImportExportModelAdmin, BrandScopedAdmin):
     """Stock and price edits across products, and variant CSV import/export."""
 
     resource_classes = [VariantResource]
     import_form_class = CatalogImportForm
+    import_resource_name = "variant"
     list_display = [
         "sku",
         "product",

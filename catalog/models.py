@@ -276,3 +276,45 @@ class Variant(models.Model):
     @property
     def is_available(self) -> bool:
         return self.is_active and (not self.track_inventory or self.stock > 0)
+
+
+class ImportJobStatus(models.TextChoices):
+    PREVIEWING = "previewing", "Checking the file"
+    PREVIEWED = "previewed", "Checked"
+    IMPORTING = "importing", "Importing"
+    DONE = "done", "Imported"
+    FAILED = "failed", "Not imported"
+
+
+class ImportJob(models.Model):
+    """A large CSV import run by a worker (catalog.imports): checked first (a dry run), then
+    imported once the operator confirms. Belongs to the operator who uploaded it; the rows
+    it may touch are scoped to their brands when it runs."""
+
+    RESOURCES = [("product", "Products"), ("variant", "Variants")]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    resource = models.CharField(max_length=20, choices=RESOURCES)
+    file_name = models.CharField(max_length=255, blank=True)
+    data = models.TextField(help_text="The uploaded CSV text.")
+    status = models.CharField(
+        max_length=20, choices=ImportJobStatus.choices, default=ImportJobStatus.PREVIEWING
+    )
+    total_rows = models.PositiveIntegerField(default=0)
+    # Counts by outcome ("new", "update", "skip", "invalid") of the last run.
+    totals = models.JSONField(default=dict, blank=True)
+    # [{"row": 12, "column": "stock", "message": "..."}], at most IMPORT_ERRORS_KEPT.
+    errors = models.JSONField(default=list, blank=True)
+    error_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} of {self.file_name or self.resource}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in (ImportJobStatus.PREVIEWING, ImportJobStatus.IMPORTING)

@@ -3,13 +3,16 @@ slug answers as an unknown one), a message naming the row and column for every b
 clear message for a file with the wrong header, no tracebacks; large files in a worker."""
 
 import re
+import threading
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
-from catalog.models import Product, Variant
+from catalog.imports import import_job_advance, import_job_confirm, import_job_create
+from catalog.models import ImportJob, Product, Variant
 from tests.factories import (
     BrandFactory,
     CategoryFactory,
@@ -195,3 +198,120 @@ def test_a_good_file_imports_through_the_confirm_step(client, shop):
         200,
     )
     assert new.options == {"colour": "White"}
+
+
+# --- large files: a worker checks and imports them, with progress ---------------------------
+
+
+def _variant_rows(n: int, *, bad: dict[int, str] | None = None) -> str:
+    lines = []
+    for i in range(1, n + 1):
+        stock = (bad or {}).get(i, str(i))
+        lines.append(f'B-{i},mine-phone,"{{""size"": ""{i}""}}",10.00,,{stock},1,0,1')
+    return VARIANT_HEADER + "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def small_threshold(settings):
+    settings.CATALOG_IMPORT_BACKGROUND_ROWS = 5
+
+
+def test_a_large_file_is_checked_then_imported_by_a_worker(
+    client, shop, small_threshold, django_capture_on_commit_callbacks
+):
+    mine, theirs, operator = shop
+    client.force_login(operator)
+    with django_capture_on_commit_callbacks() as queued:
+        response = _post(client, "variant", _variant_rows(30), name="big.csv")
+    job = ImportJob.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/catalog/variant/import/jobs/{job.pk}/"
+    assert (job.status, job.total_rows, job.user) == ("previewing", 30, operator)
+    page = client.get(response["Location"]).content.decode()
+    assert "Checking the file" in page and 'hx-trigger="every 1s"' in page
+    assert len(queued) == 1
+    queued[0]()  # the worker's turn (tasks run eagerly in tests)
+    job.refresh_from_db()
+    assert job.status == "previewed" and job.totals == {"new": 30} and job.errors == []
+    assert not Variant.objects.filter(sku__startswith="B-").exists()  # a dry run
+    fragment = client.get(response["Location"], headers={"HX-Request": "true"}).content.decode()
+    assert "Confirm import" in fragment and "hx-trigger" not in fragment
+    with django_capture_on_commit_callbacks(execute=True) as confirmed:
+        client.post(response["Location"], {"confirm": "1"})
+        client.post(response["Location"], {"confirm": "1"})  # submitted twice
+    assert len(confirmed) == 1
+    job.refresh_from_db()
+    assert job.status == "done" and job.totals == {"new": 30}
+    assert Variant.objects.filter(sku__startswith="B-").count() == 30
+    assert Variant.objects.get(sku="B-7").stock == 7
+    assert "Imported." in client.get(response["Location"]).content.decode()
+    # The task again (a re-delivery): nothing more happens.
+    import_job_advance(job_id=job.pk)
+    assert Variant.objects.filter(sku__startswith="B-").count() == 30
+
+
+def test_a_large_file_with_bad_rows_lists_them_and_imports_nothing(
+    client, shop, small_threshold, django_capture_on_commit_callbacks
+):
+    mine, theirs, operator = shop
+    client.force_login(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post(client, "variant", _variant_rows(12, bad={4: "1.5", 9: "-1"}))
+    job = ImportJob.objects.get()
+    assert job.status == "previewed" and job.error_count == 2
+    assert [(e["row"], e["column"]) for e in job.errors] == [(4, "stock"), (9, "stock")]
+    page = _messages(client.get(response["Location"]))
+    _assert_no_internals(page)
+    assert "Enter a whole number (not '1.5')." in page and "Confirm import" not in page
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(response["Location"], {"confirm": "1"})
+    job.refresh_from_db()
+    assert job.status == "previewed"
+    assert not Variant.objects.filter(sku__startswith="B-").exists()
+
+
+def test_an_import_job_is_its_operators_own(client, shop, small_threshold):
+    mine, theirs, operator = shop
+    client.force_login(operator)
+    response = _post(client, "variant", _variant_rows(10))
+    other = UserFactory(is_staff=True)
+    other.user_permissions.add(*Permission.objects.filter(content_type__app_label="catalog"))
+    theirs.operators.add(other)
+    client.force_login(other)
+    assert client.get(response["Location"]).status_code == 404
+    assert client.post(response["Location"], {"confirm": "1"}).status_code == 404
+
+
+def test_a_large_file_with_a_wrong_header_is_refused_at_once(client, shop, small_threshold):
+    mine, theirs, operator = shop
+    client.force_login(operator)
+    response = _post(client, "variant", _variant_rows(10).replace(",", ";"))
+    assert response.status_code == 200 and "separated by commas" in _messages(response)
+    assert not ImportJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_confirming_twice_at_once_imports_once(shop, small_threshold):
+    mine, theirs, operator = shop
+    job = import_job_create(
+        user=operator, resource="variant", data=_variant_rows(8), file_name="x.csv"
+    )
+    import_job_advance(job_id=job.pk)
+    barrier, outcomes = threading.Barrier(2), []
+
+    def confirm():
+        try:
+            barrier.wait()
+            outcomes.append(import_job_confirm(job=job, user=operator))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=confirm) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [False, True]
+    job.refresh_from_db()
+    assert job.status == "done"  # the eager task ran once, on the winner's commit
+    assert Variant.objects.filter(sku__startswith="B-").count() == 8

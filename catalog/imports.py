@@ -1,0 +1,166 @@
+"""Large CSV imports in a worker, with progress.
+
+A file of more than `background_rows()` rows is not checked in the request (2,000 rows took a
+minute): the admin stores it as an ImportJob and a task checks it (a dry run); the operator
+sees progress, then the errors or a confirm button; confirming has the task import it, all or
+nothing. The task is thin and idempotent: each step runs under the job's row lock and only
+from the status it expects, in the same transaction that records its outcome, so a second
+delivery (or a worker killed mid-import, whose transaction rolls back) changes nothing twice.
+Progress is kept in the cache, since the job's row is locked by the running transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from import_export.formats.base_formats import CSV
+
+from catalog.admin_resources import ProductResource, VariantResource, import_file_problem
+from catalog.models import ImportJob, ImportJobStatus
+from catalog.tasks import import_job_process
+
+logger = logging.getLogger(__name__)
+
+IMPORT_ERRORS_KEPT = 500
+PROGRESS_EVERY = 25
+
+
+def background_rows() -> int:
+    """Files with more rows than this are imported by a worker."""
+    return getattr(settings, "CATALOG_IMPORT_BACKGROUND_ROWS", 200)
+
+
+def _progress_key(job_id: int) -> str:
+    return f"catalog:import-job:{job_id}:progress"
+
+
+def import_job_progress(*, job: ImportJob) -> int:
+    """Rows processed by the running step (0 when unknown: the cache is down or it ended)."""
+    if not job.is_running:
+        return job.total_rows
+    try:
+        return int(cache.get(_progress_key(job.pk)) or 0)
+    except Exception:  # noqa: BLE001 - progress is cosmetic; never fail the page over it
+        return 0
+
+
+def _set_progress(job_id: int, rows: int) -> None:
+    try:
+        cache.set(_progress_key(job_id), rows, timeout=6 * 3600)
+    except Exception:  # noqa: BLE001 - progress is cosmetic
+        logger.warning("import job %s: progress not stored", job_id)
+
+
+def _resource_class(name: str):
+    return {"product": BackgroundProductResource, "variant": BackgroundVariantResource}[name]
+
+
+class _Background:
+    """No HTML diff for a worker run (nobody reads a 2,000-row diff) and progress reports."""
+
+    job_id: int | None = None
+
+    def after_import_row(self, row, row_result, **kwargs):
+        super().after_import_row(row, row_result, **kwargs)
+        self._rows = getattr(self, "_rows", 0) + 1
+        if self.job_id and self._rows % PROGRESS_EVERY == 0:
+            _set_progress(self.job_id, self._rows)
+
+
+class BackgroundProductResource(_Background, ProductResource):
+    class Meta(ProductResource.Meta):
+        skip_html_diff = True
+
+
+class BackgroundVariantResource(_Background, VariantResource):
+    class Meta(VariantResource.Meta):
+        skip_html_diff = True
+
+
+def count_rows(data: str) -> int:
+    return len(CSV().create_dataset(data))
+
+
+def import_job_create(*, user, resource: str, data: str, file_name: str) -> ImportJob:
+    """Store a large upload and have a worker check it. `data` is the CSV text."""
+    required = _resource_class(resource).required_columns
+    if problem := import_file_problem(data, required):
+        raise ValidationError(problem)
+    job = ImportJob(
+        user=user,
+        resource=resource,
+        data=data,
+        file_name=file_name[:255],
+        total_rows=count_rows(data),
+    )
+    job.full_clean()
+    with transaction.atomic():
+        job.save()
+        import_job_process.delay_on_commit(job.pk)
+    return job
+
+
+def import_job_confirm(*, job: ImportJob, user) -> bool:
+    """Import a checked file without errors. Safe to submit twice: only the first moves it."""
+    with transaction.atomic():
+        moved = ImportJob.objects.filter(
+            pk=job.pk, user=user, status=ImportJobStatus.PREVIEWED, error_count=0
+        ).update(status=ImportJobStatus.IMPORTING)
+        if moved:
+            import_job_process.delay_on_commit(job.pk)
+    return bool(moved)
+
+
+def _errors(result) -> list[dict[str, object]]:
+    errors: list[dict[str, object]] = []
+    for row in result.invalid_rows:
+        for column, messages in row.field_specific_errors.items():
+            errors.extend(
+                {"row": row.number, "column": column, "message": str(m)} for m in messages
+            )
+        errors.extend(
+            {"row": row.number, "column": "", "message": str(m)}
+            for m in row.non_field_specific_errors
+        )
+    for number, row_errors in result.row_errors():
+        errors.extend(
+            {"row": number, "column": "", "message": "This row could not be saved."}
+            for _ in row_errors
+        )
+    for _ in result.base_errors:
+        errors.append({"row": 0, "column": "", "message": "The file could not be imported."})
+    return errors
+
+
+def import_job_advance(*, job_id: int) -> None:
+    """Run the step the job waits for (check, or import), or nothing if none is due."""
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().select_related("user").filter(pk=job_id).first()
+        if job is None or not job.is_running:
+            return
+        dry_run = job.status == ImportJobStatus.PREVIEWING
+        resource = _resource_class(job.resource)()
+        resource.job_id = job.pk
+        _set_progress(job.pk, 0)
+        result = resource.import_data(
+            CSV().create_dataset(job.data),
+            dry_run=dry_run,
+            raise_errors=False,
+            use_transactions=True,
+            rollback_on_validation_errors=True,
+            user=job.user,
+            file_name=job.file_name,
+        )
+        errors = _errors(result)
+        job.totals = {kind: count for kind, count in result.totals.items() if count}
+        job.error_count = len(errors)
+        job.errors = errors[:IMPORT_ERRORS_KEPT]
+        if dry_run:
+            job.status = ImportJobStatus.PREVIEWED
+        else:
+            job.status = ImportJobStatus.FAILED if errors else ImportJobStatus.DONE
+        job.save(update_fields=["totals", "error_count", "errors", "status", "updated_at"])
