@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -569,25 +569,39 @@ def _restock(part_lines: dict[int, OrderLine], quantities: dict[int, int]) -> No
         product_refresh_summary(product_id=product_id)
 
 
+COLLECT_LEASE = timedelta(minutes=5)
+
+
+def _refund_claim(refund: OrderRefund, *, take_over_stale: bool = False) -> bool:
+    """Take on step 2 for this refund; False when another process has it (a twin submit
+    of the same form), so only one ever asks the provider and mails the shopper."""
+    now = timezone.now()
+    free = Q(collecting_since__isnull=True)
+    if take_over_stale:  # the process that had it died
+        free |= Q(collecting_since__lt=now - COLLECT_LEASE)
+    claimed = OrderRefund.objects.filter(free, pk=refund.pk, status=RefundState.PENDING)
+    return claimed.update(collecting_since=now) == 1
+
+
 def _refund_collect(refund: OrderRefund) -> list[Refund]:
-    """Step 2, without the order's lock: one provider refund per payment, in order, until
-    the amount is covered. Resumable: a payment already asked is not asked again."""
+    """Step 2, without the order's lock, by the one process that claimed it: one provider
+    refund per payment, in order, until the amount is covered. Resumable: a payment already
+    asked is not asked again, and what is still needed is read afresh before each."""
     order = refund.order
     prefix = _refund_prefix(refund)
-    made = list(Refund.objects.filter(idempotency_key__startswith=prefix))
-    needed = refund.amount - _live(made)
-    asked = {r.payment_id for r in made}
     for payment in _order_payments(order):
+        made = list(Refund.objects.filter(idempotency_key__startswith=prefix))
+        needed = refund.amount - _live(made)
         if needed <= 0:
             break
-        if payment.pk in asked:
+        if payment.pk in {r.payment_id for r in made}:
             continue
         payment.refresh_from_db()
         take = min(needed, payment.refundable)
         if take <= 0:
             continue
         try:
-            row = refund_create(
+            refund_create(
                 payment=payment,
                 amount=take,
                 idempotency_key=f"{prefix}{payment.pk}",
@@ -596,9 +610,7 @@ def _refund_collect(refund: OrderRefund) -> list[Refund]:
             )
         except PaymentError:  # taken by another refund meanwhile: the next payment
             continue
-        made.append(row)
-        needed -= row.amount
-    return made
+    return list(Refund.objects.filter(idempotency_key__startswith=prefix))
 
 
 def order_refunds_resume(*, older_than: timedelta = timedelta(minutes=5), limit: int = 100) -> int:
@@ -612,6 +624,8 @@ def order_refunds_resume(*, older_than: timedelta = timedelta(minutes=5), limit:
         made = list(Refund.objects.filter(idempotency_key__startswith=_refund_prefix(refund)))
         if _live(made) >= refund.amount:
             continue  # asked already; payments retries what failed
+        if not _refund_claim(refund, take_over_stale=True):
+            continue  # its first process is still at it
         made = _refund_collect(refund)
         with transaction.atomic():
             _refund_finish(refund, made, "Resumed. ")
@@ -692,6 +706,8 @@ def order_part_refund(
             restock=restock,
             reason=reason,
         )
+    if not _refund_claim(refund):
+        return refund  # a twin submit of this form is asking the provider already
     made = _refund_collect(refund)
     with transaction.atomic():
         return _refund_finish(refund, made, "")
@@ -711,7 +727,7 @@ def order_part_cancel(*, part: OrderPart, actor: User | None, reason: str = "") 
             reason=reason or "Cancelled",
             cancel=True,
         )
-    if refund is not None:
+    if refund is not None and _refund_claim(refund):
         made = _refund_collect(refund)
         with transaction.atomic():
             _refund_finish(refund, made, "Cancelled. ")

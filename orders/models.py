@@ -289,6 +289,9 @@ class OrderRefund(models.Model):
     status = models.CharField(
         max_length=20, choices=RefundState.choices, default=RefundState.PENDING
     )
+    # When a process took on asking the provider for it: one process at a time (a second
+    # submit of the form, or the resume sweep while the first is still at it, leaves it).
+    collecting_since = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -374,6 +374,56 @@ def test_one_refund_form_submitted_five_times_at_once_refunds_once(shared):
     assert _fresh(buds).quantity_refunded == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_one_refund_form_five_times_at_once_on_a_pre_order_with_deposits_refunds_as_asked():
+    """Found by a hostile tester: twins of one refund form each walked the payments and
+    took the deposits too (2,397.00 refunded where 2,297.00 was asked)."""
+    from preorders.services import reservation_change
+
+    brand = BrandFactory(name="Nimbus", slug="nimbus")
+    batch = batch_open(
+        product=ProductFactory(name="Nimbus Pod", brand=brand),
+        ladder=[(1, "799.00")],
+        deposit="50.00",
+        min_quantity=1,
+    )
+    reservation = reserve(batch=batch)
+    for quantity in (2, 3):  # three deposit payments of 50.00
+        reservation_change(
+            reservation=reservation,
+            user=reservation.user,
+            variant=reservation.variant,
+            quantity=quantity,
+        )
+    batch_close(batch=batch, force=True)
+    reservation.refresh_from_db()
+    order = reservation.order
+    assert order.total == Decimal("2397.00")
+    assert Payment.objects.filter(reference=reservation.deposit_reference).count() == 3
+    part, operator = order.parts.get(), _operator(brand)
+    barrier = threading.Barrier(5)
+
+    def submit() -> None:
+        try:
+            barrier.wait()
+            order_part_refund(part=part, actor=operator, amount=Decimal("2297.00"), key="k")
+        finally:
+            connection.close()
+
+    mail.outbox.clear()
+    threads = [threading.Thread(target=submit) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    refunded = Refund.objects.filter(status=RefundStatus.SUCCEEDED).aggregate(t=Sum("amount"))
+    assert refunded["t"] == Decimal("2297.00")
+    assert Order.objects.get(pk=order.pk).amount_refunded == Decimal("2297.00")
+    assert len([m for m in mail.outbox if "refunded" in m.subject]) == 1  # one email
+    assert OrderEvent.objects.filter(order=order, note__startswith="Refunded").count() == 1
+
+
 def test_a_refund_the_provider_refuses_stays_pending_and_is_shown(client, shared):
     order, forge = shared["order"], shared["forge"]
     buds = order.lines.get(part=forge)
