@@ -2,7 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -91,7 +91,9 @@ def wishlist_toggle_view(request: HttpRequest, product_id: int) -> HttpResponse:
     messages.success(
         request, f"{product.name} was {'added to' if on_list else 'removed from'} your wishlist."
     )
-    return redirect(request.POST.get("next") if _safe_next(request) else product.get_absolute_url())
+    if _safe_next(request):  # a path, never a view name for redirect() to reverse
+        return HttpResponseRedirect(request.POST["next"])
+    return redirect(product.get_absolute_url())
 
 
 def _safe_next(request: HttpRequest) -> bool:
