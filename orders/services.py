@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -139,16 +139,32 @@ def _lock_variants(variant_ids) -> dict[int, Variant]:
     return {variant.pk: variant for variant in variants.order_by("pk")}
 
 
-def _hold_deadline(order: Order):
-    """An order holds stock for STOCK_HOLD_MINUTES from its placement, never longer: paying
-    again later does not renew it (the stock is then taken when the payment succeeds)."""
-    return order.created_at + timedelta(minutes=settings.STOCK_HOLD_MINUTES)
+def _hold_deadline(order: Order) -> datetime | None:
+    """The end of the order's first hold: paying again after a decline holds the stock again
+    until then, never longer (later, the stock is taken when the payment succeeds)."""
+    return order.stock_holds.order_by("pk").values_list("expires_at", flat=True).first()
 
 
-def _hold_stock(order: Order, quantities: dict[int, int]) -> None:
+def _hold_time_left(user: User) -> timedelta:
+    """What is left of the shopper's hold budget: the unpaid checkouts of the last
+    STOCK_HOLD_BUDGET_HOURS held stock for at most STOCK_HOLD_BUDGET_MINUTES together, so
+    checking out again and again without paying cannot keep units from everyone else."""
+    now = timezone.now()
+    held: dict[int, timedelta] = {}
+    for order_id, placed, expires, released in StockHold.objects.filter(
+        order__user=user,
+        order__created_at__gte=now - timedelta(hours=settings.STOCK_HOLD_BUDGET_HOURS),
+        order__status__in=[OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED],
+    ).values_list("order_id", "order__created_at", "expires_at", "released_at"):
+        end = min(released or now, expires)
+        held[order_id] = max(held.get(order_id, timedelta(0)), end - placed)
+    return timedelta(minutes=settings.STOCK_HOLD_BUDGET_MINUTES) - sum(held.values(), timedelta(0))
+
+
+def _hold_stock(order: Order, quantities: dict[int, int], *, until: datetime) -> None:
     """Take the units from stock now (conditional UPDATE) or fail as a whole."""
     variants = _lock_variants(quantities)
-    expires = max(_hold_deadline(order), timezone.now())
+    expires = max(until, timezone.now())
     for variant_id in sorted(quantities):
         variant, quantity = variants[variant_id], quantities[variant_id]
         if variant.track_inventory:
@@ -186,26 +202,6 @@ def _release_holds(order: Order) -> int:
 
 def _active_holds(order: Order):
     return order.stock_holds.filter(committed_at__isnull=True, released_at__isnull=True)
-
-
-def _check_holds_allowed(user: User) -> None:
-    """A shopper who keeps starting checkouts and not paying would keep stock from everyone:
-    past STOCK_HOLDS_UNPAID_PER_HOUR unpaid holds in an hour, no new checkout for a while."""
-    unpaid = (
-        Order.objects.filter(
-            user=user,
-            created_at__gte=timezone.now() - timedelta(hours=1),
-            status__in=[OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED],
-            stock_holds__committed_at=None,
-        )
-        .distinct()
-        .count()
-    )
-    if unpaid >= settings.STOCK_HOLDS_UNPAID_PER_HOUR:
-        raise CheckoutError(
-            "You have started several checkouts in the last hour without paying. "
-            "Pay for one of your orders awaiting payment, or try again later."
-        )
 
 
 def _release_other_holds(user: User) -> None:
@@ -249,7 +245,6 @@ def order_place(
         raise CheckoutError("Choose a shipping method.")
     if not cart.lines.exists():
         raise CheckoutError("Your cart is empty.")
-    _check_holds_allowed(user)
     _release_other_holds(user)  # before the stock checks: the units it held count as free
     lines = list(cart.lines.select_related("variant__product__brand").order_by("variant_id"))
     for line in lines:
@@ -300,7 +295,21 @@ def order_place(
     OrderEvent.objects.create(
         order=order, actor=user, to_status=OrderStatus.PENDING_PAYMENT, note="Order placed"
     )
-    _hold_stock(order, {line.variant_id: line.quantity for line in lines})
+    hold_for = min(timedelta(minutes=settings.STOCK_HOLD_MINUTES), _hold_time_left(user))
+    if hold_for >= timedelta(minutes=1):
+        _hold_stock(
+            order,
+            {line.variant_id: line.quantity for line in lines},
+            until=timezone.now() + hold_for,
+        )
+    else:
+        OrderEvent.objects.create(
+            order=order,
+            from_status=order.status,
+            to_status=order.status,
+            note="No stock held: several unpaid checkouts held it lately; "
+            "the units are taken when the payment succeeds",
+        )
     if save_address and not Address.objects.filter(user=user, **address).exists():
         Address.objects.create(user=user, **address)
     return order
@@ -316,11 +325,13 @@ def order_pay(*, order: Order, saved_card: SavedCard, user: User) -> Payment:
             raise PermissionError("Not your order")
         if not order.can_pay:
             raise CheckoutError("This order does not need a payment.")
-        if not _active_holds(order).exists() and timezone.now() < _hold_deadline(order):
+        deadline = _hold_deadline(order)
+        if not _active_holds(order).exists() and deadline and timezone.now() < deadline:
             # Released after a decline: hold again, until the first deadline only.
             _hold_stock(
                 order,
                 {line.variant_id: line.quantity for line in order.lines.all() if line.variant_id},
+                until=deadline,
             )
     return payment_charge(
         user=user,
@@ -421,6 +432,7 @@ def order_payment_changed(*, payment: Payment) -> None:
                             for line in order.lines.all()
                             if line.variant_id
                         },
+                        until=timezone.now(),  # committed at once below
                     )
             except CheckoutError:
                 refund_create(
@@ -434,6 +446,12 @@ def order_payment_changed(*, payment: Payment) -> None:
                     to=OrderStatus.CANCELLED,
                     actor=None,
                     note="Sold out before the payment arrived; refunded in full",
+                )
+                order_email(
+                    order,
+                    "cancelled_refunded",
+                    f"Order {order.number} was cancelled and refunded",
+                    {"why": "the last units sold out before your payment arrived"},
                 )
                 return
         _active_holds(order).update(committed_at=timezone.now())
@@ -471,6 +489,12 @@ def order_payment_changed(*, payment: Payment) -> None:
             from_status=order.status,
             to_status=order.status,
             note=f"Paid {payment.amount} {payment.currency} after it was cancelled; refunded",
+        )
+        order_email(
+            order,
+            "cancelled_refunded",
+            f"Order {order.number} was cancelled and refunded",
+            {"why": "it had been cancelled before your bank confirmed the payment"},
         )
     elif payment.status == PaymentStatus.FAILED and order.status == OrderStatus.PENDING_PAYMENT:
         _release_holds(order)

@@ -109,6 +109,18 @@ def _resolve_card(request: HttpRequest, card_form: CardForm) -> SavedCard | None
 
 
 def _after_payment(request: HttpRequest, order: Order, payment: Payment | None) -> HttpResponse:
+    order.refresh_from_db(fields=["status"])
+    if order.status == OrderStatus.CANCELLED:
+        messages.error(
+            request,
+            f"Order {order.number} is cancelled"
+            + (
+                ": the payment came through after that, and we refunded it in full."
+                if payment is not None and payment.status != PaymentStatus.FAILED
+                else "."
+            ),
+        )
+        return redirect(order.get_absolute_url())
     if payment is None and order.status != OrderStatus.PAID:
         messages.info(request, f"Order {order.number} is {order.get_status_display().lower()}.")
         return redirect(order.get_absolute_url())

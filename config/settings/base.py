@@ -354,7 +354,9 @@ SHIPPING_EXPRESS_COST = env("SHIPPING_EXPRESS_COST", default="19.90")
 SHIPPING_FREE_ABOVE = env("SHIPPING_FREE_ABOVE", default="99.00")
 CART_MAX_QUANTITY_PER_LINE = 10
 STOCK_HOLD_MINUTES = 15  # from placing the order; paying again later does not renew it
-STOCK_HOLDS_UNPAID_PER_HOUR = 5  # checkouts a shopper may leave unpaid before a pause
+# Unpaid checkouts of the last STOCK_HOLD_BUDGET_HOURS hold stock for this long together.
+STOCK_HOLD_BUDGET_MINUTES = 30
+STOCK_HOLD_BUDGET_HOURS = 6
 
 # --- Pre-orders and the settlement engine -----------------------------------------------------
 # Calls per second toward each provider, shared by all workers (a token bucket in Redis).
