@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from import_export.formats.base_formats import CSV
+from import_export.instance_loaders import CachedInstanceLoader
 
 from catalog.admin_resources import ProductResource, VariantResource, import_file_problem
 from catalog.models import ImportJob, ImportJobStatus
@@ -74,11 +75,14 @@ class _Background:
 class BackgroundProductResource(_Background, ProductResource):
     class Meta(ProductResource.Meta):
         skip_html_diff = True
+        # One query for every row's existing object (scoped by get_queryset), not one a row.
+        instance_loader_class = CachedInstanceLoader
 
 
 class BackgroundVariantResource(_Background, VariantResource):
     class Meta(VariantResource.Meta):
         skip_html_diff = True
+        instance_loader_class = CachedInstanceLoader
 
 
 def count_rows(data: str) -> int:
