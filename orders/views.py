@@ -130,6 +130,12 @@ def _after_payment(request: HttpRequest, order: Order, payment: Payment | None) 
         )
         return redirect(order.get_absolute_url())
     if payment.status == PaymentStatus.REQUIRES_ACTION:
+        if payment.saved_card:
+            messages.info(
+                request,
+                f"Your bank asks you to confirm this payment with {payment.saved_card}. "
+                "Confirm it, or refuse it to pay with another card.",
+            )
         return redirect("orders:authenticate", number=order.number)
     if payment.status == PaymentStatus.PENDING and not payment.failure_code:
         messages.info(

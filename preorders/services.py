@@ -986,21 +986,26 @@ def reservations_deposit_expire(*, limit: int = 200) -> int:
     return given
 
 
-@transaction.atomic
 def reservation_retry_pay(
     *, reservation: Reservation, user: User, saved_card: SavedCard
 ) -> Payment:
-    """After a failed settlement charge, within the grace period: pay with this card."""
-    reservation = _locked_reservation(reservation, user)
-    if reservation.status != ReservationStatus.PAYMENT_FAILED:
-        raise ReservationError("This reservation does not need a payment.")
-    if reservation.grace_until and reservation.grace_until <= timezone.now():
-        raise ReservationError("The time to pay for this reservation has run out.")
-    if saved_card.user_id != user.pk:
-        raise ReservationError("Choose one of your cards.")
-    if reservation.saved_card_id != saved_card.pk:
-        reservation.saved_card = saved_card
-        reservation.save(update_fields=["saved_card", "updated_at"])
+    """After a failed settlement charge, within the grace period: pay with this card. While
+    the bank still has to confirm an earlier attempt (3-D Secure), that attempt is returned
+    as it is: the card is not switched under it. The provider is called with no lock held."""
+    with transaction.atomic():
+        reservation = _locked_reservation(reservation, user)
+        if reservation.status != ReservationStatus.PAYMENT_FAILED:
+            raise ReservationError("This reservation does not need a payment.")
+        if reservation.grace_until and reservation.grace_until <= timezone.now():
+            raise ReservationError("The time to pay for this reservation has run out.")
+        if saved_card.user_id != user.pk:
+            raise ReservationError("Choose one of your cards.")
+        waiting = _payment_waiting(reservation)
+        if waiting is not None:
+            return waiting
+        if reservation.saved_card_id != saved_card.pk:
+            reservation.saved_card = saved_card
+            reservation.save(update_fields=["saved_card", "updated_at"])
     return payment_charge(
         user=user,
         reference=reservation.payment_reference,
@@ -1011,6 +1016,43 @@ def reservation_retry_pay(
         off_session=False,
         metadata={"reservation": str(reservation.pk)},
     )
+
+
+def _payment_waiting(reservation: Reservation) -> Payment | None:
+    """The reservation's charge if it awaits the bank (3-D Secure) or is in flight."""
+    payment = Payment.objects.filter(idempotency_key=reservation.payment_key).first()
+    if payment is None:
+        return None
+    if payment.status == PaymentStatus.REQUIRES_ACTION or (
+        payment.status == PaymentStatus.PENDING
+        and payment.provider_key
+        and not payment.failure_code
+    ):
+        return payment
+    return None
+
+
+def reservation_pay_again(
+    *,
+    reservation: Reservation,
+    user: User,
+    saved_card: SavedCard | None,
+    card_input: dict | None,
+) -> Payment:
+    """The pay-again form: a saved card, or one typed now (kept on the reservation when it
+    pays it, forgotten when a twin submit or a waiting authentication means it was not
+    used). Raises ReservationError or CardError, changing nothing."""
+    waiting = _payment_waiting(reservation)
+    if waiting is not None:
+        return waiting
+    card = saved_card or card_save(user=user, card=card_input or {})
+    payment = None
+    try:
+        payment = reservation_retry_pay(reservation=reservation, user=user, saved_card=card)
+        return payment
+    finally:
+        if saved_card is None and (payment is None or payment.saved_card_id != card.pk):
+            card_delete(user=user, card=card, force=True)
 
 
 def reservation_payment_changed(*, payment: Payment) -> None:

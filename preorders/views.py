@@ -19,10 +19,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from orders.forms import AddressForm, CardForm
-from payments.models import Payment, PaymentStatus, SavedCard
+from payments.models import Payment, PaymentStatus
 from payments.providers.base import CardError
 from payments.providers.registry import provider_get
-from payments.services import DECLINE_MESSAGE, card_save, payment_refresh
+from payments.services import DECLINE_MESSAGE, payment_refresh
 from preorders.forms import ReservationChangeForm, ReserveForm, WaitlistForm, variant_label
 from preorders.models import Reservation, ReservationStatus
 from preorders.selectors import (
@@ -46,8 +46,8 @@ from preorders.services import (
     reservation_cancel,
     reservation_change,
     reservation_deposit_refused,
+    reservation_pay_again,
     reservation_reserve,
-    reservation_retry_pay,
     waitlist_join,
 )
 
@@ -137,22 +137,6 @@ def batch_progress_fragment(request: HttpRequest, slug: str) -> HttpResponse:
         "preorders/_progress.html", {"batch": batch, "progress": batch_progress(batch=batch)}
     )
     return HttpResponse(html)
-
-
-def _card_for(request: HttpRequest, card_form: CardForm, cards: list[SavedCard]):
-    """The card to keep on the reservation: a saved one, or the new one saved now (it must
-    stay saved: it is charged at the close). Errors go on the form."""
-    chosen = card_form.cleaned_data.get("saved_card")
-    if chosen:
-        card = next((card for card in cards if card.pk == chosen), None)
-        if card is None:
-            card_form.add_error("saved_card", "Choose one of your cards.")
-        return card
-    try:
-        return card_save(user=request.user, card=card_form.card_input())
-    except CardError as exc:
-        card_form.add_error(None, str(exc))
-        return None
 
 
 @login_required
@@ -315,7 +299,16 @@ def _after_charge(request: HttpRequest, reservation: Reservation, payment: Payme
         )
         return redirect(reservation.get_absolute_url())
     if payment.status == PaymentStatus.REQUIRES_ACTION:
+        if payment.saved_card:
+            messages.info(
+                request,
+                f"Your bank still has to confirm this payment with {payment.saved_card}. "
+                "Confirm it, or refuse it to pay with another card.",
+            )
         return redirect("preorders:reservation_authenticate", pk=reservation.pk)
+    if payment.status == PaymentStatus.PENDING and not payment.failure_code:
+        messages.info(request, "Your payment is being confirmed; you will not be charged twice.")
+        return redirect(reservation.get_absolute_url())
     return None
 
 
@@ -329,19 +322,28 @@ def reservation_pay(request: HttpRequest, pk: int) -> HttpResponse:
     choices = shopper_choices(user=request.user)
     card_form = CardForm(request.POST or None, saved_cards=choices.cards)
     if request.method == "POST" and card_form.is_valid():
-        card = _card_for(request, card_form, choices.cards)
-        if card is not None:
+        chosen = card_form.cleaned_data.get("saved_card")
+        saved = next((card for card in choices.cards if card.pk == chosen), None)
+        if chosen and saved is None:
+            card_form.add_error("saved_card", "Choose one of your cards.")
+        else:
             try:
-                payment = reservation_retry_pay(
-                    reservation=reservation, user=request.user, saved_card=card
+                payment = reservation_pay_again(
+                    reservation=reservation,
+                    user=request.user,
+                    saved_card=saved,
+                    card_input=None if saved else card_form.card_input(),
                 )
+            except CardError as exc:
+                card_form.add_error(None, str(exc))
             except ValidationError as exc:
                 messages.error(request, _errors(exc))
                 return redirect(reservation.get_absolute_url())
-            response = _after_charge(request, reservation, payment)
-            if response is not None:
-                return response
-            card_form.add_error(None, payment.failure_message or DECLINE_MESSAGE)
+            else:
+                response = _after_charge(request, reservation, payment)
+                if response is not None:
+                    return response
+                card_form.add_error(None, payment.failure_message or DECLINE_MESSAGE)
     return render(
         request,
         "preorders/pay.html",

@@ -559,3 +559,43 @@ def test_a_deposit_confirmed_after_the_batch_closed_is_refunded():
     assert deposit.status == PaymentStatus.REFUNDED and _net_deposit(reservation) == 0
     assert reservation.amount_charged == owed  # still owed in full, nothing paid twice
     assert "batch closed" in reservation.events.order_by("pk").last().note
+
+
+@pytest.mark.django_db(transaction=True)
+def test_paying_again_while_the_bank_waits_keeps_the_card_and_forgets_the_typed_ones(client):
+    """Found by a hostile tester: with a charge waiting for 3-D Secure, paying with 4242
+    switched the reservation's card (the 3184 card was still the one charged) and three
+    parallel submits left three typed cards saved."""
+    from preorders.services import batch_close
+
+    batch = batch_open(min_quantity=1)
+    reservation = reserve(batch=batch, card=CARD_NEEDS_AUTH)
+    batch_close(batch=batch, force=True)
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.PAYMENT_FAILED
+    waiting_card = reservation.saved_card_id
+    client.force_login(reservation.user)
+    cookies = {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
+    url = reverse("preorders:reservation_pay", args=[reservation.pk])
+
+    def pay(index):
+        other = Client()
+        other.cookies[settings.SESSION_COOKIE_NAME] = cookies[settings.SESSION_COOKIE_NAME]
+        return other.post(
+            url,
+            {
+                "number": CARD_OK["number"],
+                "exp_month": CARD_OK["exp_month"],
+                "exp_year": CARD_OK["exp_year"],
+                "cvc": CARD_OK["cvc"],
+            },
+        ).status_code
+
+    statuses = _in_parallel(3, pay)
+
+    assert statuses == [302, 302, 302]
+    reservation.refresh_from_db()
+    assert reservation.saved_card_id == waiting_card  # not switched under the bank's check
+    assert reservation.status == ReservationStatus.PAYMENT_FAILED
+    kept = SavedCard.objects.filter(user=reservation.user, deleted_at=None)
+    assert list(kept.values_list("pk", flat=True)) == [waiting_card]  # typed ones forgotten
