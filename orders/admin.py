@@ -385,7 +385,7 @@ class OrderAdmin(ExportMixin, BrandScopedAdmin):
             return ""
         return (
             f" {pending} {part.order.currency} is pending at the payment provider and is"
-            " retried automatically (Payments › Refunds)."
+            " retried automatically; the part shows it as pending until it goes through."
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

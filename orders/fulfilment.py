@@ -497,7 +497,7 @@ def _refund_open(
         ) + (part.shipping_share if shipping else Decimal("0.00"))
     elif amount is None:
         raise RefundError("Choose the lines and quantities to refund, or an amount.")
-    if not cancel and (amount <= 0 or amount > refundable):
+    if not cancel and (not amount.is_finite() or amount <= 0 or amount > refundable):
         raise RefundError(
             f"Refund between 0.01 and {refundable} {order.currency}: that is what is left of "
             f"{part.brand.name}'s part of this order."

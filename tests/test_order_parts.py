@@ -616,3 +616,11 @@ def test_a_refund_recorded_but_never_asked_is_resumed_by_the_sweep(shared):
     assert refund.status == RefundState.SUCCEEDED
     assert Refund.objects.get().amount == Decimal("79.00")
     assert _fresh(forge).amount_refunded == Decimal("79.00")
+
+
+@pytest.mark.parametrize("amount", ["NaN", "sNaN", "Infinity", "-Infinity"])
+def test_a_refund_amount_that_is_not_a_number_is_refused(shared, amount):
+    forge = shared["forge"]
+    with pytest.raises(ValidationError, match="Refund between 0.01"):
+        order_part_refund(part=forge, actor=shared["forge_operator"], amount=Decimal(amount))
+    assert not OrderRefund.objects.exists() and not Refund.objects.exists()
