@@ -451,8 +451,8 @@ def test_view_on_site_shortcut_answers_as_for_a_missing_object(client, two_world
         missing = _shortcut(client, obj, pk=10_000_000)
         response = _shortcut(client, obj)
         assert response.status_code == missing.status_code == 404, type(obj).__name__
-        body = _page(response).replace(str(obj.pk), "ID")
-        assert body == _page(missing).replace("10000000", "ID")
+        body = _page(response)
+        assert body == _page(missing)
         assert "secret-draft" not in body and theirs_order.number not in body
     # A model the operator may not view at all (users) is as missing as an unknown id.
     assert _shortcut(client, operator).status_code == 404
