@@ -154,3 +154,23 @@ def test_the_repair_migration_makes_stored_options_objects(operator_product):
 def test_odd_category_and_product_slugs_are_404s(client, slug):
     assert client.get(f"/categories/{slug}/").status_code == 404
     assert client.get(f"/products/{slug}/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"q": "a\x00b"},
+        {"category": "a\x00b"},
+        {"brand": "../x"},
+        {"price_min": "NaN"},
+        {"price_max": "Infinity"},
+        {"price_min": "1e400"},
+        {"sort": "'; drop"},
+        {"page": "-1"},
+        {"page": "abc"},
+        {"in_stock": "\u202e"},
+    ],
+)
+def test_odd_listing_parameters_are_never_a_500(client, query):
+    response = client.get("/products/", query)
+    assert response.status_code in (200, 400), query
