@@ -53,7 +53,10 @@ def confirm_email(page: Page, base: str, mail_text: str) -> None:
 
 def fill_address(page: Page) -> None:
     for field, value in ADDRESS.items():
-        page.fill(f"input[name=address-{field}]", value)
+        if field == "country":  # a list of countries (django-countries)
+            page.select_option(f"select[name=address-{field}]", value)
+        else:
+            page.fill(f"input[name=address-{field}]", value)
 
 
 def fill_card(page: Page, card: str) -> None:
