@@ -36,7 +36,10 @@ from tests.test_security import (
 pytestmark = pytest.mark.django_db
 
 # Parameters some views read without a form naming them.
-KNOWN_QUERY = ["page", "q", "after", "variant", "option", "quantity", "sort", "part", "report"]
+KNOWN_QUERY = [
+    *("page", "q", "after", "variant", "option", "quantity", "sort", "part", "report", "status"),
+    *("o", "p", "e"),  # the admin's changelist ordering, page and error flag
+]
 KNOWN_FORM = ["variant", "quantity", "option", "comment", "report", "next", "status", "reason"]
 
 # Values that broke something somewhere once, and the shapes parsers trip on.
