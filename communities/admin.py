@@ -4,7 +4,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 
-from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
+from catalog.admin_scoping import (
+    BrandScopedAdmin,
+    BrandScopedInline,
+    as_text_for_operators,
+    related_as_text,
+)
 from communities.feed_cache import feed_changed
 from communities.models import Community, Idea, Membership, MembershipStatus, Post, Report, Role
 from communities.moderation import report_resolve, report_resolve_as_operator
@@ -15,6 +20,21 @@ from communities.services import (
 )
 from markup.markdown import markdown_render
 from uploads.images import image_verify_and_reencode
+
+
+class MembersAsTextMixin:
+    """Operators may not open the user admin: the members on these pages are plain text for
+    them (a link would be a 403); superusers keep the links."""
+
+    member_fields: tuple[str, ...] = ()
+
+    def get_fields(self, request, obj=None):
+        return as_text_for_operators(request, super().get_fields(request, obj), self.member_fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        return as_text_for_operators(
+            request, super().get_readonly_fields(request, obj), self.member_fields
+        )
 
 
 class MembershipFormSet(BaseInlineFormSet):
@@ -38,8 +58,10 @@ class MembershipFormSet(BaseInlineFormSet):
         )  # its ValidationError shows above the rows
 
 
-class MembershipInline(BrandScopedInline, admin.TabularInline):
+class MembershipInline(MembersAsTextMixin, BrandScopedInline, admin.TabularInline):
     model = Membership
+    member_fields = ("user",)
+    user_text = related_as_text("user", "user")
     formset = MembershipFormSet
     extra = 0
     fields = ["user", "role", "status", "joined_at"]
@@ -114,7 +136,9 @@ class CommunityAdmin(BrandScopedAdmin):
 
 
 @admin.register(Post)
-class PostAdmin(BrandScopedAdmin):
+class PostAdmin(MembersAsTextMixin, BrandScopedAdmin):
+    member_fields = ("author",)
+    author_text = related_as_text("author", "author")
     list_display = [
         "title",
         "community",
@@ -156,7 +180,7 @@ class PostAdmin(BrandScopedAdmin):
 
 
 @admin.register(Report)
-class ReportAdmin(BrandScopedAdmin):
+class ReportAdmin(MembersAsTextMixin, BrandScopedAdmin):
     """Open reports across the operator's brand communities; deciding goes through the
     actions (which hide or restore the reported post or comment)."""
 
@@ -172,7 +196,10 @@ class ReportAdmin(BrandScopedAdmin):
     ]
     list_filter = [("resolved_at", admin.EmptyFieldListFilter)]
     list_select_related = ["community", "post", "comment", "reporter"]
-    readonly_fields = [f.name for f in Report._meta.fields]
+    readonly_fields = [f.name for f in Report._meta.fields if f.name != "id"]
+    fields = readonly_fields
+    member_fields = ("reporter",)
+    reporter_text = related_as_text("reporter", "reporter")
     actions = ["hide_reported", "restore_reported"]
 
     def has_add_permission(self, request):
@@ -197,7 +224,9 @@ class ReportAdmin(BrandScopedAdmin):
 
 
 @admin.register(Idea)
-class IdeaAdmin(BrandScopedAdmin):
+class IdeaAdmin(MembersAsTextMixin, BrandScopedAdmin):
+    member_fields = ("author",)
+    author_text = related_as_text("author", "author")
     list_display = ["title", "community", "author", "status", "vote_count", "created_at"]
     list_filter = ["status"]
     search_fields = ["title", "description"]

@@ -34,7 +34,15 @@ OPERATOR_PERMISSIONS = {
         ),
     ],
     "reviews": ["view_review", "change_review", "view_reviewreport"],
-    "orders": ["view_order", "change_order", "view_orderline", "view_orderevent"],
+    # Their parts of shared orders and those parts' refunds (storefront/migrations/0002).
+    "orders": [
+        "view_order",
+        "change_order",
+        "view_orderline",
+        "view_orderevent",
+        "view_orderpart",
+        "view_orderrefund",
+    ],
     "communities": [
         "view_community",
         "change_community",

@@ -608,3 +608,32 @@ def test_a_good_brand_logo_is_re_encoded_and_shrunk(client, two_worlds):
     assert mine.logo.name.endswith(".jpg")
     with Image.open(mine.logo.open()) as stored:
         assert stored.size == (512, 384)
+
+
+def test_community_admin_pages_show_members_as_text_to_operators(client, two_worlds):
+    """Reports, ideas, posts and a community's members: the operator may not open the user
+    admin, so the people on those pages are text, not links that answer 403."""
+    from communities.models import Idea, Report
+
+    mine, _, operator = two_worlds
+    community = Community.objects.get(brand=mine)
+    post = community.posts.get()
+    report = Report.objects.get(community=community)
+    idea = Idea.objects.get(community=community)
+    client.force_login(operator)
+    for url, person in [
+        (f"/admin/communities/report/{report.pk}/change/", report.reporter),
+        (f"/admin/communities/idea/{idea.pk}/change/", idea.author),
+        (f"/admin/communities/post/{post.pk}/change/", post.author),
+        (f"/admin/communities/community/{community.pk}/change/", post.author),
+    ]:
+        page = client.get(url)
+        assert page.status_code == 200, url
+        html = page.content.decode()
+        assert str(person) in html, url
+        assert f"/admin/accounts/user/{person.pk}/" not in html, url
+        for link in _admin_links(html):
+            assert client.get(link).status_code != 403, f"{url} links to {link}"
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    html = client.get(f"/admin/communities/report/{report.pk}/change/").content.decode()
+    assert f"/admin/accounts/user/{report.reporter.pk}/" in html

@@ -624,3 +624,19 @@ def test_a_refund_amount_that_is_not_a_number_is_refused(shared, amount):
     with pytest.raises(ValidationError, match="Refund between 0.01"):
         order_part_refund(part=forge, actor=shared["forge_operator"], amount=Decimal(amount))
     assert not OrderRefund.objects.exists() and not Refund.objects.exists()
+
+
+def test_a_demo_operator_sees_its_part_and_its_refunds(client, shared):
+    """The operators' group (storefront.demo, and the migration for existing groups) lets an
+    operator see the parts section of a shared order, not only its lines."""
+    from storefront.demo import _operators_group
+
+    operator = UserFactory(is_staff=True)
+    operator.groups.add(_operators_group())
+    shared["forge"].brand.operators.add(operator)
+    order_part_refund(part=shared["forge"], actor=operator, amount=Decimal("1.00"))
+    client.force_login(operator)
+    html = client.get(f"/admin/orders/order/{shared['order'].pk}/change/").content.decode()
+    assert "Order parts" in html
+    assert "79.00" in html and "716.88" not in html  # its share, not Nimbus's
+    assert "1.00" in html  # its refund
