@@ -17,7 +17,9 @@ def grant(apps, schema_editor):
     orders.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    permissions = Permission.objects.filter(content_type__app_label="orders", codename__in=CODENAMES)
+    permissions = Permission.objects.filter(
+        content_type__app_label="orders", codename__in=CODENAMES
+    )
     for group in Group.objects.filter(name=GROUP):
         group.permissions.add(*permissions)
 
