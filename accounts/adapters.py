@@ -6,8 +6,10 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
 from allauth.core.internal import ratelimit
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.sites.models import Site
 from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from accounts.models import User
@@ -66,9 +68,26 @@ class AccountAdapter(DefaultAccountAdapter):
         email_send_on_commit(message=message)
 
     def save_user(self, request: HttpRequest, user: User, form, commit: bool = True) -> User:
-        """The display name chosen on the sign-up form (already cleaned and checked there)."""
+        """The display name chosen on the sign-up form (already cleaned and checked there).
+        Taken by another sign-up in the moment between the check and the save (the unique
+        index says so): the account is made without it, and the member is asked to choose
+        again, instead of an error page."""
         user.display_name = form.cleaned_data.get("display_name", "")
-        return super().save_user(request, user, form, commit=commit)
+        if not commit or not user.display_name:
+            return super().save_user(request, user, form, commit=commit)
+        try:
+            with transaction.atomic():
+                return super().save_user(request, user, form, commit=commit)
+        except IntegrityError:
+            if not user.display_name or User.objects.filter(email__iexact=user.email).exists():
+                raise  # not the name: let allauth's own handling (or the error) show
+            user.pk = None
+            user.display_name = ""
+            messages.warning(
+                request,
+                "Someone took that name a moment before you. Choose another on your profile.",
+            )
+            return super().save_user(request, user, form, commit=commit)
 
     # --- Sign-in rate limits ------------------------------------------------------------
     # Failed logins are counted per account AND address ("login_failed": the key below), so

@@ -90,9 +90,7 @@ FUZZ = settings(
 
 # 500s the walk finds in code other engineers own, not listed in issue 13: (method, URL
 # name). Each has its own xfail test below, which fails (strict) once it is fixed.
-KNOWN_FAILURES = {
-    ("POST", "communities:post_like"),  # next=4945: redirect() reverses it, NoReverseMatch
-}
+KNOWN_FAILURES: set[tuple[str, str]] = set()  # (method, URL name) of a 500 being fixed
 
 
 class _Forms(HTMLParser):
@@ -271,7 +269,6 @@ def test_no_input_answers_500(fuzz_world):
     assert requests.sent > 400 and found > 50  # the walk reached the site
 
 
-@pytest.mark.xfail(strict=True, reason="communities.views.post_like: redirect(next) reverses it")
 def test_a_like_with_a_next_that_is_not_a_path(fuzz_world):
     client = Client()
     client.force_login(fuzz_world["owner"])

@@ -398,3 +398,21 @@ def test_two_members_taking_one_name_at_once_get_one_name_and_one_form_error():
         thread.join()
     assert sorted(outcomes) == ["Another member already uses that name.", "saved"]
     assert User.objects.filter(display_name__iexact="kai").count() == 1
+
+
+def test_a_name_taken_by_another_sign_up_in_the_same_moment_is_no_error_page(
+    client, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Both sign-ups passed the form's check; the unique index refuses the second save. That
+    account is made without the name and the fan is asked to choose again."""
+    import accounts.forms
+
+    UserFactory(display_name="Kai")
+    monkeypatch.setattr(accounts.forms, "display_name_check", lambda **kwargs: None)
+    response = _signup(
+        client, django_capture_on_commit_callbacks, display_name="Kai", email="kai2@fans.example"
+    )
+    assert response.status_code == 302
+    fan = User.objects.get(email="kai2@fans.example")
+    assert fan.display_name == ""
+    assert User.objects.filter(display_name__iexact="kai").count() == 1

@@ -32,9 +32,10 @@ def sign_out(page: Page) -> None:
     expect(page.locator("header").get_by_role("link", name="Sign in")).to_be_visible()
 
 
-def sign_up(page: Page, base: str, email: str) -> None:
+def sign_up(page: Page, base: str, email: str, display_name: str = "") -> None:
     """Fill the sign-up form; the verification mail is then on its way."""
     page.goto(f"{base}/accounts/signup/")
+    page.fill("input[name=display_name]", display_name or email.split("@")[0].title())
     page.fill("input[name=email]", email)
     page.fill("input[name=password1]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
