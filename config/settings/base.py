@@ -25,6 +25,8 @@ SITE_NAME = env("SITE_NAME", default="Fanhub")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 STORE_CURRENCY = env("STORE_CURRENCY", default="USD")
+# Babel locale of money and dates ("$2,397.00", "3 Dec 2026, 18:00 UTC"): formatting.formats
+STORE_LOCALE = env("STORE_LOCALE", default="en_US")
 PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", default="local")
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
@@ -49,6 +51,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     # ours, bottom layer first (see DESIGN.md)
+    "formatting",
     "notifications",
     "accounts",
     "catalog",
@@ -96,6 +99,8 @@ TEMPLATES = [
                 "storefront.context_processors.site",
                 "orders.context_processors.cart",
             ],
+            # |money, |when, |day in every template without a {% load %}
+            "builtins": ["formatting.templatetags.formats"],
         },
     },
 ]

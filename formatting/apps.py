@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FormattingConfig(AppConfig):
+    name = "formatting"
+    verbose_name = "Money and date formats"
