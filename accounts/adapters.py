@@ -73,6 +73,7 @@ class AccountAdapter(DefaultAccountAdapter):
         index says so): the account is made without it, and the member is asked to choose
         again, instead of an error page."""
         user.display_name = form.cleaned_data.get("display_name", "")
+        user.handle = form.cleaned_data.get("handle", "")  # empty: User.save() makes one
         if not commit or not user.display_name:
             return super().save_user(request, user, form, commit=commit)
         try:
@@ -83,9 +84,11 @@ class AccountAdapter(DefaultAccountAdapter):
                 raise  # not the name: let allauth's own handling (or the error) show
             user.pk = None
             user.display_name = ""
+            user.handle = ""
             messages.warning(
                 request,
-                "Someone took that name a moment before you. Choose another on your profile.",
+                "Someone took that name or handle a moment before you. Choose another on "
+                "your profile.",
             )
             return super().save_user(request, user, form, commit=commit)
 

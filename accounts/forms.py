@@ -1,6 +1,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from accounts.handles import HANDLE_MAX, handle_check, handle_clean, handle_suggest
 from accounts.models import User
 from accounts.names import display_name_check, name_clean
 
@@ -18,10 +19,32 @@ def _display_name_field(*, required: bool) -> forms.CharField:
     )
 
 
+def _handle_field(*, required: bool, help_text: str) -> forms.CharField:
+    return forms.CharField(
+        label="Handle",
+        max_length=HANDLE_MAX + 1,  # room for a leading "@"
+        required=required,
+        help_text=help_text,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "username",
+                "autocapitalize": "none",
+                "spellcheck": "false",
+                "pattern": "@?[A-Za-z0-9_\\-]{3,30}",
+            }
+        ),
+    )
+
+
 class ProfileForm(forms.Form):
     """A plain Form, not a ModelForm: the service owns the write (and the image checks)."""
 
     display_name = _display_name_field(required=False)
+    handle = _handle_field(
+        required=True,
+        help_text="How fans @mention you and the address of your public profile: 3–30 "
+        "lowercase letters, digits, “_” or “-”.",
+    )
     avatar = forms.ImageField(
         required=False,
         help_text=f"JPEG, PNG, WebP or GIF, up to 10 MB; scaled down to {AVATAR_MAX_SIDE} pixels.",
@@ -39,14 +62,24 @@ class ProfileForm(forms.Form):
         display_name_check(name=name, user=self.user)
         return name
 
+    def clean_handle(self) -> str:
+        handle = handle_clean(self.cleaned_data["handle"])
+        handle_check(handle=handle, user=self.user)
+        return handle
+
 
 class SignupForm(forms.Form):
     """Extra fields of allauth's sign-up form (ACCOUNT_SIGNUP_FORM_CLASS): the public name is
     chosen at sign-up, never taken from the email address."""
 
     display_name = _display_name_field(required=True)
+    handle = _handle_field(
+        required=False,
+        help_text="How fans @mention you: 3–30 lowercase letters, digits, “_” or “-”. "
+        "Leave it empty for one made from your display name.",
+    )
 
-    field_order = ["display_name", "email", "password1", "password2"]
+    field_order = ["display_name", "handle", "email", "password1", "password2"]
 
     def clean_display_name(self) -> str:
         name = name_clean(self.cleaned_data["display_name"])
@@ -54,6 +87,18 @@ class SignupForm(forms.Form):
             raise ValidationError("Choose the name other fans will see.", code="required")
         display_name_check(name=name, user=None)
         return name
+
+    def clean_handle(self) -> str:
+        handle = handle_clean(self.cleaned_data.get("handle", ""))
+        if handle:
+            handle_check(handle=handle, user=None)
+        return handle
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if not cleaned.get("handle") and cleaned.get("display_name"):
+            cleaned["handle"] = handle_suggest(name=cleaned["display_name"])
+        return cleaned
 
     def signup(self, request, user: User) -> None:
         """allauth's hook; the adapter's save_user has already stored the name."""

@@ -42,6 +42,11 @@ class User(AbstractUser):
         help_text="How other fans see you. Unique: no two members share a name.",
     )
     avatar = models.ImageField(upload_to=avatar_upload_to, blank=True)
+    handle = models.CharField(
+        max_length=30,
+        unique=True,
+        help_text="Your @handle: how fans mention you and find your profile (/u/<handle>/).",
+    )
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -61,10 +66,26 @@ class User(AbstractUser):
                 name="accounts_user_display_name_ci_unique",
                 violation_error_message="Another member already uses that name.",
             ),
+            # Stored lowercase, so the unique index is case-insensitive (accounts.handles).
+            models.CheckConstraint(
+                condition=models.Q(handle__regex=r"^[a-z0-9_-]{3,30}$"),
+                name="accounts_user_handle_format",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.public_name
+
+    def save(self, *args, **kwargs) -> None:
+        # Every account has a handle, however it was made (sign-up, admin, createsuperuser):
+        # one from the display name when the member chose none.
+        if not self.handle:
+            from accounts.handles import handle_suggest
+
+            self.handle = handle_suggest(name=self.display_name, user=self)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "handle"}
+        super().save(*args, **kwargs)
 
     @property
     def public_name(self) -> str:

@@ -3,6 +3,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from accounts.forms import AVATAR_MAX_SIDE
+from accounts.handles import handle_check, handle_clean
 from accounts.models import User
 from accounts.names import display_name_check, name_clean
 from uploads.images import image_verify_and_reencode
@@ -17,11 +18,22 @@ def user_update_profile(
     user: User,
     display_name: str,
     avatar: UploadedFile | None | object = KEEP_AVATAR,
+    handle: str | None = None,
 ) -> User:
     """Update the public profile. `avatar=None` removes the avatar; an upload is verified and
-    re-encoded (raises ValidationError for anything that is not a sane image). The name is
-    cleaned and refused when it imitates a brand, staff or another member."""
+    re-encoded (raises ValidationError for anything that is not a sane image). The name and
+    the handle (None: unchanged) are cleaned and refused when they imitate a brand, staff or
+    another member."""
     update_fields = ["display_name"]
+    if handle is not None:
+        handle = handle_clean(handle)
+        if handle != user.handle:
+            try:
+                handle_check(handle=handle, user=user)
+            except ValidationError as exc:
+                raise ValidationError({"handle": exc.error_list}) from exc
+            user.handle = handle
+            update_fields.append("handle")
     display_name = name_clean(display_name)
     if display_name != user.display_name:
         try:
@@ -43,6 +55,10 @@ def user_update_profile(
         with transaction.atomic():  # a savepoint: a lost race on the name is a form error
             user.save(update_fields=update_fields)
     except IntegrityError as exc:
+        if "accounts_user_handle" in str(exc):
+            raise ValidationError(
+                {"handle": "Another member already uses that handle."}, code="taken"
+            ) from exc
         if "accounts_user_display_name_ci_unique" not in str(exc):
             raise
         raise ValidationError(

@@ -29,6 +29,7 @@ def profile(request: HttpRequest) -> HttpResponse:
                 user_update_profile(
                     user=user,
                     display_name=form.cleaned_data["display_name"],
+                    handle=form.cleaned_data["handle"],
                     avatar=avatar_change,
                 )
             except ValidationError as exc:
@@ -43,7 +44,11 @@ def profile(request: HttpRequest) -> HttpResponse:
         status = 400
     else:
         form = ProfileForm(
-            user=user, initial={"display_name": user.display_name, "avatar": user.avatar or None}
+            user=user, initial={
+                "display_name": user.display_name,
+                "handle": user.handle,
+                "avatar": user.avatar or None,
+            },
         )
         status = 200
     return render(request, "accounts/profile.html", {"form": form}, status=status)
