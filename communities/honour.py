@@ -5,13 +5,22 @@ successful campaign); the rules for badges live here, applied when points move."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from communities.models import Community, MemberBadge, Membership, MembershipStatus, PointsEntry
+from communities.models import (
+    Community,
+    CommunityKind,
+    MemberBadge,
+    Membership,
+    MembershipStatus,
+    PointsEntry,
+)
 from notifications.models import NotificationKind
 from notifications.services import notification_send
 
@@ -38,6 +47,7 @@ BADGES = {
         Badge("liked_50", "50 likes", "Received 50 likes."),
         Badge("early_bird", "Early bird", "Reserved in the first hour of a pre-order batch."),
         Badge("backer", "Backer", "Backed a successful campaign."),
+        Badge("customer", "Customer", "Bought from the brand."),
     ]
 }
 
@@ -83,6 +93,102 @@ def points_award(
     )
     cache.delete(leaderboard_cache_key(community.pk))
     return True
+
+
+def level_progress(points: int) -> dict:
+    """Where `points` stand between this level and the next, for a progress bar."""
+    level = level_for(points)
+    if level >= len(LEVEL_THRESHOLDS):
+        return {"level": level, "next_level": None, "to_next": 0, "percent": 100}
+    low, high = LEVEL_THRESHOLDS[level - 1], LEVEL_THRESHOLDS[level]
+    return {
+        "level": level,
+        "next_level": level + 1,
+        "to_next": high - points,
+        "percent": int(100 * (max(points, low) - low) / (high - low)),
+    }
+
+
+# --- points for buying -------------------------------------------------------------------
+# Paid orders, confirmed pre-orders and pledges earn points in the brand's fan club:
+# settings.HONOUR_SPEND_PER_POINT of money (store currency) per point, whole points only.
+# Only members earn (buying does not join anyone to a community). A refund takes back its
+# share through the same ledger, once per refund.
+
+
+def brand_community(*, brand_id: int) -> Community | None:
+    """The brand's own fan club (its biggest, if it runs several)."""
+    return (
+        Community.objects.filter(brand_id=brand_id, kind=CommunityKind.BRAND)
+        .order_by("-member_count", "pk")
+        .first()
+    )
+
+
+def spend_points(amount: Decimal) -> int:
+    per = Decimal(str(settings.HONOUR_SPEND_PER_POINT))
+    return int(amount // per) if amount > 0 else 0
+
+
+def purchase_points_award(
+    *, brand_id: int, user_id: int, amount: Decimal, reason: str, source: str
+) -> int:
+    """Points for `amount` spent with the brand, once per `source`; returns the points
+    awarded (0 when not a member, too little, or already paid)."""
+    community = brand_community(brand_id=brand_id)
+    points = spend_points(amount)
+    if community is None or points <= 0:
+        return 0
+    member = Membership.objects.filter(
+        community=community, user_id=user_id, status=MembershipStatus.ACTIVE
+    ).exists()
+    if not member:
+        return 0
+    if not points_award(
+        community=community, user_id=user_id, points=points, reason=reason, source=source
+    ):
+        return 0
+    badge_grant(community=community, user_id=user_id, code="customer")
+    return points
+
+
+@transaction.atomic
+def purchase_points_take_back(
+    *,
+    award_source: str,
+    refund_key: str,
+    refunded: Decimal,
+    paid: Decimal,
+    reason: str,
+) -> int:
+    """Take back the share of the points `award_source` paid that `refunded` (all refunds so
+    far) is of `paid`, less what earlier refunds took back: a full refund takes them all, a
+    partial one its proportion, once per `refund_key`. Returns the points taken."""
+    award = PointsEntry.objects.filter(source=award_source).first()
+    if award is None or award.points <= 0 or paid <= 0:
+        return 0
+    # Refunds of one purchase take back one at a time (the award's row lock), so their
+    # shares add up to the award exactly.
+    PointsEntry.objects.select_for_update().filter(pk=award.pk).first()
+    share = min(Decimal(1), refunded / paid)
+    due = int((award.points * share).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    taken = -(
+        PointsEntry.objects.filter(source__startswith=f"{award_source}:refund:").aggregate(
+            total=Sum("points")
+        )["total"]
+        or 0
+    )
+    points = due - taken
+    if points <= 0:
+        return 0
+    ok = points_award(
+        community=award.community,
+        user_id=award.user_id,
+        points=-points,
+        reason=reason,
+        source=f"{award_source}:refund:{refund_key}",
+    )
+    return points if ok else 0
 
 
 def on_member_joined(*, membership: Membership) -> None:

@@ -8,7 +8,8 @@ import re
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import User
@@ -239,23 +240,31 @@ def membership_remove_as_operator(*, membership: Membership) -> None:
 MENTION = re.compile(r"(?<![\w@])@([\w.\-]{2,50})")
 
 
+def mentioned_members(*, community: Community, author: User, text: str) -> list[int]:
+    """The active members (not the author) that `text` @mentions, by handle (any case) or,
+    as before handles, by a display name without spaces. Each member once."""
+    names = {name.lower() for name in MENTION.findall(text)}
+    # "@maya." at the end of a sentence: the handle without trailing punctuation.
+    names |= {name.rstrip(".-_") for name in names}
+    names.discard("")
+    if not names:
+        return []
+    return list(
+        Membership.objects.annotate(name_lower=Lower("user__display_name"))
+        .filter(community=community, status=MembershipStatus.ACTIVE)
+        .filter(Q(user__handle__in=names) | Q(name_lower__in=names))
+        .exclude(user=author)
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+
+
 def _notify_mentions(
     *, community: Community, author: User, text: str, title: str, url: str
 ) -> None:
-    """@name notifies the members of this community whose display name is `name`."""
-    names = {name.lower() for name in MENTION.findall(text)}
-    if not names:
-        return
-    members = (
-        Membership.objects.filter(community=community, status=MembershipStatus.ACTIVE)
-        .exclude(user=author)
-        .select_related("user")
-    )
-    for membership in members:
-        if membership.user.display_name.lower() in names:
-            notification_send(
-                recipient_id=membership.user_id, kind=NotificationKind.MENTION, title=title, url=url
-            )
+    """@handle (or @name) notifies the members of this community it names."""
+    for user_id in mentioned_members(community=community, author=author, text=text):
+        notification_send(recipient_id=user_id, kind=NotificationKind.MENTION, title=title, url=url)
 
 
 def _image(upload: UploadedFile | None):

@@ -36,6 +36,7 @@ from catalog.models import Variant
 from catalog.services import product_refresh_summary
 from notifications.models import NotificationKind
 from notifications.services import email_send_on_commit, notification_send
+from orders.listeners import order_refunded_notify
 from orders.models import (
     ORDER_TRANSITIONS,
     PART_TRANSITIONS,
@@ -398,6 +399,7 @@ def order_refund_recorded(*, order: Order, payment: Payment | None = None) -> Or
         settled = all(r.status in (RefundStatus.SUCCEEDED, RefundStatus.ABANDONED) for r in made)
         if made and done == refund.amount:
             refund.status = RefundState.SUCCEEDED
+            order_refunded_notify(refund_id=refund.pk)  # takes points back, on commit
         elif made and settled and sum(r.amount for r in made) == refund.amount:
             refund.status = RefundState.ABANDONED
         else:

@@ -41,6 +41,7 @@ from orders.models import (
     OrderStatus,
     StockHold,
 )
+from orders.listeners import order_paid_notify
 from orders.pricing import shipping_methods
 from payments.models import Payment, PaymentStatus, SavedCard
 from payments.services import card_delete, card_save, payment_charge, refund_create
@@ -469,6 +470,7 @@ def order_payment_changed(*, payment: Payment) -> None:
         for cart_id in cart_ids:
             _cart_changed(cart_id)
         _email(order, "paid", f"Order {order.number} is confirmed")
+        order_paid_notify(order_id=order.pk)  # points in the brands' fan clubs, on commit
         notification_send(
             recipient_id=order.user_id,
             kind=NotificationKind.ORDER,

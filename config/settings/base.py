@@ -352,6 +352,8 @@ IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 
 # --- Communities: (regular, account younger than a day) per ten minutes ---------------------
 COMMUNITY_RATE_LIMITS = {"post": (5, 2), "comment": (30, 10)}
+# Buying earns points in the brand's fan club: one point per this much spent (store currency).
+HONOUR_SPEND_PER_POINT = env("HONOUR_SPEND_PER_POINT", default="10.00")
 
 # --- Shop ----------------------------------------------------------------------------------
 SHIPPING_STANDARD_COST = env("SHIPPING_STANDARD_COST", default="9.90")
