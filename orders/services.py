@@ -31,6 +31,7 @@ from orders.fulfilment import (
     order_transition,
     orders_parts_create,
 )
+from orders.listeners import order_paid_notify
 from orders.models import (
     Address,
     Cart,
@@ -41,7 +42,6 @@ from orders.models import (
     OrderStatus,
     StockHold,
 )
-from orders.listeners import order_paid_notify
 from orders.pricing import shipping_methods
 from payments.models import Payment, PaymentStatus, SavedCard
 from payments.services import card_delete, card_save, payment_charge, refund_create
