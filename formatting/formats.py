@@ -23,7 +23,7 @@ def store_locale() -> str:
 
 
 def money(amount: Decimal | int | str | None, currency: str | None = None) -> str:
-    """"$2,397.00" in the store's locale and currency (or `currency`); "" for no amount."""
+    """ "$2,397.00" in the store's locale and currency (or `currency`); "" for no amount."""
     if amount is None or amount == "":
         return ""
     try:
@@ -36,7 +36,7 @@ def money(amount: Decimal | int | str | None, currency: str | None = None) -> st
 
 
 def day(value: date | datetime | None) -> str:
-    """"3 Dec 2026": a date, or the day of a moment in the store's time zone."""
+    """ "3 Dec 2026": a date, or the day of a moment in the store's time zone."""
     if value is None or value == "":
         return ""
     if isinstance(value, datetime):
@@ -47,7 +47,7 @@ def day(value: date | datetime | None) -> str:
 
 
 def when(value: datetime | None) -> str:
-    """"3 Dec 2026, 18:00 UTC": a moment, with the time zone it is shown in."""
+    """ "3 Dec 2026, 18:00 UTC": a moment, with the time zone it is shown in."""
     if value is None or value == "":
         return ""
     if not isinstance(value, datetime):

@@ -46,6 +46,35 @@ def email_send_on_commit(*, message: EmailMessage) -> None:
     after_commit_robust(lambda: email_deliver.delay(outbox.pk))
 
 
+def emails_send_on_commit(*, messages: list[EmailMessage]) -> int:
+    """Many rendered emails at once (a settlement chunk's receipts): one INSERT for their
+    outbox rows, and each is sent by a worker after the commit, as email_send_on_commit."""
+    rows = OutboxEmail.objects.bulk_create(
+        [OutboxEmail(payload=email_serialize(message)) for message in messages]
+    )
+    ids = [row.pk for row in rows]
+    after_commit_robust(lambda: [email_deliver.delay(pk) for pk in ids])
+    return len(ids)
+
+
+def notifications_in_app(*, kind: NotificationKind, items: list[tuple[int, str, str, str]]) -> int:
+    """In-app notices only, many at once: (recipient_id, title, body, url) each, for those
+    whose preference keeps the notification centre on. For what has its own email already
+    (a receipt), so nobody gets that email twice."""
+    if not items:
+        return 0
+    channels = channels_for(user_ids=list({item[0] for item in items}), kind=kind)
+    rows = [
+        Notification(recipient_id=uid, kind=kind, title=title[:200], body=body[:500], url=url[:300])
+        for uid, title, body, url in items
+        if channels[uid][0]
+    ]
+    Notification.objects.bulk_create(rows)
+    keys = list({unread_cache_key(row.recipient_id) for row in rows})
+    after_commit_robust(lambda: cache.delete_many(keys))
+    return len(rows)
+
+
 def after_commit_robust(func: Callable[[], object]) -> None:
     """Work for after the commit (publish a task, drop a cache key) that must never turn a
     committed change into an error page: a failure is logged; what needs doing again is

@@ -34,6 +34,7 @@ from django.utils import timezone
 from accounts.models import User
 from catalog.models import Variant
 from catalog.services import product_refresh_summary
+from formatting.formats import money
 from notifications.models import NotificationKind
 from notifications.services import email_send_on_commit, notification_send
 from orders.listeners import order_refunded_notify
@@ -50,6 +51,7 @@ from orders.models import (
     RefundState,
 )
 from payments.models import Payment, PaymentStatus, Refund, RefundStatus
+from payments.selectors import payments_card_label
 from payments.services import PaymentError, refund_create
 
 CENT = Decimal("0.01")
@@ -664,8 +666,9 @@ def _refund_finish(refund: OrderRefund, made: list[Refund], note: str) -> OrderR
     order_email(
         order,
         "refunded",
-        f"Order {order.number}: {refund.amount} {order.currency} refunded",
+        f"Order {order.number}: {money(refund.amount, order.currency)} refunded",
         {
+            "card": payments_card_label(references=[r.payment.reference for r in made]),
             "part": part,
             "refund": refund,
             "waiting": waiting,
@@ -675,7 +678,7 @@ def _refund_finish(refund: OrderRefund, made: list[Refund], note: str) -> OrderR
     notification_send(
         recipient_id=order.user_id,
         kind=NotificationKind.ORDER,
-        title=f"Order {order.number}: {refund.amount} {order.currency} refunded",
+        title=f"Order {order.number}: {money(refund.amount, order.currency)} refunded",
         body=refund.reason,
         url=order.get_absolute_url(),
     )

@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.models import User
 from catalog.models import ProductStatus, Variant
 from catalog.services import product_refresh_summary
+from formatting.formats import money
 from notifications.models import NotificationKind
 from notifications.services import notification_send
 from orders.fulfilment import (
@@ -44,6 +45,7 @@ from orders.models import (
 )
 from orders.pricing import shipping_methods
 from payments.models import Payment, PaymentStatus, SavedCard
+from payments.selectors import payment_card_label
 from payments.services import card_delete, card_save, payment_charge, refund_create
 
 ORDER_NUMBER_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L
@@ -452,7 +454,10 @@ def order_payment_changed(*, payment: Payment) -> None:
                     order,
                     "cancelled_refunded",
                     f"Order {order.number} was cancelled and refunded",
-                    {"why": "the last units sold out before your payment arrived"},
+                    {
+                        "why": "the last units sold out before your payment arrived",
+                        "card": payment_card_label(payment),
+                    },
                 )
                 return
         _active_holds(order).update(committed_at=timezone.now())
@@ -469,13 +474,18 @@ def order_payment_changed(*, payment: Payment) -> None:
         emptied.delete()
         for cart_id in cart_ids:
             _cart_changed(cart_id)
-        _email(order, "paid", f"Order {order.number} is confirmed")
+        order_email(
+            order,
+            "paid",
+            f"Order {order.number} is confirmed",
+            {"card": payment_card_label(payment)},
+        )
         order_paid_notify(order_id=order.pk)  # points in the brands' fan clubs, on commit
         notification_send(
             recipient_id=order.user_id,
             kind=NotificationKind.ORDER,
             title=f"Order {order.number} is paid",
-            body=f"{order.total} {order.currency}; we'll tell you when it ships.",
+            body=f"{money(order.total, order.currency)}; we'll tell you when it ships.",
             url=order.get_absolute_url(),
         )
     elif payment.status == PaymentStatus.SUCCEEDED and order.status == OrderStatus.CANCELLED:
@@ -496,7 +506,10 @@ def order_payment_changed(*, payment: Payment) -> None:
             order,
             "cancelled_refunded",
             f"Order {order.number} was cancelled and refunded",
-            {"why": "it had been cancelled before your bank confirmed the payment"},
+            {
+                "why": "it had been cancelled before your bank confirmed the payment",
+                "card": payment_card_label(payment),
+            },
         )
     elif payment.status == PaymentStatus.FAILED and order.status == OrderStatus.PENDING_PAYMENT:
         _release_holds(order)

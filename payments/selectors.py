@@ -6,7 +6,7 @@ from payments.models import Payment, PaymentStatus, SavedCard
 
 
 def card_label(card: SavedCard | None) -> str:
-    """"Visa •••• 4242": the one way a card is named to the shopper."""
+    """ "Visa •••• 4242": the one way a card is named to the shopper."""
     if card is None:
         return "your card"
     return f"{card.brand.title()} •••• {card.last4}"
@@ -40,3 +40,11 @@ def payments_card_label(*, references: list[str]) -> str:
         if label not in labels:
             labels.append(label)
     return " and ".join(labels) or card_label(None)
+
+
+def card_labels(*, card_ids: list[int]) -> dict[int, str]:
+    """Many cards' labels in one query (a settlement chunk's receipts), by card id."""
+    return {
+        card.pk: card_label(card)
+        for card in SavedCard.objects.filter(pk__in=set(card_ids)).only("brand", "last4")
+    }

@@ -54,6 +54,12 @@ from preorders.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
+from preorders.receipts import (
+    charged_receipts,
+    deposit_charged_receipt,
+    deposit_refunded_receipt,
+    reservation_made_receipt,
+)
 from rowsql.update import rows_update
 
 logger = logging.getLogger(__name__)
@@ -441,6 +447,8 @@ def _reservation_create(
         to_status=ReservationStatus.HELD,
         note=f"Reserved {quantity} x {variant.option_label or variant.sku}",
     )
+    if batch.deposit_per_unit <= 0:  # with a deposit: the receipt waits for it to be paid
+        reservation_made_receipt(reservation=reservation)
     if offer is not None and offer.quantity > quantity:
         batch.refresh_from_db()
         _waitlist_offer(batch)  # the part of the offer not taken goes to the next in line
@@ -655,6 +663,9 @@ def _deposit_refund(reservation: Reservation, amount: Decimal, reason: str) -> D
         else:
             pending += part
             message = refund.failure_message or message
+    deposit_refunded_receipt(
+        reservation=reservation, refunded=refunded, pending=pending, reason=reason
+    )
     return DepositRefund(refunded=refunded, pending=pending, failure_message=message)
 
 
@@ -696,6 +707,10 @@ def reservation_deposit_changed(*, payment: Payment) -> None:
     fresh = reservation.deposit_paid - paid_before  # 0 for a replayed event
     if fresh <= 0:
         return
+    if paid_before <= 0 and reservation.status == ReservationStatus.HELD:
+        reservation_made_receipt(reservation=reservation, deposit=payment)
+    else:
+        deposit_charged_receipt(reservation=reservation, payment=payment)
     if reservation.status in (
         ReservationStatus.HELD,
         ReservationStatus.RELEASED,
@@ -716,6 +731,12 @@ def reservation_deposit_changed(*, payment: Payment) -> None:
         refunded=excess if refund.status == RefundStatus.SUCCEEDED else Decimal("0.00"),
         pending=Decimal("0.00") if refund.status == RefundStatus.SUCCEEDED else excess,
         failure_message=refund.failure_message,
+    )
+    deposit_refunded_receipt(
+        reservation=reservation,
+        refunded=done.refunded,
+        pending=done.pending,
+        reason="Deposit paid for units no longer reserved",
     )
     PreorderEvent.objects.create(
         batch_id=reservation.batch_id,
@@ -1076,12 +1097,7 @@ def reservation_payment_changed(*, payment: Payment) -> None:
             note=f"Paid {payment.amount} {payment.currency} after a failed charge",
         )
         reservations_make_orders(reservations=[reservation])
-        notification_send(
-            recipient_id=reservation.user_id,
-            kind=NotificationKind.PREORDER,
-            title=f"Your pre-order of {reservation.batch.product.name} is paid",
-            url=reservation.get_absolute_url(),
-        )
+        charged_receipts(reservations=[reservation], payments={reservation.pk: payment}, again=True)
     elif (
         payment.status in (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION)
         and reservation.status == ReservationStatus.PAYMENT_FAILED

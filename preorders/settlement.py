@@ -23,6 +23,7 @@ from preorders.models import (
     Reservation,
     ReservationStatus,
 )
+from preorders.receipts import charged_receipts
 from preorders.services import (
     SETTLEMENT_KIND,
     batch_transition,
@@ -161,6 +162,7 @@ class ReservationBook:
         )
         PreorderEvent.objects.bulk_create(events)
         reservations_make_orders(reservations=paid)
+        charged_receipts(reservations=paid, payments={r.pk: by_id[r.pk].payment for r in paid})
         for reservation in failed:
             payment_failed_email(reservation=reservation)
 
