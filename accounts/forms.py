@@ -41,9 +41,9 @@ class ProfileForm(forms.Form):
 
     display_name = _display_name_field(required=False)
     handle = _handle_field(
-        required=True,
+        required=False,
         help_text="How fans @mention you and the address of your public profile: 3–30 "
-        "lowercase letters, digits, “_” or “-”.",
+        "lowercase letters, digits, “_” or “-”. Left empty, it stays as it is.",
     )
     avatar = forms.ImageField(
         required=False,
@@ -62,8 +62,10 @@ class ProfileForm(forms.Form):
         display_name_check(name=name, user=self.user)
         return name
 
-    def clean_handle(self) -> str:
+    def clean_handle(self) -> str | None:
         handle = handle_clean(self.cleaned_data["handle"])
+        if not handle:
+            return None  # unchanged
         handle_check(handle=handle, user=self.user)
         return handle
 

@@ -44,7 +44,8 @@ def profile(request: HttpRequest) -> HttpResponse:
         status = 400
     else:
         form = ProfileForm(
-            user=user, initial={
+            user=user,
+            initial={
                 "display_name": user.display_name,
                 "handle": user.handle,
                 "avatar": user.avatar or None,

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
-from communities.honour import BADGES, level_for
+from communities.honour import BADGES, level_for, level_progress
 from communities.models import (
     Comment,
     Community,
@@ -223,8 +223,8 @@ def honour_of(*, user: User) -> list[dict]:
         {
             "community": m.community,
             "points": m.points,
-            "level": level_for(m.points),
             "badges": badges.get(m.community_id, []),
+            **level_progress(m.points),  # level, next_level, to_next, percent
         }
         for m in memberships
     ]

@@ -8,6 +8,7 @@ urlpatterns = [
     path("c/me/honour/", views.my_honour, name="my_honour"),
     path("c/<slug:slug>/", views.detail, name="detail"),
     path("c/<slug:slug>/join/", views.join, name="join"),
+    path("c/<slug:slug>/mentions/", views.mention_suggestions, name="mention_suggestions"),
     path("c/<slug:slug>/leaderboard/", views.leaderboard_view, name="leaderboard"),
     path("c/<slug:slug>/leave/", views.leave, name="leave"),
     path("c/<slug:slug>/requests/<int:membership_id>/", views.decide, name="decide"),
@@ -27,6 +28,7 @@ urlpatterns = [
     path("c/<slug:slug>/ideas/<int:pk>/status/", views.idea_status, name="idea_status"),
     path("c/<slug:slug>/invites/", views.invite_new, name="invite_new"),
     path("c/invite/<str:token>/", views.invite, name="invite"),
+    path("u/<str:handle>/", views.member, name="member"),
     path(
         "c/<slug:slug>/posts/<int:pk>/comments/<int:comment_id>/delete/",
         views.comment_remove,

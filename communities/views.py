@@ -37,6 +37,7 @@ from communities.models import (
 )
 from communities.moderation import moderation_queue, report_create, report_resolve
 from communities.polls import poll_results, poll_vote, post_with_poll_create
+from communities.profiles import member_profile, mention_candidates, mention_lookup_allowed
 from communities.selectors import (
     BadCursor,
     communities_of,
@@ -533,8 +534,9 @@ def invite_new(request: HttpRequest, slug: str) -> HttpResponse:
     except PermissionDenied as exc:
         _refused(request, exc)
     else:
-        link = request.build_absolute_uri(reverse("communities:invite", args=[invite.token]))
-        messages.success(request, f"Invite link (7 days, 10 uses): {link}")
+        # The invite's own page keeps the link on screen with a copy button (a message fades).
+        messages.success(request, "Invite link made: copy it and send it to whom you invite.")
+        return redirect(reverse("communities:invite", args=[invite.token]))
     return redirect(view.community.get_absolute_url())
 
 
@@ -584,3 +586,34 @@ def my_honour(request: HttpRequest) -> HttpResponse:
     """The signed-in member's level, points and badges in each community: a fragment for the
     profile page (accounts does not import communities)."""
     return render(request, "communities/_my_honour.html", {"rows": honour_of(user=request.user)})
+
+
+@require_GET
+def member(request: HttpRequest, handle: str) -> HttpResponse:
+    """A member's public profile: name, levels and badges, recent posts, in the communities
+    the viewer may read. Never orders or email."""
+    return render(
+        request,
+        "communities/member.html",
+        {"profile": member_profile(handle=handle, viewer=request.user)},
+    )
+
+
+@login_required
+@require_GET
+def mention_suggestions(request: HttpRequest, slug: str) -> HttpResponse:
+    """The composers' @mention autocomplete (an htmx fragment): members of this community
+    whose handle or name starts with `q`. Only for its active members; rate-limited."""
+    view = community_for(slug=slug, user=request.user, readable=True)
+    if not view.is_member:
+        raise PermissionDenied("Only members mention members here.")
+    if not mention_lookup_allowed(user=request.user):
+        return HttpResponse("Too many lookups; wait a moment.", status=429)
+    return render(
+        request,
+        "communities/_mention_suggestions.html",
+        {
+            "members": mention_candidates(view=view, prefix=request.GET.get("q", "")),
+            "community": view.community,
+        },
+    )

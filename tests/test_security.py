@@ -110,6 +110,7 @@ def _ids(world) -> dict:
         "comment": world["comment"].pk,
         "batch": world["batch"].slug,
         "reservation": world["reservation"].pk,
+        "handle": world["owner"].handle,
     }
 
 
@@ -228,6 +229,8 @@ SWEEP = {
     "communities:idea_status": ("POST", "/c/secret/ideas/1/status/", {404}),
     "communities:invite_new": ("POST", "/c/secret/invites/", {302}),  # refused: not a moderator
     "communities:invite": ("GET", "/c/invite/not-a-token/", {404}),
+    "communities:member": ("GET", "/u/{handle}/", {200}),  # public, without private content
+    "communities:mention_suggestions": ("GET", "/c/secret/mentions/?q=a", {404}),
     "communities:post_like": ("POST", "/c/secret/posts/{post}/like/", {404}),
     "communities:post_delete": ("POST", "/c/secret/posts/{post}/delete/", {404}),
     "communities:post_pin": ("POST", "/c/secret/posts/{post}/pin/", {404}),

@@ -10,6 +10,7 @@ Given a community or brand, an operator of that brand is marked "Brand"; an oper
 another brand is marked with that brand's name, so it cannot pass for this one's team."""
 
 from django import template
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -49,7 +50,10 @@ def user_badge(context: template.Context, user: User, *, brand_id: int | None) -
 
 
 @register.simple_tag(takes_context=True)
-def user_name(context: template.Context, user: User | None, community=None, brand=None) -> str:
+def user_name(
+    context: template.Context, user: User | None, community=None, brand=None, link: bool = False
+) -> str:
+    """`link=True`: the name links to the member's public profile (/u/<handle>/)."""
     if user is None:
         return format_html('<span class="user-name">{}</span>', "A former member")
     if brand is not None:
@@ -58,8 +62,13 @@ def user_name(context: template.Context, user: User | None, community=None, bran
         brand_id = getattr(community, "brand_id", None)
     else:
         brand_id = None
-    return format_html(
+    html = format_html(
         '<span class="user-name">{}</span>{}',
         user.public_name,
         user_badge(context, user, brand_id=brand_id),
     )
+    if link and user.handle:
+        # By its name only: the profile page is communities' (accounts imports no app of ours).
+        url = reverse("communities:member", args=[user.handle])
+        return format_html('<a class="user-name-link" href="{}">{}</a>', url, html)
+    return html
