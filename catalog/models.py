@@ -173,12 +173,26 @@ class ProductImage(models.Model):
     )
     alt_text = models.CharField(max_length=200, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
+    # An image of one option value (the red ones): the product page shows it first when the
+    # chosen variant has that value. Both blank for an image of the product as a whole.
+    option_name = models.CharField(
+        max_length=80, blank=True, help_text='The option it shows, e.g. "colour".'
+    )
+    option_value = models.CharField(
+        max_length=80, blank=True, help_text='The value it shows, e.g. "Red".'
+    )
 
     class Meta:
         ordering = ["position", "id"]
 
     def __str__(self) -> str:
         return self.alt_text or f"Image {self.position + 1} of {self.product}"
+
+    def shows(self, variant: "Variant") -> bool:
+        """Whether this image is tagged with one of the variant's option values."""
+        if not self.option_name:
+            return False
+        return variant.option_map.get(self.option_name) == self.option_value
 
     @property
     def small_url(self) -> str:
@@ -276,6 +290,47 @@ class Variant(models.Model):
     @property
     def is_available(self) -> bool:
         return self.is_active and (not self.track_inventory or self.stock > 0)
+
+
+class StockAlertStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting for stock"
+    SENT = "sent", "Told"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class StockAlert(models.Model):
+    """A fan who asked to be told when an out-of-stock variant is back: one row per fan and
+    variant, told once by the sweep in catalog.stock_alerts, then done (asking again reopens
+    the same row)."""
+
+    brand_lookup = "variant__product__brand"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stock_alerts"
+    )
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="stock_alerts")
+    status = models.CharField(
+        max_length=10, choices=StockAlertStatus.choices, default=StockAlertStatus.WAITING
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "variant"], name="catalog_stock_alert_once"),
+        ]
+        indexes = [
+            # The sweep reads only the waiting rows, by variant.
+            models.Index(
+                fields=["variant", "id"],
+                name="catalog_stock_alert_waiting",
+                condition=Q(status="waiting"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Stock alert {self.pk}: {self.variant_id} for {self.user_id} ({self.status})"
 
 
 class ImportJobStatus(models.TextChoices):

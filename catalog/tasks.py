@@ -14,3 +14,13 @@ def import_job_process(job_id: int) -> None:
     from catalog.imports import import_job_advance
 
     import_job_advance(job_id=job_id)
+
+
+@house_task()
+def stock_alerts_sweep() -> None:
+    """Beat: tell the fans whose variant is back, a chunk at a time; a full chunk queues
+    the next one (each chunk claims its rows with skip_locked, so overlapping runs are safe)."""
+    from catalog.stock_alerts import SWEEP_CHUNK, stock_alerts_send_due
+
+    if stock_alerts_send_due(limit=SWEEP_CHUNK) == SWEEP_CHUNK:
+        stock_alerts_sweep.delay()

@@ -57,6 +57,11 @@ app.conf.beat_schedule = {
         "task": "preorders.tasks.batches_close_due_task",
         "schedule": 60.0,
     },
+    # Back-in-stock alerts (catalog.stock_alerts): one indexed query when nobody waits.
+    "catalog-stock-alerts": {
+        "task": "catalog.tasks.stock_alerts_sweep",
+        "schedule": 60.0,
+    },
     "preorders-sweeps": {
         "task": "preorders.tasks.preorder_sweeps",
         "schedule": 300.0,

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 
 from catalog.admin_scoping import admin_shortcut
@@ -22,6 +22,12 @@ def section_not_built_yet(namespace: str, route: str, title: str, lead: str, emp
 urlpatterns = [
     path("", storefront_views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
+    # Help, contact, shipping and returns, terms, privacy (storefront.Page, edited in the admin).
+    re_path(
+        r"^(?P<slug>help|contact|shipping|terms|privacy)/$",
+        storefront_views.info_page,
+        name="page",
+    ),
     # Ahead of the admin's own "view on site" shortcut: the same URL, scoped to the brand.
     path(
         "admin/r/<int:content_type_id>/<path:object_id>/",

@@ -19,6 +19,7 @@ from storefront.demo_catalog import demo_seed_catalog
 from storefront.demo_communities import demo_seed_communities
 from storefront.demo_orders import demo_seed_orders
 from storefront.demo_preorders import demo_seed_preorders
+from storefront.info_pages import pages_seed
 
 DEMO_PASSWORD = "fanhub-demo-2026"  # noqa: S105 - published demo password, DEBUG only
 OPERATORS_GROUP = "Brand operators"
@@ -194,4 +195,5 @@ def demo_seed() -> DemoSummary:
     summary.created["pre-order batches"] = demo_seed_preorders(
         fans=fans, operators_by_brand=operators_by_brand
     )
+    summary.created["site pages"] = pages_seed()
     return summary

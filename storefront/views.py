@@ -2,9 +2,12 @@
 
 from functools import cached_property
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from catalog.selectors import (
     ProductFilters,
@@ -12,8 +15,10 @@ from catalog.selectors import (
     brand_list,
     product_page,
     product_search,
+    product_visible,
     variant_choose,
 )
+from catalog.stock_alerts import stock_alert_cancel, stock_alert_subscribe, stock_alert_waiting
 from communities.models import Community
 from communities.selectors import communities_featured
 from preorders.models import PreorderBatch
@@ -25,6 +30,7 @@ from reviews.selectors import (
     review_of_user,
     wishlist_contains,
 )
+from storefront.selectors import brand_community, page_by_slug, product_open_batch
 
 HOME_BATCHES = 4
 BRAND_BATCHES = 8
@@ -55,18 +61,50 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"showcase": HomeShowcase()})
 
 
+def _variant_images(images: list, variant) -> list:
+    """The product's images with the chosen variant's own (tagged with one of its option
+    values, e.g. the red ones) first, so the main picture follows the chosen colour."""
+    if variant is None:
+        return list(images)
+    own = [image for image in images if image.shows(variant)]
+    return own + [image for image in images if image not in own]
+
+
+def _variant_context(request: HttpRequest, page, variant, batch) -> dict:
+    """What the variant panel shows: price, stock, and for an out-of-stock variant the
+    back-in-stock alert and the product's open pre-order batch."""
+    return {
+        "product": page.product,
+        "variant": variant,
+        "options": page.options,
+        "images": _variant_images(page.product.ordered_images, variant),
+        "open_batch": batch,
+        "stock_alert": (
+            stock_alert_waiting(user=request.user, variant=variant)
+            if variant is not None and not variant.is_available
+            else None
+        ),
+    }
+
+
+def _chosen_variant(request: HttpRequest, page):
+    chosen = {name: request.GET[name] for name in page.options if name in request.GET}
+    return variant_choose(page.variants, variant_id=request.GET.get("variant"), chosen=chosen)
+
+
 @require_GET
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     page = product_page(slug=slug)
-    chosen = {name: request.GET[name] for name in page.options if name in request.GET}
-    variant = variant_choose(page.variants, variant_id=request.GET.get("variant"), chosen=chosen)
+    variant = _chosen_variant(request, page)
     own_review = review_of_user(product=page.product, user=request.user)
+    # The batch only where the panel offers it (out of stock); the fan club and the batch
+    # for everyone come in the links fragment, so the page keeps its query budget.
+    batch = (
+        product_open_batch(product=page.product) if variant and not variant.is_available else None
+    )
     context = {
-        "product": page.product,
-        "images": page.product.ordered_images,
+        **_variant_context(request, page, variant, batch),
         "variants": page.variants,
-        "variant": variant,
-        "options": page.options,
         "breadcrumbs": page.breadcrumbs,
         "reviews": product_reviews(product=page.product)[:REVIEWS_ON_PRODUCT_PAGE],
         "own_review": own_review,
@@ -86,6 +124,70 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_GET
+def product_variant(request: HttpRequest, slug: str) -> HttpResponse:
+    """The chosen variant's panel and picture: an htmx fragment (the panel, and the gallery
+    out of band), or without JavaScript a redirect to the product page showing it."""
+    page = product_page(slug=slug)
+    variant = _chosen_variant(request, page)
+    if not request.htmx:
+        url = page.product.get_absolute_url()
+        return redirect(f"{url}?variant={variant.pk}" if variant else url)
+    batch = (
+        product_open_batch(product=page.product) if variant and not variant.is_available else None
+    )
+    context = _variant_context(request, page, variant, batch)
+    return render(request, "storefront/_product_variant.html", context)
+
+
+@require_GET
+def product_links(request: HttpRequest, slug: str) -> HttpResponse:
+    """The product's fan club and open pre-order batch: an htmx fragment of the product page
+    (catalog knows neither communities nor pre-orders); without htmx, the product page."""
+    product = get_object_or_404(product_visible().select_related("brand"), slug=slug)
+    if not request.htmx:
+        return redirect(product.get_absolute_url())
+    return render(
+        request,
+        "storefront/_product_links.html",
+        {
+            "product": product,
+            "community": brand_community(brand_id=product.brand_id),
+            "open_batch": product_open_batch(product=product),
+        },
+    )
+
+
+def _variant_of(request: HttpRequest, slug: str):
+    page = product_page(slug=slug)
+    variant = next((v for v in page.variants if str(v.pk) == request.POST.get("variant")), None)
+    if variant is None:
+        raise Http404("No such option")
+    return page, variant
+
+
+@require_POST
+@login_required
+def stock_alert_create(request: HttpRequest, slug: str) -> HttpResponse:
+    page, variant = _variant_of(request, slug)
+    try:
+        stock_alert_subscribe(user=request.user, variant=variant)
+    except ValidationError as error:
+        messages.info(request, error.messages[0])
+    else:
+        messages.success(request, f"We will email you once when {variant} is back in stock.")
+    return redirect(f"{page.product.get_absolute_url()}?variant={variant.pk}")
+
+
+@require_POST
+@login_required
+def stock_alert_delete(request: HttpRequest, slug: str) -> HttpResponse:
+    page, variant = _variant_of(request, slug)
+    if stock_alert_cancel(user=request.user, variant=variant):
+        messages.success(request, f"You will not be told when {variant} is back.")
+    return redirect(f"{page.product.get_absolute_url()}?variant={variant.pk}")
+
+
+@require_GET
 def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
     brand = get_object_or_404(brand_list(), slug=slug)
     products = product_search(ProductFilters(brand=brand.slug, sort="newest"))
@@ -98,6 +200,7 @@ def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "page_obj": page,
             "products": page.object_list,
             "open_batches": batches_open(limit=BRAND_BATCHES, brand_id=brand.pk),
+            "community": brand_community(brand_id=brand.pk),
         },
     )
 
@@ -117,3 +220,12 @@ def brand_offers(request: HttpRequest, slug: str) -> HttpResponse:
             "open_batches": batches_open(limit=OFFER_BATCHES, brand_id=brand.pk),
         },
     )
+
+
+@require_GET
+def info_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """Help, contact, shipping and returns, terms, privacy: edited in the admin."""
+    page = page_by_slug(slug=slug)
+    if page is None:
+        raise Http404("No such page")
+    return render(request, "storefront/page.html", {"page": page})
