@@ -214,7 +214,7 @@ def test_two_operators_ship_refund_and_cancel_only_their_own_parts(
 
     # The refund form offers Forge's share and its line, nothing of Nimbus's.
     form = client.get(refund_url).content.decode()
-    assert "At most 81.02" in form and f'name="qty-{buds.pk}"' in form and "Nimbus" not in form
+    assert "At most $81.02" in form and f'name="qty-{buds.pk}"' in form and "Nimbus" not in form
 
     # More than Forge's share, or more units than bought: refused, nothing changes.
     response = client.post(refund_url, {"amount": "100.00"}, follow=True)
@@ -255,7 +255,7 @@ def test_two_operators_ship_refund_and_cancel_only_their_own_parts(
     assert provider_refund.created_by == shared["forge_operator"]
     assert provider_refund.amount == Decimal("79.00")
     assert [m.subject for m in mail.outbox] == [
-        f"[Fanhub] Order {order.number}: 79.00 USD refunded"
+        f"[Fanhub] Order {order.number}: $79.00 refunded"
     ]
     assert "Arrived broken" in mail.outbox[0].body and mail.outbox[0].to == [order.email]
 
@@ -296,7 +296,7 @@ def test_two_operators_ship_refund_and_cancel_only_their_own_parts(
     page = client.get(order.get_absolute_url()).content.decode()
     assert "From Nimbus" in page and "From Forge" in page
     assert "Nimbus X2" in page and "Forge Buds" in page and "FG-1" in page
-    assert "Cancelled" in page and "Shipped" in page and "Refunded USD 795.88" in page
+    assert "Cancelled" in page and "Shipped" in page and "Refunded $795.88" in page
 
 
 def test_a_double_submitted_refund_form_refunds_once(client, shared):
@@ -482,7 +482,7 @@ def test_a_pre_order_refund_covers_its_deposit_and_its_balance(
     operator = _operator(brand)
     client.force_login(operator)
     url = OPERATE.format(order=order.pk, operation="refund")
-    assert "At most 45.00" in client.get(url).content.decode()
+    assert "At most $45.00" in client.get(url).content.decode()
 
     # 40.00 is not "refunded in full": 5.00 is left, and the order stays paid.
     client.post(url, {"amount": "40.00", "reason": "Partial"})
@@ -506,7 +506,7 @@ def test_a_pre_order_refund_covers_its_deposit_and_its_balance(
         order=order, part__isnull=False, from_status="paid", to_status="refunded"
     )
     assert event.actor == operator and "Changed my mind" in event.note
-    assert mail.outbox[-1].subject == f"[Fanhub] Order {order.number}: 5.00 USD refunded"
+    assert mail.outbox[-1].subject == f"[Fanhub] Order {order.number}: $5.00 refunded"
     reservation.refresh_from_db()
     assert reservation.deposit_refunded == Decimal("5.00")
     _assert_adds_up(order)

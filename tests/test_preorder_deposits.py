@@ -400,7 +400,7 @@ def test_a_refused_deposit_refund_is_shown_pending_and_retried_until_it_succeeds
     )
     client.force_login(reservation.user)
     html = client.get(reservation.get_absolute_url()).content.decode()
-    assert "Deposit refund of USD 50.00 pending: The issuer is unavailable." in html
+    assert "Deposit refund of $50.00 pending: The issuer is unavailable." in html
     admin_page = admin_client.get(f"/admin/preorders/reservation/{reservation.pk}/change/")
     assert "deposit refund of 50.00 USD pending: The issuer is unavailable." in (
         admin_page.content.decode()
@@ -415,7 +415,7 @@ def test_a_refused_deposit_refund_is_shown_pending_and_retried_until_it_succeeds
         RefundStatus.SUCCEEDED
     )
     html = client.get(reservation.get_absolute_url()).content.decode()
-    assert "Deposit refund of" not in html and "USD 50.00 refunded" in html
+    assert "Deposit refund of" not in html and "$50.00 refunded" in html
 
 
 @pytest.mark.django_db

@@ -90,7 +90,7 @@ def test_the_list_shows_open_and_upcoming_batches_never_drafts(client):
     assert "3 reserved · min 10" in html
     assert "Opens in 1 day 23 hours" in html or "Opens in 2 days" in html
     assert "6 days 23 hours" in html  # time left
-    assert "from</span> USD 159.00" in html  # the bottom of the ladder
+    assert "from</span> $159.00" in html  # the bottom of the ladder
     assert 'aria-current="page"' in html
 
 
@@ -118,8 +118,8 @@ def test_the_batch_page_shows_progress_ladder_and_countdown(client):
     assert 'value="80"' in html and "80% of the minimum" in html
     # The tier reached is highlighted, and the next one is in sight.
     current = re.search(r'<li class="preorder-tier is-current"[^>]*>(.*?)</li>', html, re.S)
-    assert "From 1 unit" in current.group(1) and "USD 199.00" in current.group(1)
-    assert "6 more units unlock USD 179.00" in html
+    assert "From 1 unit" in current.group(1) and "$199.00" in current.group(1)
+    assert "6 more units unlock $179.00" in html
     assert "Closes in 6 days 23 hours" in html
     assert f'<time datetime="{timezone.localtime(batch.closes_at):%Y-%m-%dT%H:%M:%S}' in html
     assert 'hx-trigger="every 10s"' in html
@@ -135,7 +135,7 @@ def test_the_next_tier_past_the_minimum_and_the_cap(client):
     html = client.get(batch.get_absolute_url()).content.decode()
     assert "40% of the cap" in html
     current = re.search(r'<li class="preorder-tier is-current"[^>]*>(.*?)</li>', html, re.S)
-    assert "From 10 units" in current.group(1) and "USD 179.00" in current.group(1)
+    assert "From 10 units" in current.group(1) and "$179.00" in current.group(1)
     assert "more units unlock" not in html  # the "from 50" tier is beyond the cap of 30
     assert "is-unreachable" in html
 
@@ -181,7 +181,7 @@ def test_a_member_sees_the_reserve_form_with_a_fresh_key_and_the_fan_club(client
     assert 'name="address-full_name"' in first and 'name="number"' in first
     assert "Save this card" not in first  # a reservation's card is always kept
     assert club.get_absolute_url() in first
-    assert "USD 20.00 per unit" in first and "your deposit is refunded" in first
+    assert "$20.00 per unit" in first and "your deposit is refunded" in first
 
 
 # --- reserving ----------------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def test_a_confirmed_batch_says_production_goes_ahead(client):
         status=BatchStatus.CONFIRMED, final_unit_price=Decimal("179.00")
     )
     html = client.get(batch.get_absolute_url()).content.decode()
-    assert "confirmed: production goes ahead at USD 179.00 per unit" in html
+    assert "confirmed: production goes ahead at $179.00 per unit" in html
     assert "Sign in to reserve" not in html
 
 
@@ -383,7 +383,7 @@ def test_a_deposit_is_charged_when_reserving(client):
     reservation = Reservation.objects.get(user=user)
     assert reservation.deposit_paid == Decimal("50.00")
     html = client.get(reservation.get_absolute_url()).content.decode()
-    assert "USD 50.00 paid" in html and "Your deposit of USD 50.00 is refunded" in html
+    assert "$50.00 paid" in html and "Your deposit of $50.00 is refunded" in html
 
 
 def test_a_declined_deposit_cancels_the_reservation(client):
@@ -413,7 +413,7 @@ def test_a_deposit_that_needs_authentication_goes_to_the_bank_page(client):
     # Left half-way, the reservation page leads back to the bank.
     assert authenticate in client.get(reservation.get_absolute_url()).content.decode()
     html = client.get(authenticate).content.decode()
-    assert "USD 25.00" in html and "the deposit on your pre-order" in html
+    assert "$25.00" in html and "the deposit on your pre-order" in html
     response = client.post(authenticate, {"decision": "approve"})
     assert response["Location"] == reservation.get_absolute_url()
     reservation.refresh_from_db()
@@ -536,7 +536,7 @@ def test_cancelling_explains_a_kept_deposit(client):
     reservation = reserve(batch=batch, user=user, quantity=2)
     client.force_login(user)
     html = client.get(reservation.get_absolute_url()).content.decode()
-    assert "your deposit of USD 20.00 is <strong>not refunded</strong>" in html
+    assert "your deposit of $20.00 is <strong>not refunded</strong>" in html
 
 
 def test_my_pre_orders_lists_mine_only(client):
@@ -549,7 +549,7 @@ def test_my_pre_orders_lists_mine_only(client):
     html = client.get("/preorders/mine/").content.decode()
     assert mine.get_absolute_url() in html and batch.title in html
     assert theirs.get_absolute_url() not in html
-    assert "at USD 199.00 today" in html and "USD 398.00" in html and "Reserved" in html
+    assert "at $199.00 today" in html and "$398.00" in html and "Reserved" in html
     assert client.get("/preorders/mine/", follow=False).status_code == 200
     client.logout()
     assert client.get("/preorders/mine/").status_code == 302
@@ -575,9 +575,9 @@ def test_after_a_failed_charge_the_pay_page_takes_another_card_and_makes_the_ord
     client.force_login(user)
     html = client.get(reservation.get_absolute_url()).content.decode()
     pay = reverse("preorders:reservation_pay", args=[reservation.pk])
-    assert "USD 398.00 is owed." in html and pay in html and "Pay now" in html
+    assert "$398.00 is owed." in html and pay in html and "Pay now" in html
     assert f'datetime="{timezone.localtime(reservation.grace_until):%Y-%m-%dT%H:%M}' in html
-    assert "Pay USD 398.00" in client.get(pay).content.decode()
+    assert "Pay $398.00" in client.get(pay).content.decode()
 
     # Declined again: the page says why.
     response = client.post(pay, {**CARD_DECLINED_ON_CHARGE})
@@ -609,7 +609,7 @@ def test_a_settlement_charge_that_needs_authentication_is_confirmed_on_the_bank_
     )
     authenticate = reverse("preorders:reservation_authenticate", args=[reservation.pk])
     assert response["Location"] == authenticate
-    assert "USD 199.00" in client.get(authenticate).content.decode()
+    assert "$199.00" in client.get(authenticate).content.decode()
     response = client.post(authenticate, {"decision": "approve"})
     assert response["Location"] == reservation.get_absolute_url()
     reservation.refresh_from_db()

@@ -207,6 +207,12 @@ SWEEP = {
     "storefront:product": ("GET", "/products/{product}/", {200}),  # public
     "storefront:brand": ("GET", "/brands/nimbus/", {200}),  # public
     "storefront:brand_offers": ("GET", "/brands/nimbus/offers/", {200}),  # public
+    "storefront:product_variant": ("GET", "/products/{product}/options/", {302}),  # public
+    "storefront:product_links": ("GET", "/products/{product}/links/", {302}),  # public
+    # Alerts are the requester's own (by user and variant); no variant named is a 404.
+    "storefront:stock_alert": ("POST", "/products/{product}/stock-alert/", {404}),
+    "storefront:stock_alert_cancel": ("POST", "/products/{product}/stock-alert/cancel/", {404}),
+    "page": ("GET", "/help/", {200}),  # public
     "communities:post_edit": ("GET", "/c/secret/posts/{post}/edit/", {404}),
     "catalog:variant": ("GET", "/products/{product}/variant/", {302}),  # public
     "catalog:category": ("GET", "/categories/{category}/", {200}),  # public
