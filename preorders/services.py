@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from accounts.models import User
 from catalog.models import ProductStatus, Variant
@@ -1200,7 +1201,12 @@ def _waitlist_offer(batch: PreorderBatch) -> int:
         _email(
             entry.user.email,
             "waitlist_offer",
-            f"{entry.quantity} x {batch.product.name} are yours to reserve",
+            ngettext(
+                "%(n)s × %(name)s is yours to reserve",
+                "%(n)s × %(name)s are yours to reserve",
+                entry.quantity,
+            )
+            % {"n": entry.quantity, "name": batch.product.name},
             {"batch": batch, "entry": entry},
         )
     if offered:
