@@ -1,7 +1,6 @@
 """One money format and one date format (Babel, settings.STORE_LOCALE), in code and pages."""
 
-from datetime import date, datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -20,7 +19,7 @@ def test_money_has_the_symbol_and_thousands_separators_of_the_store_locale(setti
 
 
 def test_dates_have_one_format_and_times_say_their_time_zone():
-    moment = datetime(2026, 12, 3, 18, 0, tzinfo=dt_timezone.utc)
+    moment = datetime(2026, 12, 3, 18, 0, tzinfo=UTC)
     assert when(moment) == "3 Dec 2026, 18:00 UTC"
     assert day(moment) == "3 Dec 2026"
     assert day(date(2026, 12, 1)) == "1 Dec 2026"
@@ -30,7 +29,7 @@ def test_dates_have_one_format_and_times_say_their_time_zone():
 
 def test_the_filters_work_in_every_template_without_a_load():
     html = Template("{{ a|money }} · {{ a|money:'EUR' }} · {{ t|when }} · {{ t|day }}").render(
-        Context({"a": Decimal("1234.5"), "t": datetime(2026, 12, 3, 18, 0, tzinfo=dt_timezone.utc)})
+        Context({"a": Decimal("1234.5"), "t": datetime(2026, 12, 3, 18, 0, tzinfo=UTC)})
     )
     assert html == "$1,234.50 · €1,234.50 · 3 Dec 2026, 18:00 UTC · 3 Dec 2026"
 

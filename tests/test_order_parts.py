@@ -254,9 +254,7 @@ def test_two_operators_ship_refund_and_cancel_only_their_own_parts(
     provider_refund = Refund.objects.get()
     assert provider_refund.created_by == shared["forge_operator"]
     assert provider_refund.amount == Decimal("79.00")
-    assert [m.subject for m in mail.outbox] == [
-        f"[Fanhub] Order {order.number}: $79.00 refunded"
-    ]
+    assert [m.subject for m in mail.outbox] == [f"[Fanhub] Order {order.number}: $79.00 refunded"]
     assert "Arrived broken" in mail.outbox[0].body and mail.outbox[0].to == [order.email]
 
     # What is left of Forge's part is its shipping share: 2.02, not a cent more.
