@@ -50,6 +50,9 @@ PAGES = [  # (name, path, text the page must show, signed in?)
     ("preorder-reserve", "/preorders/nimbus-x3-first-run/", "Reserve", True),
     ("my-preorders", "/preorders/mine/", "Nimbus X3 first run", True),
     ("reservation", "/preorders/reservations/{reservation}/", "Reserved", True),
+    ("product-sold-out", "/products/nimbus-x2/?colour=White", "Tell me when it", True),
+    ("product-links", "/products/nimbus-x3/", "Nimbus X3 first run", True),
+    ("help", "/help/", "Pre-orders", True),
 ]
 
 
