@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, Sum
 from django.http import Http404
 
 from accounts.models import User
@@ -60,7 +60,12 @@ def shipping_options(subtotal: Decimal) -> list[dict]:
 
 
 def order_list_for(*, user: User) -> QuerySet[Order]:
-    return Order.objects.filter(user=user).prefetch_related("lines").order_by("-created_at")
+    """The user's orders, newest first, each with `units`: how many things were bought."""
+    return (
+        Order.objects.filter(user=user)
+        .annotate(units=Sum("lines__quantity"))
+        .order_by("-created_at")
+    )
 
 
 def order_for(*, user: User, number: str) -> Order:

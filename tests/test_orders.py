@@ -539,3 +539,13 @@ def test_a_refund_amount_that_is_not_money_is_refused(client, shop, amount):
     assert "Enter the amount to refund, e.g. 12.50." in response.content.decode()
     order.refresh_from_db()
     assert order.amount_refunded == 0 and order.status == OrderStatus.PAID
+
+
+def test_the_order_list_counts_units_not_lines(client, shop):
+    from tests.shop import order_paid
+
+    fan = UserFactory()
+    order_paid(variant=shop["white"], quantity=3, buyer=fan)
+    client.force_login(fan)
+    page = client.get(reverse("orders:list")).content.decode()
+    assert "3 items" in page and "1 item" not in page
