@@ -249,13 +249,14 @@ def leaderboard(*, community: Community, limit: int = 20) -> dict[str, list[dict
     month_start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     monthly = (
         PointsEntry.objects.filter(community=community, created_at__gte=month_start)
-        .values("user_id", "user__display_name", "user__email")
+        .values("user_id", "user__display_name")
         .annotate(total=Sum("points"))
         .order_by("-total")[:limit]
     )
     this_month = [
         {
-            "name": row["user__display_name"] or row["user__email"].split("@")[0],
+            # As User.public_name: never a part of the email address, which is private.
+            "name": row["user__display_name"] or f"Member #{row['user_id']}",
             "points": row["total"],
         }
         for row in monthly

@@ -274,3 +274,11 @@ def test_the_profile_shows_progress_to_the_next_level_and_the_pre_orders_link(cl
     assert "20 points to Lv3" in honour and 'value="50"' in honour
     profile = client.get("/accounts/profile/").content.decode()
     assert profile.count('href="/preorders/mine/"') == 2  # the account menu and the nav
+
+
+def test_the_monthly_leaderboard_never_shows_part_of_an_email_address(client):
+    club = _club()
+    nameless = _member(club, UserFactory(display_name="", email="secret.local@example.com"))
+    points_award(community=club, user_id=nameless.pk, points=12, reason="test", source="t:3")
+    html = client.get(f"/c/{club.slug}/leaderboard/").content.decode()
+    assert f"Member #{nameless.pk}" in html and "secret.local" not in html
