@@ -43,6 +43,7 @@ from django.db.models import Sum
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from accounts.handles import handle_from_name
 from accounts.models import User
 from bench import search
 from bench.runner import Figure, compared
@@ -123,7 +124,12 @@ def _fans() -> tuple[list[User], dict[int, SavedCard]]:
     have = set(User.objects.filter(email__in=emails).values_list("email", flat=True))
     User.objects.bulk_create(
         [
-            User(email=email, display_name=email.split("@")[0], password=make_password(None))
+            User(
+                email=email,
+                display_name=email.split("@")[0],
+                handle=handle_from_name(email.split("@")[0]),  # bulk_create skips save()
+                password=make_password(None),
+            )
             for email in emails
             if email not in have
         ]
