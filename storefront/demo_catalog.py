@@ -11,7 +11,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image, ImageDraw, ImageFont
 
 from accounts.models import User
-from catalog.models import Brand, Category, Product, ProductSpecification, ProductStatus, Variant
+from catalog.models import (
+    Brand,
+    Category,
+    Product,
+    ProductImage,
+    ProductSpecification,
+    ProductStatus,
+    Variant,
+)
 from catalog.services import category_save, product_image_add, product_save, variant_save
 from reviews.models import Review
 from reviews.services import review_save
@@ -319,9 +327,11 @@ def demo_seed_catalog(*, fans: list[User]) -> dict[str, int]:
             )
             created["variants"] += 1
         if not product.images.exists():
-            labels = [", ".join(v.values()) or "standard" for v in _variants(spec)][:2]
-            for n, label in enumerate(labels):
-                product_image_add(
+            # One picture per colour (at most three), tagged with it, so the product page's
+            # picture follows the chosen colour; "standard" for a product without colours.
+            colours = spec.options.get("colour", [])[:3] or ["standard"]
+            for n, label in enumerate(colours):
+                image = product_image_add(
                     product=product,
                     alt_text=f"{spec.name}, {label}",
                     upload=_draw_product(
@@ -331,6 +341,10 @@ def demo_seed_catalog(*, fans: list[User]) -> dict[str, int]:
                         label,
                     ),
                 )
+                if label != "standard":
+                    ProductImage.objects.filter(pk=image.pk).update(
+                        option_name="colour", option_value=label
+                    )
         if spec.status == ProductStatus.ACTIVE and index % 3 != 2:
             for n, fan in enumerate(fans[: 2 + index % 3]):
                 if Review.objects.filter(product=product, user=fan).exists():
