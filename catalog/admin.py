@@ -25,6 +25,7 @@ from catalog.models import (
     ProductImage,
     ProductSpecification,
     ProductStatus,
+    StockAlert,
     Variant,
 )
 from catalog.services import (
@@ -314,3 +315,25 @@ class VariantAdmin(BackgroundImportMixin, ImportExportModelAdmin, BrandScopedAdm
 
     def save_model(self, request, obj, form, change):
         form.save_variant()
+
+
+@admin.register(StockAlert)
+class StockAlertAdmin(BrandScopedAdmin):
+    """Who waits for which sold-out variant: the demand a restock would meet. Read-only:
+    fans subscribe and cancel on the product page; the sweep tells them."""
+
+    list_display = ["variant", "status", "created_at", "sent_at"]
+    list_filter = ["status"]
+    search_fields = ["variant__sku", "variant__product__name"]
+    list_select_related = ["variant__product"]
+    fields = ["variant", "status", "created_at", "sent_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

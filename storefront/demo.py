@@ -33,6 +33,7 @@ OPERATOR_PERMISSIONS = {
             for action in ("view", "add", "change", "delete")
             for model in ("product", "variant", "productimage", "productspecification")
         ),
+        "view_stockalert",  # who waits for a sold-out variant (storefront/migrations/0003)
     ],
     "reviews": ["view_review", "change_review", "view_reviewreport"],
     # Their parts of shared orders and those parts' refunds (storefront/migrations/0002).

@@ -15,7 +15,7 @@ from django.test import RequestFactory
 from PIL import Image
 
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, brand_owned
-from catalog.models import Brand, Product, ProductImage, ProductSpecification, Variant
+from catalog.models import Brand, Product, ProductImage, ProductSpecification, StockAlert, Variant
 from catalog.services import product_image_add
 from communities.ideas import idea_create
 from communities.models import Community, Membership, Report
@@ -61,7 +61,8 @@ def _operator(brand: Brand):
 def _world(name: str) -> Brand:
     brand = BrandFactory(name=name, slug=name.lower())
     product = ProductFactory(brand=brand, name=f"{name} phone")
-    VariantFactory(product=product)
+    variant = VariantFactory(product=product)
+    StockAlert.objects.create(user=UserFactory(), variant=variant)
     ProductSpecification.objects.create(product=product, name="Weight", value="180 g")
     product_image_add(product=product, upload=SimpleUploadedFile("a.png", _png(), "image/png"))
     review = ReviewFactory(product=product)
