@@ -165,3 +165,24 @@ def test_a_confirmed_pre_order_earns_points_once(django_capture_on_commit_callba
 
     assert batch_honour_award(batch_id=batch.pk) == 0  # run again: nothing twice
     assert _points(club, reservation.user) == earned
+
+
+def test_refunding_a_pre_orders_order_takes_its_points_back(django_capture_on_commit_callbacks):
+    batch = batch_open(min_quantity=1)
+    club = Community.objects.create(
+        brand=batch.product.brand, kind="brand", name="Fans", slug=f"fans-{batch.pk}"
+    )
+    reservation = reserve(batch=batch)
+    community_join(community=club, user=reservation.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        batch_close(batch=batch, force=True)
+    reservation.refresh_from_db()
+    before = _points(club, reservation.user)
+    part = reservation.order.parts.get()
+    operator = UserFactory(is_staff=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        order_part_refund(part=part, actor=operator, amount=part.total / 2)
+    assert _points(club, reservation.user) == before - 10  # half of the 20 pre-order points
+    with django_capture_on_commit_callbacks(execute=True):
+        order_part_refund(part=part, actor=operator, amount=part.total - part.total / 2)
+    assert _points(club, reservation.user) == before - 20
