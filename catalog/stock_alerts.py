@@ -109,7 +109,7 @@ def stock_alerts_send_due(*, limit: int = SWEEP_CHUNK) -> int:
         # fan asked for exactly this one message.
         notification_send(
             recipient_id=alert.user_id,
-            kind=NotificationKind.ORDER,
+            kind=NotificationKind.BACK_IN_STOCK,
             title=f"{variant} is back in stock",
             body="You asked us to tell you. Stock may be short: it is first come, first served.",
             url=f"{variant.product.get_absolute_url()}?variant={variant.pk}",

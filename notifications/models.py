@@ -13,6 +13,7 @@ class NotificationKind(models.TextChoices):
     ORDER = "order", "My orders"
     PREORDER = "preorder", "My pre-orders"
     CAMPAIGN = "campaign", "Campaigns I back"
+    BACK_IN_STOCK = "back_in_stock", "Products I asked to hear about are back"
 
 
 # (in the notification centre, by email) unless the user chose otherwise. Order and
@@ -26,6 +27,7 @@ DEFAULT_CHANNELS: dict[str, tuple[bool, bool]] = {
     NotificationKind.ANNOUNCEMENT: (True, False),
     NotificationKind.ORDER: (True, False),
     NotificationKind.PREORDER: (True, False),
+    NotificationKind.BACK_IN_STOCK: (True, False),  # its own mail is sent anyway
     NotificationKind.CAMPAIGN: (True, False),
 }
 

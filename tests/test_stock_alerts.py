@@ -77,6 +77,7 @@ def test_the_alert_is_sent_once_when_stock_returns(django_capture_on_commit_call
     assert f"/products/buds/?variant={red.pk}" in mail.outbox[0].body
     notice = Notification.objects.get(recipient=fan)
     assert notice.url == f"/products/buds/?variant={red.pk}"
+    assert notice.kind == "back_in_stock"  # its own kind: not "my orders"
     assert OutboxEmail.objects.count() == 1
 
 
