@@ -34,6 +34,7 @@ from catalog.admin_scoping import (
     scope_queryset,
 )
 from catalog.models import Variant
+from formatting.formats import money
 from payments.services import PaymentError
 from preorders.models import (
     BatchStatus,
@@ -539,9 +540,10 @@ class PreorderBatchAdmin(BrandScopedAdmin):
                         "(or is being closed right now)."
                     )
                 batch.refresh_from_db(fields=["status", "final_unit_price", "reserved_units"])
+                price = money(batch.final_unit_price, batch.currency)
                 done = f"closed with {batch.reserved_units} of {batch.min_quantity} units, " + {
-                    BatchStatus.CONFIRMED: f"confirmed at {batch.final_unit_price} per unit",
-                    BatchStatus.SETTLING: f"confirmed at {batch.final_unit_price} per unit; "
+                    BatchStatus.CONFIRMED: f"confirmed at {price} per unit",
+                    BatchStatus.SETTLING: f"confirmed at {price} per unit; "
                     "the cards are being charged",
                     BatchStatus.CANCELLED: "below the minimum: cancelled, nobody is charged",
                     BatchStatus.CANCELLING: "below the minimum: the reservations are being "

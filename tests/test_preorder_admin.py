@@ -356,7 +356,7 @@ def test_close_now_confirms_the_batch_and_the_production_report_shows_what_to_ma
     # First the operator is asked, with what will happen.
     response = client.post(BATCHES, {"action": "close_now", "_selected_action": [batch.pk]})
     assert response.status_code == 200
-    assert "the minimum is reached: confirmed at 199.00" in " ".join(
+    assert "the minimum is reached: confirmed at $199.00" in " ".join(
         response.content.decode().split()
     )
     batch.refresh_from_db()
@@ -367,7 +367,7 @@ def test_close_now_confirms_the_batch_and_the_production_report_shows_what_to_ma
     assert batch.status == BatchStatus.CONFIRMED  # eager Celery settled it at once
     assert batch.final_unit_price == Decimal("199.00")
     assert _messages(response) == [
-        (SUCCESS, f"{batch.title}: closed with 7 of 5 units, confirmed at 199.00 per unit.")
+        (SUCCESS, f"{batch.title}: closed with 7 of 5 units, confirmed at $199.00 per unit.")
     ]
     failed.refresh_from_db()
     assert failed.status == ReservationStatus.PAYMENT_FAILED

@@ -98,7 +98,7 @@ def test_operator_creates_a_batch_closes_it_and_the_worker_charges_the_ladder_pr
     expect(page.locator("#content")).to_contain_text("the minimum is reached")
     expect(page.locator("#content")).to_contain_text("2 reservations will be charged now")
     page.locator("input[type=submit]").click()
-    expect(page.locator("ul.messagelist")).to_contain_text("confirmed at 250.00 per unit")
+    expect(page.locator("ul.messagelist")).to_contain_text("confirmed at $250.00 per unit")
     wait_until(
         lambda: PreorderBatch.objects.get(pk=batch.pk).status == BatchStatus.CONFIRMED,
         timeout=60,

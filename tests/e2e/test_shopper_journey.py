@@ -126,9 +126,9 @@ def test_a_new_fan_joins_talks_reserves_and_buys(live_server, page, mailbox, bra
     order = Order.objects.get(user__email=email)
     assert order.status == OrderStatus.PAID and order.total == Decimal("1248.00")
     expect(page.locator("main")).to_contain_text(order.number)
-    expect(page.locator("main")).to_contain_text("1248.00")
+    expect(page.locator("main")).to_contain_text("$1,248.00")
     receipt = mailbox.wait_for(to=email, subject=order.number)  # sent by the worker
-    assert "1248.00" in mailbox.text(receipt)
+    assert "$1,248.00" in mailbox.text(receipt)
 
     # The fan's own lists: the paid order, and the held reservation.
     page.goto(f"{base}/orders/")
