@@ -13,7 +13,7 @@ import unicodedata
 
 from django.core.exceptions import ValidationError
 
-from accounts.names import _PLACEHOLDER, _brand_model, name_imitates_brand, name_imitates_staff
+from accounts.names import _PLACEHOLDER, check_not_imitating
 
 HANDLE_MIN, HANDLE_MAX = 3, 30
 HANDLE_RE = re.compile(r"[a-z0-9_-]{3,30}")
@@ -47,22 +47,7 @@ def handle_check(*, handle: str, user=None) -> None:
     spaced = handle.replace("_", " ").replace("-", " ")
     if _PLACEHOLDER.match(spaced):
         raise ValidationError("That handle is reserved. Choose another.", code="reserved")
-    is_staff = bool(user and (user.is_staff or user.is_superuser))
-    if not is_staff and name_imitates_staff(spaced):
-        raise ValidationError(
-            "That handle sounds like Fanhub staff or a moderator. Choose another.",
-            code="imitates_staff",
-        )
-    brand_model = _brand_model()
-    if brand_model is not None:
-        runs = bool(user and user.pk and user.is_staff)
-        own = set(user.operated_brands.values_list("pk", flat=True)) if runs else set()
-        for pk, brand_name in brand_model.objects.values_list("pk", "name"):
-            if pk not in own and name_imitates_brand(spaced, brand_name):
-                raise ValidationError(
-                    f"That handle sounds like the brand {brand_name}. Only its team can use it.",
-                    code="imitates_brand",
-                )
+    check_not_imitating(text=spaced, user=user, what="handle")
     taken = User.objects.filter(handle=handle)
     if user is not None and user.pk:
         taken = taken.exclude(pk=user.pk)

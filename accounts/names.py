@@ -127,6 +127,28 @@ def _brand_model() -> type[Model] | None:
         return None
 
 
+def check_not_imitating(*, text: str, user=None, what: str) -> None:
+    """The one rule for public names and handles: nobody but staff passes for staff, and
+    nobody but a brand's own operators (staff accounts in Brand.operators) for that brand."""
+    is_staff = bool(user and (user.is_staff or user.is_superuser))
+    if not is_staff and name_imitates_staff(text):
+        raise ValidationError(
+            f"That {what} sounds like Fanhub staff or a moderator. Choose another.",
+            code="imitates_staff",
+        )
+    brand_model = _brand_model()
+    if brand_model is None:
+        return
+    runs = bool(user and user.pk and user.is_staff)
+    own = set(user.operated_brands.values_list("pk", flat=True)) if runs else set()
+    for pk, brand_name in brand_model.objects.values_list("pk", "name"):
+        if pk not in own and name_imitates_brand(text, brand_name):
+            raise ValidationError(
+                f"That {what} sounds like the brand {brand_name}. Only its team can use it.",
+                code="imitates_brand",
+            )
+
+
 def display_name_check(*, name: str, user=None) -> None:
     """Raise ValidationError when `name` (already cleaned with name_clean) may not be used by
     `user` (None for someone signing up). Operators may use their own brands' names; staff
@@ -140,23 +162,7 @@ def display_name_check(*, name: str, user=None) -> None:
         raise ValidationError("Use at least one letter or digit.", code="no_letters")
     if _PLACEHOLDER.match(name.casefold()):
         raise ValidationError("That name is reserved. Choose another.", code="reserved")
-    is_staff = bool(user and (user.is_staff or user.is_superuser))
-    if not is_staff and name_imitates_staff(name):
-        raise ValidationError(
-            "That name sounds like Fanhub staff or a moderator. Choose another.",
-            code="imitates_staff",
-        )
-    brand_model = _brand_model()
-    if brand_model is not None:
-        # An operator is a staff account in Brand.operators: the one that gets the mark.
-        runs = bool(user and user.pk and user.is_staff)
-        own = set(user.operated_brands.values_list("pk", flat=True)) if runs else set()
-        for pk, brand_name in brand_model.objects.values_list("pk", "name"):
-            if pk not in own and name_imitates_brand(name, brand_name):
-                raise ValidationError(
-                    f"That name sounds like the brand {brand_name}. Only its team can use it.",
-                    code="imitates_brand",
-                )
+    check_not_imitating(text=name, user=user, what="name")
     taken = User.objects.filter(display_name__iexact=name)
     if user is not None and user.pk:
         taken = taken.exclude(pk=user.pk)
