@@ -50,3 +50,27 @@ def batch_honour_award(*, batch_id: int) -> int:
         if created_at < batch.opens_at + EARLY_BIRD_WINDOW:
             badge_grant(community=community, user_id=user_id, code="early_bird")
     return awarded
+
+
+def reservation_honour_award(*, reservation: Reservation) -> bool:
+    """The same honour for one reservation paid later, in its fix-payment window (after a
+    declined charge or 3-D Secure at the close); once, by the ledger's source."""
+    batch = reservation.batch
+    community = brand_community(brand_id=batch.product.brand_id)
+    if (
+        community is None
+        or not Membership.objects.filter(
+            community=community, user_id=reservation.user_id, status=MembershipStatus.ACTIVE
+        ).exists()
+    ):
+        return False
+    awarded = points_award(
+        community=community,
+        user_id=reservation.user_id,
+        points=POINTS_FOR_PREORDER,
+        reason=f"Pre-ordered {batch.product.name}",
+        source=f"preorder-res:{reservation.pk}",
+    )
+    if reservation.created_at < batch.opens_at + EARLY_BIRD_WINDOW:
+        badge_grant(community=community, user_id=reservation.user_id, code="early_bird")
+    return awarded

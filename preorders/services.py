@@ -41,6 +41,7 @@ from payments.services import (
     refund_create,
 )
 from payments.settlement import settlement_start
+from preorders.honour import reservation_honour_award
 from preorders.models import (
     BATCH_TRANSITIONS,
     COUNTED_STATUSES,
@@ -1098,6 +1099,7 @@ def reservation_payment_changed(*, payment: Payment) -> None:
             note=f"Paid {payment.amount} {payment.currency} after a failed charge",
         )
         reservations_make_orders(reservations=[reservation])
+        reservation_honour_award(reservation=reservation)
         charged_receipts(reservations=[reservation], payments={reservation.pk: payment}, again=True)
     elif (
         payment.status in (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION)

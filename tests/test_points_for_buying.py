@@ -186,3 +186,31 @@ def test_refunding_a_pre_orders_order_takes_its_points_back(django_capture_on_co
     with django_capture_on_commit_callbacks(execute=True):
         order_part_refund(part=part, actor=operator, amount=part.total - part.total / 2)
     assert _points(club, reservation.user) == before - 20
+
+
+def test_a_pre_order_paid_after_a_declined_charge_earns_its_points(
+    client, django_capture_on_commit_callbacks
+):
+    """Found by a hostile tester: only reservations charged at the close earned points."""
+    from payments.services import card_save as save
+    from preorders.services import reservation_pay_again
+    from tests.preorders import CARD_DECLINED_ON_CHARGE
+
+    batch = batch_open(min_quantity=1)
+    club = Community.objects.create(
+        brand=batch.product.brand, kind="brand", name="Fans", slug=f"fans-{batch.pk}"
+    )
+    reservation = reserve(batch=batch, card=CARD_DECLINED_ON_CHARGE)
+    community_join(community=club, user=reservation.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        batch_close(batch=batch, force=True)
+    assert _points(club, reservation.user) == 0  # declined: nothing yet
+    good = save(user=reservation.user, card=CARD_OK)
+    with django_capture_on_commit_callbacks(execute=True):
+        reservation_pay_again(
+            reservation=reservation, user=reservation.user, saved_card=good, card_input=None
+        )
+    reservation.refresh_from_db()
+    assert reservation.status == "charged"
+    assert PointsEntry.objects.filter(source=f"preorder-res:{reservation.pk}").count() == 1
+    assert _points(club, reservation.user) == 20
