@@ -18,6 +18,7 @@ from catalog.admin_scoping import (
     related_as_text,
     scope_queryset,
 )
+from formatting.formats import money
 from orders.fulfilment import (
     order_cancel,
     order_part_cancel,
@@ -376,15 +377,15 @@ class OrderAdmin(ExportMixin, BrandScopedAdmin):
         )
         pending = self._pending_note(part)
         if pending:
-            return f"{label}: refund of {refund.amount} {order.currency} asked.{pending}"
-        return f"{label}: refunded {refund.amount} {order.currency}."
+            return f"{label}: refund of {money(refund.amount, order.currency)} asked.{pending}"
+        return f"{label}: refunded {money(refund.amount, order.currency)}."
 
     def _pending_note(self, part: OrderPart) -> str:
         pending = part_refund_pending(part)
         if not pending:
             return ""
         return (
-            f" {pending} {part.order.currency} is pending at the payment provider and is"
+            f" {money(pending, part.order.currency)} is pending at the payment provider and is"
             " retried automatically; the part shows it as pending until it goes through."
         )
 

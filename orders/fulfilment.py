@@ -267,7 +267,9 @@ def order_transition(*, order: Order, to: str, actor: User | None, note: str = "
     # (which its brand's operator reads) gets its own share instead.
     for part in parts:
         if to in PART_TRANSITIONS[part.status]:
-            part_note = note if len(parts) == 1 else f"{part.total} {order.currency} of the order"
+            part_note = (
+                note if len(parts) == 1 else f"{money(part.total, order.currency)} of the order"
+            )
             part_transition(part=part, to=to, actor=actor, note=part_note)
     return order_status_refresh(order=order, actor=actor, note=note)
 
@@ -503,7 +505,8 @@ def _refund_open(
         raise RefundError("Choose the lines and quantities to refund, or an amount.")
     if not cancel and (not amount.is_finite() or amount <= 0 or amount > refundable):
         raise RefundError(
-            f"Refund between 0.01 and {refundable} {order.currency}: that is what is left of "
+            f"Refund between {money('0.01', order.currency)} and "
+            f"{money(refundable, order.currency)}: that is what is left of "
             f"{part.brand.name}'s part of this order."
         )
     covered = sum((p.refundable for p in _order_payments(order)), Decimal("0.00"))
@@ -517,7 +520,7 @@ def _refund_open(
     )
     if amount > covered - others_waiting:
         raise RefundError(
-            f"The order's payments have only {covered - others_waiting} {order.currency} "
+            f"The order's payments have only {money(covered - others_waiting, order.currency)} "
             "left to refund."
         )
     refund = None
@@ -649,9 +652,9 @@ def _refund_finish(refund: OrderRefund, made: list[Refund], note: str) -> OrderR
     part = OrderPart.objects.select_related("brand").get(pk=refund.part_id)
     done = sum((r.amount for r in made if r.status == RefundStatus.SUCCEEDED), Decimal("0.00"))
     waiting = refund.amount - done
-    text = f"Refunded {done} {order.currency}"
+    text = f"Refunded {money(done, order.currency)}"
     if waiting > 0:
-        text += f"; {waiting} {order.currency} pending at the payment provider, retried"
+        text += f"; {money(waiting, order.currency)} pending at the payment provider, retried"
     OrderEvent.objects.create(
         order=order,
         part=part,

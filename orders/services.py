@@ -465,7 +465,7 @@ def order_payment_changed(*, payment: Payment) -> None:
             order=order,
             to=OrderStatus.PAID,
             actor=order.user,
-            note=f"Paid {payment.amount} {payment.currency}",
+            note=f"Paid {money(payment.amount, payment.currency)}",
         )
         emptied = CartLine.objects.filter(
             cart__user=order.user, variant_id__in=order.lines.values("variant_id")
@@ -500,7 +500,7 @@ def order_payment_changed(*, payment: Payment) -> None:
             order=order,
             from_status=order.status,
             to_status=order.status,
-            note=f"Paid {payment.amount} {payment.currency} after it was cancelled; refunded",
+            note=f"Paid {money(payment.amount, payment.currency)} after it was cancelled; refunded",
         )
         order_email(
             order,

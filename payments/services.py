@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
+from formatting.formats import money
 from payments.listeners import card_uses, payment_listener_notify
 from payments.models import (
     Payment,
@@ -331,7 +332,10 @@ def refund_create(
         if payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED):
             raise PaymentError("Only a succeeded payment can be refunded.")
         if amount <= 0 or amount > payment.refundable:
-            raise PaymentError(f"Refund between 0.01 and {payment.refundable} {payment.currency}.")
+            raise PaymentError(
+                f"Refund between {money('0.01', payment.currency)} and "
+                f"{money(payment.refundable, payment.currency)}."
+            )
         refund = Refund.objects.create(
             payment=payment,
             amount=amount,

@@ -418,9 +418,9 @@ class PreorderBatchAdmin(BrandScopedAdmin):
     @admin.display(description="final price")
     def price_now(self, obj: PreorderBatch) -> str:
         if obj.final_unit_price is not None:
-            return f"{obj.final_unit_price} {obj.currency}"
+            return f"{money(obj.final_unit_price, obj.currency)}"
         price = ladder_price(tiers=list(obj.tiers.all()), units=obj.reserved_units)
-        return f"{price} {obj.currency} so far" if price is not None else "—"
+        return f"{money(price, obj.currency)} so far" if price is not None else "—"
 
     @admin.display(description="report")
     def report_link(self, obj: PreorderBatch) -> str:
@@ -748,7 +748,7 @@ class ReservationAdmin(_ReadOnlyAdmin):
         if not pending:
             return "none"
         return "; ".join(
-            f"deposit refund of {refund.amount} {obj.batch.currency} pending"
+            f"deposit refund of {money(refund.amount, obj.batch.currency)} pending"
             + (f": {refund.failure_message}" if refund.failure_message else "")
             for refund in pending
         )

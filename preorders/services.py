@@ -26,6 +26,7 @@ from django.utils.translation import ngettext
 
 from accounts.models import User
 from catalog.models import ProductStatus, Variant
+from formatting.formats import money
 from notifications.models import NotificationKind
 from notifications.services import email_send_on_commit, notification_send
 from orders.models import Order
@@ -204,7 +205,7 @@ def batch_close(*, batch: PreorderBatch, actor: User | None = None, force: bool 
         note=(
             f"{batch.reserved_units} of {batch.min_quantity} units reserved; "
             + (
-                f"confirmed at {batch.final_unit_price} {batch.currency} per unit"
+                f"confirmed at {money(batch.final_unit_price, batch.currency)} per unit"
                 if confirmed
                 else "minimum not reached, nobody is charged"
             )
@@ -1096,7 +1097,7 @@ def reservation_payment_changed(*, payment: Payment) -> None:
             reservation=reservation,
             to=ReservationStatus.CHARGED,
             actor=reservation.user,
-            note=f"Paid {payment.amount} {payment.currency} after a failed charge",
+            note=f"Paid {money(payment.amount, payment.currency)} after a failed charge",
         )
         reservations_make_orders(reservations=[reservation])
         reservation_honour_award(reservation=reservation)

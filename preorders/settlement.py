@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F, Max, Min, Q, Sum
 from django.utils import timezone
 
+from formatting.formats import money
 from notifications.models import NotificationKind
 from notifications.services import notification_fan_out
 from payments.pacing import ProviderPacer
@@ -129,7 +130,7 @@ class ReservationBook:
             before = ReservationStatus.HELD  # charging is the engine's, not shown as a step
             if record.outcome == ChargeOutcome.SUCCEEDED:
                 reservation.status = ReservationStatus.CHARGED
-                note = f"Charged {record.payment.amount} {record.payment.currency}"
+                note = f"Charged {money(record.payment.amount, record.payment.currency)}"
                 paid.append(reservation)
             elif record.outcome == ChargeOutcome.ERROR:
                 reservation.status = ReservationStatus.HELD
@@ -223,7 +224,7 @@ class ReservationBook:
                 note=f"{paid} units paid; production confirmed",
             )
             title = f"{batch.title} is confirmed: production starts"
-            body = f"Everyone pays {batch.final_unit_price} {batch.currency} per unit."
+            body = f"Everyone pays {money(batch.final_unit_price, batch.currency)} per unit."
             from preorders.tasks import batch_honour_award
 
             batch_honour_award.delay_on_commit(batch.pk)

@@ -246,14 +246,14 @@ def test_operator_ships_and_refunds_in_the_admin(client, shop, django_capture_on
     order.refresh_from_db()
     assert (order.status, order.amount_refunded) == (OrderStatus.SHIPPED, Decimal("250.00"))
     response = client.post(operate + "refund/", {"amount": "9999"}, follow=True)
-    assert "Refund between 0.01 and 750.00" in response.content.decode()
+    assert "Refund between $0.01 and $750.00" in response.content.decode()
     client.post(operate + "refund/", {"amount": "750.00"})
     order.refresh_from_db()
     assert (order.status, order.amount_refunded) == (OrderStatus.REFUNDED, Decimal("1000.00"))
     payment = Payment.objects.get(reference=f"order:{order.number}")
     assert payment.status == PaymentStatus.REFUNDED and payment.refunds.count() == 2
     notes = [event.note for event in order.events.all()]
-    assert any("Refunded 250.00" in note for note in notes)
+    assert any("Refunded $250.00" in note for note in notes)
 
 
 def test_operators_of_another_brand_cannot_see_or_touch_the_order(client, shop):

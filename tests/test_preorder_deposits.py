@@ -402,7 +402,7 @@ def test_a_refused_deposit_refund_is_shown_pending_and_retried_until_it_succeeds
     html = client.get(reservation.get_absolute_url()).content.decode()
     assert "Deposit refund of $50.00 pending: The issuer is unavailable." in html
     admin_page = admin_client.get(f"/admin/preorders/reservation/{reservation.pk}/change/")
-    assert "deposit refund of 50.00 USD pending: The issuer is unavailable." in (
+    assert "deposit refund of $50.00 pending: The issuer is unavailable." in (
         admin_page.content.decode()
     )
 

@@ -73,7 +73,7 @@ def test_operator_creates_a_product_then_ships_and_refunds(
     page.get_by_role("link", name="Refund").click()
     page.fill("#id_amount", "60.00")
     page.click("input[type=submit]")
-    expect(page.locator("ul.messagelist")).to_contain_text("refunded 60.00 USD")
+    expect(page.locator("ul.messagelist")).to_contain_text("refunded $60.00")
     order.refresh_from_db()
     assert (order.status, order.tracking_number, order.amount_refunded) == (
         OrderStatus.SHIPPED,
