@@ -103,9 +103,10 @@ def name_imitates_staff(value: str) -> bool:
     return any(part.translate(_LOOKALIKES) in squashed for part in _STAFF_PARTS)
 
 
-def name_imitates_brand(value: str, brand_name: str) -> bool:
+def name_imitates_brand(value: str, brand_name: str, *, bare_first_word: bool = False) -> bool:
     """The brand's name, perhaps with claim words around it ("Nimbus Mobile team", "official
-    nimbus"), or the first word of a brand's name with a claim word ("Nimbus team")."""
+    nimbus"), or the first word of a brand's name with a claim word ("Nimbus team"); with
+    `bare_first_word` (handles: "@nimbus" reads as the brand's own), that word alone too."""
     skeleton = name_skeleton(value)
     brand = name_skeleton(brand_name)
     if not brand or not skeleton:
@@ -115,7 +116,7 @@ def name_imitates_brand(value: str, brand_name: str) -> bool:
         return True
     brand_words = _words(brand_name)
     first = brand_words[0] if brand_words else ""
-    return claimed and len(first) >= 3 and core == first
+    return (claimed or bare_first_word) and len(first) >= 3 and core == first
 
 
 def _brand_model() -> type[Model] | None:
@@ -142,7 +143,9 @@ def check_not_imitating(*, text: str, user=None, what: str) -> None:
     runs = bool(user and user.pk and user.is_staff)
     own = set(user.operated_brands.values_list("pk", flat=True)) if runs else set()
     for pk, brand_name in brand_model.objects.values_list("pk", "name"):
-        if pk not in own and name_imitates_brand(text, brand_name):
+        if pk not in own and name_imitates_brand(
+            text, brand_name, bare_first_word=what == "handle"
+        ):
             raise ValidationError(
                 f"That {what} sounds like the brand {brand_name}. Only its team can use it.",
                 code="imitates_brand",

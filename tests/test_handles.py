@@ -282,3 +282,12 @@ def test_the_monthly_leaderboard_never_shows_part_of_an_email_address(client):
     points_award(community=club, user_id=nameless.pk, points=12, reason="test", source="t:3")
     html = client.get(f"/c/{club.slug}/leaderboard/").content.decode()
     assert f"Member #{nameless.pk}" in html and "secret.local" not in html
+
+
+@pytest.mark.parametrize("handle", ["nimbus", "n1mbus", "forge"])
+def test_a_handle_that_is_a_brands_own_word_is_refused(handle):
+    """Found by a hostile tester: "@nimbus" reads as the brand's official account."""
+    BrandFactory(name="Nimbus Mobile", slug="nimbus-mobile")
+    BrandFactory(name="Forge Audio", slug="forge-audio")
+    with pytest.raises(ValidationError, match="sounds like the brand"):
+        handle_check(handle=handle, user=UserFactory())
