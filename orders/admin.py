@@ -208,7 +208,7 @@ class OrderAdmin(ExportMixin, BrandScopedAdmin):
     on orders.fulfilment); a superuser sees and acts on every part."""
 
     resource_classes = [OrderResource]
-    list_display = ["number", "email", "status", "total", "currency", "created_at", "paid_at"]
+    list_display = ["number", "email", "status", "order_total", "created_at", "paid_at"]
     list_filter = ["status", "shipping_method"]
     search_fields = ["number", "email", "ship_name", "tracking_number"]
     date_hierarchy = "created_at"
@@ -240,15 +240,19 @@ class OrderAdmin(ExportMixin, BrandScopedAdmin):
 
     @admin.display(description="your share")
     def brand_share(self, order: Order):
-        return order.brand_share
+        return money(order.brand_share, order.currency)
+
+    @admin.display(description="total", ordering="total")
+    def order_total(self, order: Order):
+        return money(order.total, order.currency)
 
     def get_list_display(self, request):
         if request.user.is_superuser:
             return self.list_display
         return [
-            "brand_share" if name == "total" else name
+            "brand_share" if name == "order_total" else name
             for name in self.list_display
-            if name == "total" or name not in ORDER_MONEY_FIELDS
+            if name == "order_total" or name not in ORDER_MONEY_FIELDS
         ]
 
     # Operators may not open the user admin: the customer shows as text, not a 403 link.

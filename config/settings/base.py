@@ -281,6 +281,8 @@ SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 # --- i18n ------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
+# Django's own dates (the admin) in the store's one format (formatting.locale_formats).
+FORMAT_MODULE_PATH = ["formatting.locale_formats"]
 USE_I18N = True
 USE_TZ = True
 
