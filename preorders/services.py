@@ -448,7 +448,7 @@ def _reservation_create(
         reservation=reservation,
         actor=user,
         to_status=ReservationStatus.HELD,
-        note=f"Reserved {quantity} x {variant.option_label or variant.sku}",
+        note=f"Reserved {quantity} × {variant.option_label or 'One size'}",
     )
     if batch.deposit_per_unit <= 0:  # with a deposit: the receipt waits for it to be paid
         reservation_made_receipt(reservation=reservation)
@@ -873,7 +873,7 @@ def _reservation_change_units(
             "This batch's deposit is not refundable, so the quantity cannot be lowered."
         )
     before = (reservation.variant, reservation.quantity)
-    old = f"{reservation.quantity} x {reservation.variant.option_label or reservation.variant.sku}"
+    old = f"{reservation.quantity} × {reservation.variant.option_label or 'One size'}"
     reservation.variant, reservation.quantity = variant, quantity
     reservation.save(update_fields=["variant", "quantity", "updated_at"])
     PreorderBatch.objects.filter(pk=batch.pk).update(reserved_units=F("reserved_units") + delta)
@@ -883,7 +883,7 @@ def _reservation_change_units(
         actor=user,
         from_status=reservation.status,
         to_status=reservation.status,
-        note=f"Changed from {old} to {quantity} x {variant.option_label or variant.sku}",
+        note=f"Changed from {old} to {quantity} × {variant.option_label or 'One size'}",
     )
     if delta < 0:
         batch.refresh_from_db()

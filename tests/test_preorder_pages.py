@@ -499,7 +499,7 @@ def test_the_reservation_page_explains_and_lets_you_change_and_cancel(client):
     assert "Visa •••• 4242" in html
     assert reverse("preorders:reservation_change", args=[reservation.pk]) in html
     assert reverse("preorders:reservation_cancel", args=[reservation.pk]) in html
-    assert "Reserved 1 x" in html  # the history
+    assert "Reserved 1 ×" in html  # the history
 
     other = batch.product.variants.last()
     response = client.post(
@@ -510,7 +510,7 @@ def test_the_reservation_page_explains_and_lets_you_change_and_cancel(client):
     assert "Your reservation is now 3 ×" in response.content.decode()
     reservation.refresh_from_db()
     assert reservation.quantity == 3 and reservation.variant == other and _units(batch) == 3
-    assert "Changed from 1 x" in response.content.decode()
+    assert "Changed from 1 ×" in response.content.decode()
 
     response = client.post(
         reverse("preorders:reservation_change", args=[reservation.pk]),
