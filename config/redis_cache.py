@@ -114,7 +114,10 @@ class ResilientRedisCache(RedisCache):
     # not fire); `incr`/`decr` raise ValueError as for a missing key, which their callers
     # handle anyway.
     def add(self, *args: Any, **kwargs: Any) -> bool:
-        return self._guard(lambda: self._super("add")(*args, **kwargs), False, write=False)
+        # Unreachable: as if added. Locks taken with add (allauth's rate limits) are then
+        # granted, so sign-in keeps working through an outage; the limits, whose counts
+        # cannot be kept meanwhile, fail open (as posting limits do) instead of refusing all.
+        return self._guard(lambda: self._super("add")(*args, **kwargs), True, write=False)
 
     def incr(self, *args: Any, **kwargs: Any) -> int:
         return self._counter("incr", *args, **kwargs)
