@@ -1,5 +1,5 @@
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -29,6 +29,7 @@ from catalog.models import (
     Variant,
 )
 from catalog.services import (
+    brand_check_name,
     brand_save,
     category_save,
     product_refresh_summary,
@@ -41,6 +42,14 @@ from uploads.forms import VerifiedImagesModelForm
 
 class BrandAdminForm(VerifiedImagesModelForm):
     image_max_sides = {"logo": 512}
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        try:
+            brand_check_name(name=name, brand_pk=self.instance.pk)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["name"]) from exc
+        return name
 
 
 @admin.register(Brand)

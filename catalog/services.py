@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.db.models import F, Max, Min, Q
 from django.db.models.functions import Greatest
 
+from accounts.names import name_imitates_brand, name_imitates_staff, name_skeleton
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
 from catalog.tasks import product_image_make_thumbnails as thumbnails_task
 from catalog.thumbnails import thumbnail_render
@@ -60,7 +61,20 @@ def product_refresh_summary(*, product_id: int) -> None:
 
 
 @transaction.atomic
+def brand_check_name(*, name: str, brand_pk: int | None) -> None:
+    """A brand's name shows as the badge beside its team's names: it may not pass for Fanhub
+    staff, nor for another brand (the same letters with other spacing, case or look-alikes)."""
+    if name_imitates_staff(name):
+        raise ValidationError(
+            {"name": "That name sounds like Fanhub staff or a moderator. Choose another."}
+        )
+    for other in Brand.objects.exclude(pk=brand_pk).values_list("name", flat=True):
+        if name_skeleton(name) == name_skeleton(other) or name_imitates_brand(name, other):
+            raise ValidationError({"name": f"That name is too close to the brand {other}."})
+
+
 def brand_save(*, brand: Brand) -> Brand:
+    brand_check_name(name=brand.name, brand_pk=brand.pk)
     name_changed = (
         bool(brand.pk) and Brand.objects.filter(pk=brand.pk).exclude(name=brand.name).exists()
     )

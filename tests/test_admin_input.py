@@ -174,3 +174,28 @@ def test_odd_category_and_product_slugs_are_404s(client, slug):
 def test_odd_listing_parameters_are_never_a_500(client, query):
     response = client.get("/products/", query)
     assert response.status_code in (200, 400), query
+
+
+@pytest.mark.parametrize("name", ["Fanhub Support", "Staff", "Forge  Audio", "forge audio"])
+def test_a_brand_cannot_be_renamed_to_pass_for_staff_or_another_brand(client, name):
+    """Found by a hostile tester: an operator renamed their brand "Fanhub Support", and its
+    badge then showed beside the team's names."""
+    from catalog.models import Brand
+
+    mine = BrandFactory(name="Nimbus Mobile", slug="nimbus")
+    BrandFactory(name="Forge Audio", slug="forge")
+    operator = UserFactory(is_staff=True)
+    operator.user_permissions.add(
+        *Permission.objects.filter(codename__in=["change_brand", "view_brand"])
+    )
+    mine.operators.add(operator)
+    client.force_login(operator)
+    response = client.post(
+        f"/admin/catalog/brand/{mine.pk}/change/", {"name": name, "story": "Phones."}
+    )
+    assert response.status_code == 200  # the form again, with its message
+    assert Brand.objects.get(pk=mine.pk).name == "Nimbus Mobile"
+    fine = client.post(
+        f"/admin/catalog/brand/{mine.pk}/change/", {"name": "Nimbus Phones", "story": "Phones."}
+    )
+    assert fine.status_code == 302 and Brand.objects.get(pk=mine.pk).name == "Nimbus Phones"
