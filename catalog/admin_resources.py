@@ -176,7 +176,19 @@ def import_file_problem(data: bytes | str, required: tuple[str, ...]) -> str | N
     first = next(csv.reader(io.StringIO(text.splitlines()[0] if text.strip() else "")), [])
     if not first:
         return "The file is empty."
-    return header_problem(first, required)
+    problem = header_problem(first, required)
+    if problem:
+        return problem
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for _ in reader:
+            pass
+    except csv.Error:  # a cell over csv's field limit (128 KiB), or broken quoting
+        return (
+            f"Row {reader.line_num}: a cell is too long (over 128 KiB) or its quotes are not "
+            "closed. Fix that row and upload the file again."
+        )
+    return None
 
 
 class ProductResource(_ScopedResource):

@@ -315,3 +315,16 @@ def test_confirming_twice_at_once_imports_once(shop, small_threshold):
     job.refresh_from_db()
     assert job.status == "done"  # the eager task ran once, on the winner's commit
     assert Variant.objects.filter(sku__startswith="B-").count() == 8
+
+
+def test_a_huge_cell_gets_a_message_not_a_500(client):
+    """Found by a hostile tester: one 2,000,000-character cell raised csv's field limit."""
+
+    from catalog.admin_resources import import_file_problem
+
+    header = (
+        "sku,product,options,price,compare_at_price,stock,track_inventory,weight_grams,is_active"
+    )
+    data = f"{header}\nX-1,p,{{}},10.00,,5,yes,100,{'a' * 2_000_000}\n"
+    problem = import_file_problem(data.encode(), ("sku", "product", "price"))
+    assert problem and problem.startswith("Row 2:")
