@@ -41,6 +41,9 @@ class User(AbstractUser):
         blank=True,
         help_text="How other fans see you. Unique: no two members share a name.",
     )
+    # The name as it looks to a reader (accounts.names.name_skeleton): "Lin", "Lin." and
+    # "Lin" with an invisible letter are one name, so no member can copy another's.
+    name_key = models.CharField(max_length=150, blank=True, db_index=True, editable=False)
     avatar = models.ImageField(upload_to=avatar_upload_to, blank=True)
     handle = models.CharField(
         max_length=30,
@@ -85,6 +88,12 @@ class User(AbstractUser):
             self.handle = handle_suggest(name=self.display_name, user=self)
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {*kwargs["update_fields"], "handle"}
+        from accounts.names import name_skeleton
+
+        self.name_key = name_skeleton(self.display_name)[:150] if self.display_name else ""
+        fields = kwargs.get("update_fields")
+        if fields is not None and "display_name" in fields:
+            kwargs["update_fields"] = {*fields, "name_key"}
         super().save(*args, **kwargs)
 
     @property

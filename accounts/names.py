@@ -13,6 +13,7 @@ import re
 import unicodedata
 
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Model
 
 from markup.text import text_clean_line
@@ -59,13 +60,30 @@ def name_clean(value: str) -> str:
     return text_clean_line(unicodedata.normalize("NFKC", value))
 
 
+# Capitals and small capitals that look like Latin capitals, mapped before case-folding
+# (folded, Greek "Ν" would become "ν", which looks like "v"), and invisible letters that
+# render as blanks (Hangul fillers, the braille blank, the combining grapheme joiner).
+_UPPER_LOOKALIKES = str.maketrans(
+    {
+        "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M",
+        "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "ı": "i", "ȷ": "j",
+        "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ɢ": "g", "ʜ": "h", "ɪ": "i",
+        "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ʀ": "r",
+        "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z",
+        "\u115f": None, "\u1160": None, "\u3164": None, "\uffa0": None, "\u2800": None,
+        "\u034f": None, "\u200d": None, "\u200c": None,
+    }
+)  # fmt: skip
+
+
 def _words(value: str) -> list[str]:
-    folded = unicodedata.normalize("NFKC", value).casefold().translate(_LOOKALIKES)
+    folded = unicodedata.normalize("NFKC", value).translate(_UPPER_LOOKALIKES)
+    folded = folded.casefold().translate(_LOOKALIKES)
     folded = unicodedata.normalize("NFKD", folded)  # accents apart, then dropped below
     words, current = [], []
     for char in folded:
-        if unicodedata.category(char).startswith("L"):
-            current.append(char)
+        if unicodedata.category(char).startswith("L") or char.isdigit():
+            current.append(char)  # digits that look like no letter ("Fan 6") stay apart
         elif unicodedata.category(char) == "Mn":
             continue
         elif current:
@@ -166,7 +184,10 @@ def display_name_check(*, name: str, user=None) -> None:
     if _PLACEHOLDER.match(name.casefold()):
         raise ValidationError("That name is reserved. Choose another.", code="reserved")
     check_not_imitating(text=name, user=user, what="name")
-    taken = User.objects.filter(display_name__iexact=name)
+    key = name_skeleton(name)
+    taken = User.objects.filter(
+        models.Q(display_name__iexact=name) | (models.Q(name_key=key) if key else models.Q())
+    )
     if user is not None and user.pk:
         taken = taken.exclude(pk=user.pk)
     if taken.exists():

@@ -416,3 +416,30 @@ def test_a_name_taken_by_another_sign_up_in_the_same_moment_is_no_error_page(
     fan = User.objects.get(email="kai2@fans.example")
     assert fan.display_name == ""
     assert User.objects.filter(display_name__iexact="kai").count() == 1
+
+
+@pytest.mark.parametrize(
+    "copy", ["Lin\u200d", "Lin\u034f", "Lin\u3164", "Lin\u2800", "Lin.", "L\u0131n", "LIN "]
+)
+def test_another_members_name_with_an_invisible_or_look_alike_letter_is_taken(copy):
+    """Found by a hostile tester: these all look like "Lin" and were accepted."""
+    from django.core.exceptions import ValidationError
+
+    from accounts.names import display_name_check, name_clean
+
+    UserFactory(display_name="Lin")
+    with pytest.raises(ValidationError, match="Another member already uses that name"):
+        display_name_check(name=name_clean(copy), user=UserFactory())
+
+
+@pytest.mark.parametrize(
+    "name", ["\u039dimbus Mobile team", "N\u0131mbus Mobile", "\u0274imbus Mobile", "Adm\u0131n"]
+)
+def test_look_alike_capitals_and_dotless_letters_cannot_pass_for_a_brand_or_staff(name):
+    from django.core.exceptions import ValidationError
+
+    from accounts.names import display_name_check
+
+    BrandFactory(name="Nimbus Mobile", slug="nimbus-mobile")
+    with pytest.raises(ValidationError, match="sounds like"):
+        display_name_check(name=name, user=UserFactory())
