@@ -131,3 +131,18 @@ def as_text_for_operators(
         return list(names)
     text_fields = set(text_fields)
     return [f"{name}_text" if name in text_fields else name for name in names]
+
+
+class MembersAsTextMixin:
+    """Operators may not open the user admin: the members on these pages are plain text for
+    them (a link would be a 403); superusers keep the links."""
+
+    member_fields: tuple[str, ...] = ()
+
+    def get_fields(self, request, obj=None):
+        return as_text_for_operators(request, super().get_fields(request, obj), self.member_fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        return as_text_for_operators(
+            request, super().get_readonly_fields(request, obj), self.member_fields
+        )

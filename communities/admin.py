@@ -7,7 +7,7 @@ from django.utils.html import format_html
 from catalog.admin_scoping import (
     BrandScopedAdmin,
     BrandScopedInline,
-    as_text_for_operators,
+    MembersAsTextMixin,
     related_as_text,
 )
 from communities.feed_cache import feed_changed
@@ -20,21 +20,6 @@ from communities.services import (
 )
 from markup.markdown import markdown_render
 from uploads.images import image_verify_and_reencode
-
-
-class MembersAsTextMixin:
-    """Operators may not open the user admin: the members on these pages are plain text for
-    them (a link would be a 403); superusers keep the links."""
-
-    member_fields: tuple[str, ...] = ()
-
-    def get_fields(self, request, obj=None):
-        return as_text_for_operators(request, super().get_fields(request, obj), self.member_fields)
-
-    def get_readonly_fields(self, request, obj=None):
-        return as_text_for_operators(
-            request, super().get_readonly_fields(request, obj), self.member_fields
-        )
 
 
 class MembershipFormSet(BaseInlineFormSet):

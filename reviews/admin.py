@@ -1,12 +1,19 @@
 from django.contrib import admin, messages
 
-from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
+from catalog.admin_scoping import (
+    BrandScopedAdmin,
+    BrandScopedInline,
+    MembersAsTextMixin,
+    related_as_text,
+)
 from reviews.models import Review, ReviewReport
 from reviews.services import review_set_hidden
 
 
-class ReviewReportInline(BrandScopedInline, admin.TabularInline):
+class ReviewReportInline(MembersAsTextMixin, BrandScopedInline, admin.TabularInline):
     model = ReviewReport
+    member_fields = ("reporter",)
+    reporter_text = related_as_text("reporter", "reporter")
     extra = 0
     can_delete = False
     readonly_fields = ["reporter", "reason", "created_at", "resolved_at"]
@@ -31,7 +38,7 @@ class ReportedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Review)
-class ReviewAdmin(BrandScopedAdmin):
+class ReviewAdmin(MembersAsTextMixin, BrandScopedAdmin):
     """Moderation of the brand's product reviews: hide or restore; the text stays the
     author's."""
 
@@ -61,6 +68,8 @@ class ReviewAdmin(BrandScopedAdmin):
     ]
     inlines = [ReviewReportInline]
     actions = ["hide", "restore"]
+    member_fields = ("user",)
+    user_text = related_as_text("user", "user")
 
     def has_add_permission(self, request):
         return False

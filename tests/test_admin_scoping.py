@@ -615,18 +615,21 @@ def test_community_admin_pages_show_members_as_text_to_operators(client, two_wor
     """Reports, ideas, posts and a community's members: the operator may not open the user
     admin, so the people on those pages are text, not links that answer 403."""
     from communities.models import Idea, Report
+    from reviews.models import Review
 
     mine, _, operator = two_worlds
     community = Community.objects.get(brand=mine)
     post = community.posts.get()
     report = Report.objects.get(community=community)
     idea = Idea.objects.get(community=community)
+    review = Review.objects.filter(product__brand=mine).first()
     client.force_login(operator)
     for url, person in [
         (f"/admin/communities/report/{report.pk}/change/", report.reporter),
         (f"/admin/communities/idea/{idea.pk}/change/", idea.author),
         (f"/admin/communities/post/{post.pk}/change/", post.author),
         (f"/admin/communities/community/{community.pk}/change/", post.author),
+        (f"/admin/reviews/review/{review.pk}/change/", review.user),
     ]:
         page = client.get(url)
         assert page.status_code == 200, url
