@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.contenttypes import views as contenttype_views
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
@@ -52,7 +53,10 @@ class _ScopedChoicesMixin:
         related = db_field.related_model
         if brand_owned(related) and "queryset" not in kwargs:
             kwargs["queryset"] = scope_queryset(related._default_manager.all(), request)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if field is not None and type(field.widget) is AutocompleteSelect:
+            field.widget.__class__ = TamperProofAutocompleteSelect
+        return field
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         related = db_field.related_model
@@ -146,3 +150,23 @@ class MembersAsTextMixin:
         return as_text_for_operators(
             request, super().get_readonly_fields(request, obj), self.member_fields
         )
+
+
+class TamperProofAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete redraws a refused form with the posted id looked up as is, so
+    `product=abc` was a 500 instead of "Select a valid choice": a value that is no id of
+    the related model is simply not shown again."""
+
+    def optgroups(self, name, value, attr=None):
+        field = self.choices.field
+        to_field = field.to_field_name or "pk"
+        valid = []
+        for item in value:
+            try:
+                field.queryset.model._meta.get_field(
+                    to_field if to_field != "pk" else field.queryset.model._meta.pk.name
+                ).to_python(item)
+            except (ValidationError, ValueError, TypeError):
+                continue
+            valid.append(item)
+        return super().optgroups(name, valid, attr)

@@ -199,3 +199,20 @@ def test_a_brand_cannot_be_renamed_to_pass_for_staff_or_another_brand(client, na
         f"/admin/catalog/brand/{mine.pk}/change/", {"name": "Nimbus Phones", "story": "Phones."}
     )
     assert fine.status_code == 302 and Brand.objects.get(pk=mine.pk).name == "Nimbus Phones"
+
+
+@pytest.mark.parametrize("product", ["abc", "NaN", "²", "🙂"])
+def test_a_tampered_product_on_the_variant_form_is_a_form_error(client, product):
+    """Found by a hostile tester: the autocomplete redrew `product=abc` as an id (a 500)."""
+    mine = BrandFactory(name="Nimbus", slug="nimbus")
+    operator = UserFactory(is_staff=True)
+    operator.user_permissions.add(*Permission.objects.filter(content_type__app_label="catalog"))
+    mine.operators.add(operator)
+    client.force_login(operator)
+    response = client.post(
+        "/admin/catalog/variant/add/",
+        {"product": product, "sku": "X-1", "price": "10.00", "stock": "1", "options": "{}"},
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not Variant.objects.filter(sku="X-1").exists()
