@@ -53,6 +53,11 @@ _STAFF_PARTS = ("fanhub", "official", "moderator", "administrator")
 # The name shown for a member who never chose one (User.public_name): nobody may take it.
 _STAFF = {w.translate(_LOOKALIKES) for w in _STAFF_WORDS}
 _PLACEHOLDER = re.compile(r"^member\s*#?\s*\d+$")
+# The same as they look ("Μember #5.", "A former member"): what the site shows for members
+# without a name and for deleted accounts.
+_PLACEHOLDER_KEY = re.compile(
+    r"^(member[0-9oieastb]{1,8}|aformermember|formermember|deletedmember)$"
+)
 
 
 def name_clean(value: str) -> str:
@@ -181,7 +186,7 @@ def display_name_check(*, name: str, user=None) -> None:
         return
     if not any(ch.isalnum() for ch in name):
         raise ValidationError("Use at least one letter or digit.", code="no_letters")
-    if _PLACEHOLDER.match(name.casefold()):
+    if _PLACEHOLDER.match(name.casefold()) or _PLACEHOLDER_KEY.match(name_skeleton(name)):
         raise ValidationError("That name is reserved. Choose another.", code="reserved")
     check_not_imitating(text=name, user=user, what="name")
     key = name_skeleton(name)

@@ -71,6 +71,10 @@ def _rank_of(membership: Membership | None) -> int:
 def check_outranks(*, actor: Membership, target_user_id: int, community: Community) -> None:
     """PermissionDenied unless `actor` ranks above the target's role in this community."""
     target = Membership.objects.filter(community=community, user_id=target_user_id).first()
+    if User.objects.filter(pk=target_user_id, is_staff=True).exists() and not (
+        actor.user.is_superuser
+    ):  # Fanhub's staff and brand operators are not a community moderator's to ban
+        raise PermissionDenied("Fanhub staff and brand teams cannot be moderated here.")
     if _rank_of(target) >= _rank_of(actor):
         raise PermissionDenied(
             "You can act only on members below your role: ask an owner."

@@ -596,3 +596,20 @@ def test_reply_emails_are_sent_for_a_post_with_an_old_newline_title(
     assert "\n" not in subject and "\r" not in subject
     assert "Old title Bcc: x@example.com" in subject
     assert mail.outbox[0].to == [author.email]
+
+
+def test_a_moderator_cannot_ban_fanhub_staff(client):
+    """Found by a hostile tester: non-members rank 0, so a moderator banned the superuser."""
+    from communities.models import Community, Membership, MembershipStatus, Role
+    from tests.factories import UserFactory
+
+    community = Community.objects.create(name="Circle", slug="circle", kind="hobby")
+    Membership.objects.create(community=community, user=UserFactory(), role=Role.OWNER)
+    moderator = UserFactory()
+    Membership.objects.create(community=community, user=moderator, role=Role.MODERATOR)
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(moderator)
+    client.post(f"/c/{community.slug}/ban/{staff.pk}/")
+    assert not Membership.objects.filter(
+        community=community, user=staff, status=MembershipStatus.BANNED
+    ).exists()

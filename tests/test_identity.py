@@ -443,3 +443,19 @@ def test_look_alike_capitals_and_dotless_letters_cannot_pass_for_a_brand_or_staf
     BrandFactory(name="Nimbus Mobile", slug="nimbus-mobile")
     with pytest.raises(ValidationError, match="sounds like"):
         display_name_check(name=name, user=UserFactory())
+
+
+@pytest.mark.parametrize("name", ["Member #5.", "\u039cember #5", "A former member"])
+def test_the_names_the_site_shows_for_nameless_or_deleted_members_are_reserved(name):
+    from django.core.exceptions import ValidationError
+
+    from accounts.names import display_name_check
+
+    with pytest.raises(ValidationError, match="reserved"):
+        display_name_check(name=name, user=UserFactory())
+
+
+def test_membership_guru_is_still_a_name():
+    from accounts.names import display_name_check
+
+    display_name_check(name="Membership guru", user=UserFactory())  # no error
