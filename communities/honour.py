@@ -248,7 +248,13 @@ def leaderboard(*, community: Community, limit: int = 20) -> dict[str, list[dict
     ]
     month_start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     monthly = (
-        PointsEntry.objects.filter(community=community, created_at__gte=month_start)
+        PointsEntry.objects.filter(
+            community=community,
+            created_at__gte=month_start,
+            # Members in good standing only, like the all-time board: a ban takes them off.
+            user__memberships__community=community,
+            user__memberships__status=MembershipStatus.ACTIVE,
+        )
         .values("user_id", "user__display_name")
         .annotate(total=Sum("points"))
         .order_by("-total")[:limit]

@@ -70,6 +70,10 @@ def member_profile(*, handle: str, viewer: User) -> MemberProfile:
             author=member,
             hidden_at__isnull=True,
             deleted_at__isnull=True,
+            # Only where the member still belongs: a ban takes the community off the profile,
+            # and its posts with it.
+            community__memberships__user=member,
+            community__memberships__status=MembershipStatus.ACTIVE,
         )
         .select_related("community")
         .order_by("-created_at", "-id")[:PROFILE_POSTS]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -14,7 +15,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from communities.feed_cache import feed_changed
-from communities.honour import on_like_received, on_member_joined, on_post_created
+from communities.honour import (
+    leaderboard_cache_key,
+    on_like_received,
+    on_member_joined,
+    on_post_created,
+)
 from communities.models import (
     Comment,
     Community,
@@ -195,6 +201,8 @@ def member_ban(*, community: Community, user: User, moderator: User) -> None:
         defaults={"status": MembershipStatus.BANNED, "role": Role.MEMBER},
     )
     _recount_members(community.pk)
+    key = leaderboard_cache_key(community.pk)  # a banned member leaves the boards at once
+    transaction.on_commit(lambda: cache.delete(key), robust=True)
 
 
 @transaction.atomic
@@ -355,11 +363,21 @@ def _post_create(
 def post_update(*, post: Post, editor: User, title: str, body: str) -> Post:
     if post.author_id != editor.pk or not post.is_visible:
         raise PermissionDenied("Only the author can edit this post.")
+    before = set(mentioned_members(community=post.community, author=editor, text=post.body))
     post.title, post.body, post.body_html = text_clean_line(title), body, markdown_render(body)
     post.edited_at = timezone.now()
     post.full_clean(exclude=["image", "body_html"])
     post.save(update_fields=["title", "body", "body_html", "edited_at"])
     feed_changed(community_id=post.community_id)
+    # Members the edit mentions for the first time are told; those mentioned before, not again.
+    for user_id in mentioned_members(community=post.community, author=editor, text=body):
+        if user_id not in before:
+            notification_send(
+                recipient_id=user_id,
+                kind=NotificationKind.MENTION,
+                title=f"{editor.public_name} mentioned you in “{post.title}”",
+                url=post.get_absolute_url(),
+            )
     return post
 
 
@@ -377,7 +395,9 @@ def post_delete(*, post: Post, user: User) -> None:
 
 @transaction.atomic
 def post_set_pinned(*, post: Post, moderator: User, pinned: bool) -> None:
-    check_moderator(community=post.community, user=moderator)
+    actor = check_moderator(community=post.community, user=moderator)
+    if post.author_id != moderator.pk:  # the author's own post, or one of a member below
+        check_outranks(actor=actor, target_user_id=post.author_id, community=post.community)
     Post.objects.filter(pk=post.pk).update(is_pinned=pinned)
     feed_changed(community_id=post.community_id)
 

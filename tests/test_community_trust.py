@@ -613,3 +613,66 @@ def test_a_moderator_cannot_ban_fanhub_staff(client):
     assert not Membership.objects.filter(
         community=community, user=staff, status=MembershipStatus.BANNED
     ).exists()
+
+
+def test_a_mention_added_by_an_edit_notifies_only_the_newly_mentioned():
+    """Found by a hostile tester: mentions added by editing a post notified nobody."""
+    from communities.models import Community, Membership, Role
+    from communities.services import post_create, post_update
+    from notifications.models import Notification
+    from tests.factories import UserFactory
+
+    community = Community.objects.create(name="Circle", slug="circle-m", kind="hobby")
+    author, ada, omar = UserFactory(), UserFactory(handle="ada"), UserFactory(handle="omar")
+    for member in (author, ada, omar):
+        Membership.objects.create(community=community, user=member, role=Role.MEMBER)
+    post = post_create(community=community, author=author, title="Desk", body="Hi @ada")
+    post_update(post=post, editor=author, title="Desk", body="Hi @ada and @omar")
+    assert Notification.objects.filter(recipient=ada).count() == 1  # not told twice
+    assert Notification.objects.filter(recipient=omar).count() == 1
+
+
+def test_a_moderator_cannot_pin_or_unpin_an_owners_post():
+    from django.core.exceptions import PermissionDenied
+
+    from communities.models import Community, Membership, Role
+    from communities.services import post_create, post_set_pinned
+    from tests.factories import UserFactory
+
+    community = Community.objects.create(name="Circle", slug="circle-p", kind="hobby")
+    owner, moderator = UserFactory(), UserFactory()
+    Membership.objects.create(community=community, user=owner, role=Role.OWNER)
+    Membership.objects.create(community=community, user=moderator, role=Role.MODERATOR)
+    post = post_create(community=community, author=owner, title="Rules", body="Be kind")
+    with pytest.raises(PermissionDenied):
+        post_set_pinned(post=post, moderator=moderator, pinned=True)
+    post_set_pinned(post=post, moderator=owner, pinned=True)  # the owner may
+    mine = post_create(community=community, author=moderator, title="Tips", body="x")
+    post_set_pinned(post=mine, moderator=moderator, pinned=True)  # and a moderator their own
+
+
+def test_a_banned_member_leaves_the_profile_and_the_monthly_board_of_that_community(
+    django_capture_on_commit_callbacks,
+):
+    """Found by a hostile tester: after a ban the profile still listed the member's posts
+    there, and the month's leaderboard still showed them."""
+
+    from communities.honour import leaderboard
+    from communities.models import Community, Membership, Role
+    from communities.profiles import member_profile
+    from communities.services import member_ban, post_create
+    from tests.factories import UserFactory
+
+    community = Community.objects.create(name="Open", slug="open-b", kind="hobby")
+    owner, omar, viewer = UserFactory(), UserFactory(handle="omar"), UserFactory()
+    Membership.objects.create(community=community, user=owner, role=Role.OWNER)
+    for member in (omar, viewer):
+        Membership.objects.create(community=community, user=member, role=Role.MEMBER)
+    post_create(community=community, author=omar, title="My desk", body="x")
+    assert [p.title for p in member_profile(handle="omar", viewer=viewer).posts] == ["My desk"]
+    leaderboard(community=community)  # cached now
+    with django_capture_on_commit_callbacks(execute=True):
+        member_ban(community=community, user=omar, moderator=owner)
+    assert member_profile(handle="omar", viewer=viewer).posts == []
+    board = leaderboard(community=community)
+    assert all(row["name"] != omar.public_name for rows in board.values() for row in rows)
