@@ -3,7 +3,6 @@ is restarted under it."""
 
 import os
 import subprocess
-import time
 import uuid
 
 import pytest
@@ -84,7 +83,12 @@ def test_worker_reconnects_after_redis_restarts(tmp_path, real_queue):
             what="the worker to notice",
             explain=log_path.read_text,
         )
-        time.sleep(3)  # a few failed reconnection attempts
+        wait_until(  # it tried to reconnect, and failed, while Redis was down
+            lambda: "Trying again" in log_path.read_text(),
+            timeout=30,
+            what="a failed reconnection attempt",
+            explain=log_path.read_text,
+        )
         server, url = redis_server_start(tmp_path, port=port)
         assert echo("after") == b"after", log_path.read_text()
         assert worker.poll() is None, log_path.read_text()
