@@ -39,8 +39,8 @@ from notifications.models import NotificationKind
 from notifications.services import email_send_on_commit, notification_send
 from orders.listeners import order_refunded_notify
 from orders.models import (
-    ORDER_TRANSITIONS,
-    PART_TRANSITIONS,
+    ORDER_MACHINE,
+    PART_MACHINE,
     Order,
     OrderEvent,
     OrderLine,
@@ -50,6 +50,7 @@ from orders.models import (
     OrderStatus,
     RefundState,
 )
+from payments.commitments import machine
 from payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from payments.selectors import payments_card_label
 from payments.services import PaymentError, refund_create
@@ -59,8 +60,7 @@ REFUND_KEY_PREFIX = "order-refund-"
 _OPERABLE = (OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 
 
-class TransitionError(ValidationError):
-    pass
+TransitionError = machine.TransitionError  # a move the state machine refuses
 
 
 class RefundError(ValidationError):
@@ -223,50 +223,27 @@ def order_status_refresh(*, order: Order, actor: User | None = None, note: str =
 def part_transition(*, part: OrderPart, to: str, actor: User | None, note: str = "") -> OrderPart:
     """The only way a part changes state: checks the state machine, logs an event. Callers
     hold the order's row lock and call order_status_refresh after."""
-    if to not in PART_TRANSITIONS[part.status]:
-        raise TransitionError(
-            f"{part.brand.name}'s part is {part.get_status_display().lower()} and cannot "
-            f"become {OrderStatus(to).label.lower()}."
-        )
-    OrderEvent.objects.create(
-        order_id=part.order_id,
-        part=part,
-        actor=actor,
-        from_status=part.status,
-        to_status=to,
-        note=note[:300],
-    )
-    part.status = to
-    fields = ["status"]
+    PART_MACHINE.check(part, to)
+    fields = []
     if to == OrderStatus.SHIPPED:
-        part.shipped_at, fields = timezone.now(), [*fields, "shipped_at"]
+        part.shipped_at, fields = timezone.now(), ["shipped_at"]
     if to == OrderStatus.DELIVERED:
-        part.delivered_at, fields = timezone.now(), [*fields, "delivered_at"]
-    part.save(update_fields=fields)
-    return part
+        part.delivered_at, fields = timezone.now(), ["delivered_at"]
+    return PART_MACHINE.transition(part, to=to, actor=actor, note=note, fields=fields)
 
 
 def order_transition(*, order: Order, to: str, actor: User | None, note: str = "") -> Order:
     """Move the whole order (checkout: paid, or cancelled when sold out): every part that can
     make the move makes it, then the order's status is derived. Callers hold the order row
     lock."""
-    if to not in ORDER_TRANSITIONS[order.status]:
-        raise TransitionError(
-            f"An order that is {order.get_status_display().lower()} cannot become "
-            f"{OrderStatus(to).label.lower()}."
-        )
+    ORDER_MACHINE.check(order, to)
     parts = list(OrderPart.objects.select_related("brand").filter(order=order).order_by("id"))
     if not parts:  # an order written without parts (should not happen): the old way
-        OrderEvent.objects.create(
-            order=order, actor=actor, from_status=order.status, to_status=to, note=note[:300]
-        )
-        order.status = to
-        order.save(update_fields=["status"])
-        return order
+        return ORDER_MACHINE.transition(order, to=to, actor=actor, note=note)
     # The note speaks of the whole order (e.g. "Paid 797.90 USD"): a part of a shared order
     # (which its brand's operator reads) gets its own share instead.
     for part in parts:
-        if to in PART_TRANSITIONS[part.status]:
+        if PART_MACHINE.can(part, to):
             part_note = (
                 note if len(parts) == 1 else f"{money(part.total, order.currency)} of the order"
             )
@@ -289,7 +266,7 @@ def order_part_ship(*, part: OrderPart, tracking_number: str, actor: User) -> Or
     tracking_number = tracking_number.strip()[:60]
     if not tracking_number:
         raise ValidationError("Enter the tracking number.")
-    if OrderStatus.SHIPPED not in PART_TRANSITIONS[part.status]:
+    if not PART_MACHINE.can(part, OrderStatus.SHIPPED):
         part_transition(part=part, to=OrderStatus.SHIPPED, actor=actor)  # raises, says why
     part.tracking_number = tracking_number
     part.save(update_fields=["tracking_number"])
@@ -754,7 +731,7 @@ def order_cancel(*, order: Order, actor: User | None, reason: str = "") -> Order
             order_transition(order=order, to=OrderStatus.CANCELLED, actor=actor, note=reason)
             _release_holds(order)
             return order
-        if OrderStatus.CANCELLED not in ORDER_TRANSITIONS[order.status]:
+        if not ORDER_MACHINE.can(order, OrderStatus.CANCELLED):
             order_transition(order=order, to=OrderStatus.CANCELLED, actor=actor)  # says why
         parts = list(order.parts.filter(status=OrderStatus.PAID).order_by("id"))
     for part in parts:

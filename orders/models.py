@@ -6,6 +6,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 
 from catalog.models import Brand, Variant
+from payments.commitments.machine import StateMachine
 
 
 class Cart(models.Model):
@@ -392,3 +393,29 @@ class StockHold(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} of {self.variant_id} for {self.order_id}"
+
+
+def _part_refusal(machine, part, to: str) -> str:
+    return (
+        f"{part.brand.name}'s part is {machine.label(part.status).lower()} and cannot "
+        f"become {machine.label(to).lower()}."
+    )
+
+
+# The state machines (payments.commitments.machine): a part's moves are checked against
+# PART_TRANSITIONS and logged as OrderEvent rows; the whole order's against ORDER_TRANSITIONS.
+PART_MACHINE = StateMachine(
+    model=OrderPart,
+    transitions=PART_TRANSITIONS,
+    event_model=OrderEvent,
+    event_for=lambda part: {"order_id": part.order_id, "part": part},
+    noun="part",
+    refusal=_part_refusal,
+)
+ORDER_MACHINE = StateMachine(
+    model=Order,
+    transitions=ORDER_TRANSITIONS,
+    event_model=OrderEvent,
+    event_for=lambda order: {"order": order},
+    noun="order",
+)

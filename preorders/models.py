@@ -10,7 +10,16 @@ from django.db.models import F, Q
 from django.urls import reverse
 
 from catalog.models import Product, Variant
-from payments.models import SavedCard
+from payments.commitments.machine import Action, StateMachine
+from payments.commitments.models import (
+    COMMITMENT_TRANSITIONS,
+    PARENT_TRANSITIONS,
+    CommitmentFields,
+    StateEvent,
+)
+from payments.commitments.models import (  # units of these count against the cap
+    COUNTED_STATUSES as COUNTED_STATUSES,
+)
 
 
 class BatchStatus(models.TextChoices):
@@ -24,17 +33,9 @@ class BatchStatus(models.TextChoices):
     FULFILLED = "fulfilled", "Fulfilled"
 
 
-# The batch state machine: every change goes through preorders.services.batch_transition.
-BATCH_TRANSITIONS: dict[str, set[str]] = {
-    BatchStatus.DRAFT: {BatchStatus.SCHEDULED, BatchStatus.OPEN, BatchStatus.CANCELLED},
-    BatchStatus.SCHEDULED: {BatchStatus.OPEN, BatchStatus.DRAFT, BatchStatus.CANCELLED},
-    BatchStatus.OPEN: {BatchStatus.SETTLING, BatchStatus.CANCELLING},
-    BatchStatus.SETTLING: {BatchStatus.CONFIRMED},
-    BatchStatus.CANCELLING: {BatchStatus.CANCELLED},
-    BatchStatus.CONFIRMED: {BatchStatus.FULFILLED},
-    BatchStatus.CANCELLED: set(),
-    BatchStatus.FULFILLED: set(),
-}
+# The batch state machine (the engine's parent table): every change goes through
+# BATCH_MACHINE.transition (below), the admin's buttons read its allowed_actions.
+BATCH_TRANSITIONS: dict[str, set[str]] = PARENT_TRANSITIONS
 
 
 class PreorderBatch(models.Model):
@@ -182,63 +183,32 @@ class ReservationStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-# Units of these reservations count against the cap and toward the minimum.
-COUNTED_STATUSES = (
-    ReservationStatus.HELD,
-    ReservationStatus.CHARGING,
-    ReservationStatus.CHARGED,
-    ReservationStatus.PAYMENT_FAILED,
-)
-
-RESERVATION_TRANSITIONS: dict[str, set[str]] = {
-    ReservationStatus.HELD: {
-        ReservationStatus.CHARGING,
-        ReservationStatus.RELEASED,
-        ReservationStatus.CANCELLED,
-    },
-    ReservationStatus.CHARGING: {ReservationStatus.CHARGED, ReservationStatus.PAYMENT_FAILED},
-    ReservationStatus.PAYMENT_FAILED: {ReservationStatus.CHARGED, ReservationStatus.RELEASED},
-    ReservationStatus.CHARGED: set(),
-    ReservationStatus.RELEASED: set(),
-    ReservationStatus.CANCELLED: set(),
-}
+RESERVATION_TRANSITIONS: dict[str, set[str]] = COMMITMENT_TRANSITIONS
 
 
-class Reservation(models.Model):
+class Reservation(CommitmentFields):
+    """A fan's commitment to a batch: the engine's fields (payments.commitments.models) and
+    what the fan chose and where to ship."""
+
     brand_lookup = "batch__product__brand"
 
     batch = models.ForeignKey(PreorderBatch, on_delete=models.PROTECT, related_name="reservations")
+    # The engine's two, named as they were before it: migrations keep their related names.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservations"
+    )
+    saved_card = models.ForeignKey(
+        "payments.SavedCard", on_delete=models.PROTECT, related_name="reservations"
     )
     variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="reservations")
     quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     status = models.CharField(
         max_length=20, choices=ReservationStatus.choices, default=ReservationStatus.HELD
     )
-    saved_card = models.ForeignKey(SavedCard, on_delete=models.PROTECT, related_name="reservations")
-    # The form's one-time key: a double submit finds the first reservation, never a second.
-    request_key = models.CharField(max_length=64)
-    deposit_paid = models.DecimalField(
-        max_digits=12, decimal_places=2, default=Decimal("0.00"), editable=False
-    )
-    deposit_refunded = models.DecimalField(
-        max_digits=12, decimal_places=2, default=Decimal("0.00"), editable=False
-    )
-    # Set by the settlement: the ladder price reached and what the card was charged.
+    # Set by the settlement: the ladder price reached (amount_charged: what the card was).
     unit_price = models.DecimalField(
         max_digits=10, decimal_places=2, null=True, blank=True, editable=False
     )
-    amount_charged = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True, editable=False
-    )
-    failure_message = models.CharField(max_length=300, blank=True, editable=False)
-    grace_until = models.DateTimeField(null=True, blank=True, editable=False)
-    reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
-    charging_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # While the deposit for some of the units is not paid (a card waiting for 3-D Secure):
-    # past this time, the units it does not cover are released (reservations_deposit_expire).
-    deposit_due_at = models.DateTimeField(null=True, blank=True, editable=False)
     order = models.OneToOneField(
         "orders.Order",
         on_delete=models.SET_NULL,
@@ -255,8 +225,6 @@ class Reservation(models.Model):
     ship_postal_code = models.CharField(max_length=20)
     ship_country = models.CharField(max_length=2)
     ship_phone = models.CharField(max_length=30, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -315,7 +283,7 @@ class Reservation(models.Model):
         return self.status == ReservationStatus.HELD and self.batch.status == BatchStatus.OPEN
 
 
-class PreorderEvent(models.Model):
+class PreorderEvent(StateEvent):
     """Who changed a batch or a reservation, when, from which state to which."""
 
     brand_lookup = "batch__product__brand"
@@ -324,13 +292,6 @@ class PreorderEvent(models.Model):
     reservation = models.ForeignKey(
         Reservation, on_delete=models.CASCADE, null=True, blank=True, related_name="events"
     )
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    from_status = models.CharField(max_length=20, blank=True)
-    to_status = models.CharField(max_length=20)
-    note = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -338,6 +299,29 @@ class PreorderEvent(models.Model):
     def __str__(self) -> str:
         subject = f"reservation {self.reservation_id}" if self.reservation_id else "batch"
         return f"{subject}: {self.from_status or '-'} -> {self.to_status}"
+
+
+BATCH_MACHINE = StateMachine(
+    model=PreorderBatch,
+    transitions=BATCH_TRANSITIONS,
+    event_model=PreorderEvent,
+    event_for=lambda batch: {"batch": batch},
+    noun="batch",
+    # The operators' buttons (preorders.admin shows those the batch's state allows now).
+    actions=(
+        Action("publish", "Publish", to=(BatchStatus.SCHEDULED, BatchStatus.OPEN)),
+        Action("close", "Close now", to=(BatchStatus.SETTLING, BatchStatus.CANCELLING)),
+        Action("cancel", "Cancel batch", to=(BatchStatus.CANCELLED, BatchStatus.CANCELLING)),
+        Action("fulfil", "Mark fulfilled", to=BatchStatus.FULFILLED),
+    ),
+)
+RESERVATION_MACHINE = StateMachine(
+    model=Reservation,
+    transitions=RESERVATION_TRANSITIONS,
+    event_model=PreorderEvent,
+    event_for=lambda reservation: {"batch_id": reservation.batch_id, "reservation": reservation},
+    noun="reservation",
+)
 
 
 class WaitlistStatus(models.TextChoices):

@@ -31,6 +31,7 @@ from notifications.models import NotificationKind
 from notifications.services import email_send_on_commit, notification_send
 from orders.models import Order
 from orders.services import PaidOrderSpec, order_refund_recorded, orders_create_paid
+from payments.commitments import machine
 from payments.models import Payment, PaymentStatus, Refund, RefundStatus, SavedCard
 from payments.services import (
     DECLINE_MESSAGE,
@@ -44,9 +45,9 @@ from payments.services import (
 from payments.settlement import settlement_start
 from preorders.honour import reservation_honour_award
 from preorders.models import (
-    BATCH_TRANSITIONS,
+    BATCH_MACHINE,
     COUNTED_STATUSES,
-    RESERVATION_TRANSITIONS,
+    RESERVATION_MACHINE,
     BatchStatus,
     PreorderBatch,
     PreorderEvent,
@@ -76,8 +77,7 @@ class ReservationError(ValidationError):
     """Something the shopper can act on; the message says what."""
 
 
-class TransitionError(ValidationError):
-    pass
+TransitionError = machine.TransitionError  # a move the state machine refuses
 
 
 # --- the ladder --------------------------------------------------------------------------------
@@ -123,17 +123,7 @@ def batch_transition(
     *, batch: PreorderBatch, to: str, actor: User | None, note: str = ""
 ) -> PreorderBatch:
     """The only way a batch changes state. Callers hold the batch row lock."""
-    if to not in BATCH_TRANSITIONS[batch.status]:
-        raise TransitionError(
-            f"A batch that is {batch.get_status_display().lower()} cannot become "
-            f"{BatchStatus(to).label.lower()}."
-        )
-    PreorderEvent.objects.create(
-        batch=batch, actor=actor, from_status=batch.status, to_status=to, note=note[:300]
-    )
-    batch.status = to
-    batch.save(update_fields=["status"])
-    return batch
+    return BATCH_MACHINE.transition(batch, to=to, actor=actor, note=note)
 
 
 def _locked(batch: PreorderBatch) -> PreorderBatch:
@@ -271,21 +261,7 @@ def reservation_transition(
     *, reservation: Reservation, to: str, actor: User | None, note: str = ""
 ) -> None:
     """A reservation's state change, checked and logged. Callers hold its row lock."""
-    if to not in RESERVATION_TRANSITIONS[reservation.status]:
-        raise TransitionError(
-            f"A reservation that is {reservation.get_status_display().lower()} cannot become "
-            f"{ReservationStatus(to).label.lower()}."
-        )
-    PreorderEvent.objects.create(
-        batch_id=reservation.batch_id,
-        reservation=reservation,
-        actor=actor,
-        from_status=reservation.status,
-        to_status=to,
-        note=note[:300],
-    )
-    reservation.status = to
-    reservation.save(update_fields=["status", "updated_at"])
+    RESERVATION_MACHINE.transition(reservation, to=to, actor=actor, note=note)
 
 
 def _check_open(batch: PreorderBatch) -> None:

@@ -14,10 +14,13 @@ from django.utils import timezone
 from formatting.formats import money
 from notifications.models import NotificationKind
 from notifications.services import notification_fan_out
+from payments.commitments.book import CommitmentBook
 from payments.pacing import ProviderPacer
 from payments.providers.base import ChargeOutcome
 from payments.settlement import ChargeRecord, Commitment, Mode
 from preorders.models import (
+    BATCH_MACHINE,
+    RESERVATION_MACHINE,
     BatchStatus,
     PreorderBatch,
     PreorderEvent,
@@ -57,12 +60,19 @@ RECORD_COLUMNS = (
 )
 
 
-class ReservationBook:
+class ReservationBook(CommitmentBook):
     kind = SETTLEMENT_KIND
-    lock_namespace = 7101
     model = Reservation
+    parent_model = PreorderBatch
     parent_field = "batch_id"
+    commitments_name = "reservations"
     open_statuses = (ReservationStatus.HELD.value, ReservationStatus.CHARGING.value)
+    machine = RESERVATION_MACHINE
+    parent_machine = BATCH_MACHINE
+    charge_prefix = "preorder-res"
+    deposit_prefix = "preorder-deposit"
+    email_templates = "preorders/email"
+    notification_kind = NotificationKind.PREORDER
 
     def mode(self, *, parent_id: int) -> Mode | None:
         status = PreorderBatch.objects.filter(pk=parent_id).values_list("status", flat=True)

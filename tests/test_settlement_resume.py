@@ -182,7 +182,8 @@ def test_two_books_cannot_share_a_lock_namespace():
     for book in (Clash(), OutOfRange()):
         with pytest.raises(ValueError):
             settlement_book_register(book)
-    assert {book.kind for book in settlement_books()} == {SETTLEMENT_KIND}
+    kinds = {book.kind for book in settlement_books()}
+    assert SETTLEMENT_KIND in kinds and not kinds & {"clash", "huge"}
     settlement_book_register(preorder)  # the same book again (apps.ready twice) is fine
 
 

@@ -52,3 +52,6 @@ if os.environ.get("FANHUB_TEST_MAIL_DIR"):
 # pytest-xdist workers share the Redis broker too: each sends to and consumes from its own
 # queue, so a worker process started by one test never takes another's tasks.
 CELERY_TASK_DEFAULT_QUEUE = f"fanhub-test-{_worker}"
+
+# A tests-only feature on the commitments engine (tests/test_commitments_contract.py).
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.commitments_fake"]  # noqa: F405
