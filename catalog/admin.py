@@ -1,3 +1,5 @@
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
@@ -8,7 +10,11 @@ from import_export.forms import ImportForm
 
 from accounts.admin_access import SuperuserOnlyAdminMixin
 from catalog.admin_resources import ProductResource, VariantResource, import_file_problem
-from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline
+from catalog.admin_scoping import (
+    BrandScopedAdmin,
+    BrandScopedInline,
+    related_as_text,
+)
 from catalog.forms import VariantAdminForm
 from catalog.imports import (
     background_rows,
@@ -19,6 +25,9 @@ from catalog.imports import (
 )
 from catalog.models import (
     Brand,
+    BrandInvitation,
+    BrandOperator,
+    BrandRole,
     Category,
     ImportJob,
     Product,
@@ -37,6 +46,16 @@ from catalog.services import (
     product_set_status,
 )
 from catalog.tasks import product_image_make_thumbnails
+from catalog.team import (
+    brand_invitation_create,
+    brand_invitation_revoke,
+    brand_operator_add,
+    brand_operator_remove,
+    brand_operator_set_role,
+    brand_refund_limit_set,
+    is_brand_owner,
+    owned_brand_ids,
+)
 from uploads.forms import VerifiedImagesModelForm
 
 
@@ -52,30 +71,242 @@ class BrandAdminForm(VerifiedImagesModelForm):
         return name
 
 
+class TeamMemberForm(forms.ModelForm):
+    class Meta:
+        model = BrandOperator
+        fields = ["brand", "user", "role"]
+
+    def clean(self):
+        cleaned = super().clean()
+        operator = self.instance
+        if (
+            operator.pk
+            and cleaned.get("role") != BrandRole.OWNER
+            and BrandOperator.objects.filter(pk=operator.pk, role=BrandRole.OWNER).exists()
+            and not BrandOperator.objects.filter(brand_id=operator.brand_id, role=BrandRole.OWNER)
+            .exclude(pk=operator.pk)
+            .exists()
+        ):
+            self.add_error("role", "The brand needs an owner: make someone else owner first.")
+        return cleaned
+
+
+@admin.register(BrandOperator)
+class BrandOperatorAdmin(BrandScopedAdmin):
+    """A brand's team. Owners change roles and remove members (colleagues join through an
+    invitation); staff see the team, read-only; superusers also add anyone directly."""
+
+    form = TeamMemberForm
+    list_display = ["user_text", "brand", "role", "created_at"]
+    list_filter = ["role", ("brand", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["user__email", "user__display_name"]
+    list_select_related = ["user", "brand"]
+    user_text = related_as_text("user", "member")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["brand", "user", "role"]
+        return ["brand", "user" if request.user.is_superuser else "user_text", "role", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["brand", "user", "user_text", "created_at"]
+
+    def get_autocomplete_fields(self, request):
+        return ["user"] if request.user.is_superuser else []
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        if obj is None:
+            return request.user.is_superuser or bool(owned_brand_ids(user=request.user))
+        return is_brand_owner(user=request.user, brand_id=obj.brand_id)
+
+    def has_delete_permission(self, request, obj=None):
+        if not super().has_delete_permission(request, obj):
+            return False
+        if obj is None:
+            return request.user.is_superuser or bool(owned_brand_ids(user=request.user))
+        return is_brand_owner(user=request.user, brand_id=obj.brand_id)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            brand_operator_set_role(operator=obj, role=obj.role, actor=request.user)
+        else:
+            saved = brand_operator_add(
+                brand=obj.brand, user=obj.user, role=obj.role, actor=request.user
+            )
+            obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        brand_operator_remove(operator=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        owned = owned_brand_ids(user=request.user)
+        for operator in queryset.order_by("pk"):
+            if request.user.is_superuser or operator.brand_id in owned:
+                brand_operator_remove(operator=operator, actor=request.user)
+
+
 @admin.register(Brand)
 class BrandAdmin(BrandScopedAdmin):
-    """Operators edit their own brands' name, story and logo; only superusers add or delete
-    brands and choose who operates them."""
+    """Owners edit their brands' name, story, logo, staff refund limit and team; staff see
+    them; only superusers add or delete brands."""
 
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "staff_refund_limit", "created_at"]
     search_fields = ["name"]
-    filter_horizontal = ["operators"]
     form = BrandAdminForm  # the logo is verified and re-encoded by the form
 
     def get_prepopulated_fields(self, request, obj=None):
         return {"slug": ["name"]} if request.user.is_superuser else {}
 
     def get_readonly_fields(self, request, obj=None):
-        return [] if request.user.is_superuser else ["operators", "slug"]
+        return [] if request.user.is_superuser else ["slug"]
 
     def has_add_permission(self, request):
         return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        if request.user.is_superuser:
+            return True
+        if obj is None:
+            return bool(owned_brand_ids(user=request.user))
+        return is_brand_owner(user=request.user, brand_id=obj.pk)
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
 
     def save_model(self, request, obj, form, change):
+        limit = obj.staff_refund_limit
+        if change and "staff_refund_limit" in form.changed_data:
+            obj.staff_refund_limit = form.initial["staff_refund_limit"]
         brand_save(brand=obj)
+        if obj.staff_refund_limit != limit:
+            brand_refund_limit_set(brand=obj, limit=limit, actor=request.user)
+            obj.staff_refund_limit = limit
+
+
+class InvitationAdminForm(forms.ModelForm):
+    class Meta:
+        model = BrandInvitation
+        fields = ["brand", "email", "role"]
+
+    def clean(self):
+        cleaned = super().clean()
+        brand, email = cleaned.get("brand"), (cleaned.get("email") or "").strip()
+        if brand and email:
+            if brand.team.filter(user__email__iexact=email).exists():
+                self.add_error("email", f"{email} is already on {brand.name}'s team.")
+            elif BrandInvitation.objects.filter(
+                brand=brand, email__iexact=email, accepted_at=None, revoked_at=None
+            ).exists():
+                self.add_error(
+                    "email",
+                    f"{email} already has an open invitation to {brand.name}: revoke it to "
+                    "send a new one.",
+                )
+        return cleaned
+
+
+@admin.register(BrandInvitation)
+class BrandInvitationAdmin(BrandScopedAdmin):
+    """Owners invite colleagues by email (the link signs them up through allauth) and
+    revoke open invitations. Staff do not see this page."""
+
+    form = InvitationAdminForm
+    list_display = ["email", "brand", "role", "status", "invited_by_text", "created_at"]
+    list_filter = ["role", ("brand", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["email"]
+    list_select_related = ["brand", "invited_by"]
+    actions = ["revoke"]
+    invited_by_text = related_as_text("invited_by", "invited by")
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(brand_id__in=owned_brand_ids(user=request.user))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "brand":
+            brands = Brand.objects.all()
+            if not request.user.is_superuser:
+                brands = brands.filter(pk__in=owned_brand_ids(user=request.user))
+            kwargs["queryset"] = brands
+            if brands.count() == 1:  # the operator's one brand, preselected
+                kwargs["initial"] = brands.get()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["brand", "email", "role"]
+        return [
+            "brand",
+            "email",
+            "role",
+            "status",
+            "link",
+            "invited_by_text",
+            "created_at",
+            "expires_at",
+            "accepted_at",
+            "revoked_at",
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    @admin.display(description="link to send again")
+    def link(self, invitation: BrandInvitation) -> str:
+        if invitation.status != "open":
+            return "-"
+        return settings.SITE_URL + invitation.accept_path()
+
+    def has_module_permission(self, request):
+        return super().has_module_permission(request) and (
+            request.user.is_superuser or bool(owned_brand_ids(user=request.user))
+        )
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return False  # an invitation is sent or revoked, never edited
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_revoke_permission(self, request):
+        return self.has_add_permission(request)
+
+    def save_model(self, request, obj, form, change):
+        invitation = brand_invitation_create(
+            brand=obj.brand, email=obj.email, role=obj.role, actor=request.user
+        )
+        obj.pk, obj.token = invitation.pk, invitation.token
+        obj._state.adding = False
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self.message_user(request, f"Invitation sent to {obj.email}.", messages.SUCCESS)
+        return redirect(reverse("admin:catalog_brandinvitation_changelist"))
+
+    @admin.action(description="Revoke the selected open invitations", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        count = 0
+        for invitation in queryset.select_related("brand"):
+            if invitation.status == "open":
+                brand_invitation_revoke(invitation=invitation, actor=request.user)
+                count += 1
+        self.message_user(request, f"{count} invitation(s) revoked.", messages.SUCCESS)
 
 
 @admin.register(Category)
@@ -269,7 +500,7 @@ class ProductAdmin(BackgroundImportMixin, ImportExportModelAdmin, BrandScopedAdm
             # Each changed row writes only its changed fields (a sale may have moved stock).
             formset.save(commit=False)
             for variant_form in formset.saved_forms:
-                variant_form.save_variant()
+                variant_form.save_variant(actor=request.user)
             for removed in formset.deleted_objects:
                 removed.delete()
             product_refresh_summary(product_id=form.instance.pk)
@@ -323,7 +554,7 @@ class VariantAdmin(BackgroundImportMixin, ImportExportModelAdmin, BrandScopedAdm
         return super().get_changelist_form(request, form=VariantAdminForm, **kwargs)
 
     def save_model(self, request, obj, form, change):
-        form.save_variant()
+        form.save_variant(actor=request.user)
 
 
 @admin.register(StockAlert)

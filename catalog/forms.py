@@ -73,8 +73,9 @@ class VariantAdminForm(forms.ModelForm):
         except forms.ValidationError:
             return None
 
-    def save_variant(self) -> Variant:
-        """Create the variant, or write only the fields the operator changed."""
+    def save_variant(self, *, actor=None) -> Variant:
+        """Create the variant, or write only the fields the operator changed (`actor`: who,
+        for the audit log)."""
         variant = self.instance
         if variant._state.adding:
             return variant_save(variant=variant)
@@ -83,4 +84,5 @@ class VariantAdminForm(forms.ModelForm):
             variant=variant,
             fields=fields,
             stock_seen=self.seen("stock") if "stock" in fields else None,
+            actor=actor,
         )

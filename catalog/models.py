@@ -7,7 +7,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils import timezone
 
 
 class Brand(models.Model):
@@ -22,7 +24,17 @@ class Brand(models.Model):
     story_html = models.TextField(blank=True, editable=False)
     logo = models.ImageField(upload_to="brands/logos/", blank=True)
     operators = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, related_name="operated_brands", blank=True
+        settings.AUTH_USER_MODEL,
+        related_name="operated_brands",
+        blank=True,
+        through="BrandOperator",
+    )
+    staff_refund_limit = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal("100.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="The largest refund the brand's staff may make at once; owners have no limit.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -34,6 +46,90 @@ class Brand(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("storefront:brand", kwargs={"slug": self.slug})
+
+
+class BrandRole(models.TextChoices):
+    OWNER = "owner", "Owner"  # everything, including the team and the brand's settings
+    STAFF = "staff", "Staff"  # products, orders, batches, moderation; refunds up to a limit
+
+
+class BrandOperator(models.Model):
+    """A member of a brand's team and their role (catalog.team changes these)."""
+
+    brand_lookup = "brand"
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="team")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="brand_roles"
+    )
+    # Owner by default: before roles every operator could do everything, and code adding one
+    # without a role (brand.operators.add) keeps that meaning. The team's own services and
+    # the invitations always name the role.
+    role = models.CharField(max_length=10, choices=BrandRole.choices, default=BrandRole.OWNER)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "catalog_brand_operators"  # the table of the former plain many-to-many
+        ordering = ["brand", "role", "id"]
+        verbose_name = "team member"
+        unique_together = [("brand", "user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_role_display()} of {self.brand}"
+
+
+class BrandInvitation(models.Model):
+    """An owner invites a colleague by email; the colleague signs up (or in) through the
+    link and joins the team with the role. Single use; expires."""
+
+    brand_lookup = "brand"
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=BrandRole.choices, default=BrandRole.STAFF)
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One open invitation per address and brand (accepted or revoked ones stay).
+            models.UniqueConstraint(
+                F("brand"),
+                Lower("email"),
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="catalog_invitation_one_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.brand} ({self.get_role_display()})"
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "open"
+
+    def accept_path(self) -> str:
+        return reverse("catalog:invitation", kwargs={"token": self.token})
 
 
 class Category(models.Model):

@@ -11,6 +11,7 @@ from django.db.models import F, Max, Min, Q
 from django.db.models.functions import Greatest
 
 from accounts.names import name_imitates_brand, name_imitates_staff, name_skeleton
+from audit.services import audit_record
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
 from catalog.tasks import product_image_make_thumbnails as thumbnails_task
 from catalog.thumbnails import thumbnail_render
@@ -137,11 +138,16 @@ def product_set_status(*, product_ids: Iterable[int], status: ProductStatus) -> 
 VARIANT_FIELDS = frozenset(
     field.name for field in Variant._meta.concrete_fields if not field.primary_key
 )
+AUDITED_VARIANT_FIELDS = frozenset({"price", "compare_at_price", "stock", "is_active"})
 
 
 @transaction.atomic
 def variant_save(
-    *, variant: Variant, fields: Collection[str] | None = None, stock_seen: int | None = None
+    *,
+    variant: Variant,
+    fields: Collection[str] | None = None,
+    stock_seen: int | None = None,
+    actor=None,
 ) -> Variant:
     """Create a variant (`fields` not given), or write exactly `fields` of an existing one:
     never the whole row, since checkout moves `stock` with conditional UPDATEs meanwhile and
@@ -151,7 +157,8 @@ def variant_save(
     a stock edit is an adjustment: the change they typed (`variant.stock - stock_seen`) is
     added to the stock as it is now, floored at 0, so a sale made since the page loaded is
     kept (saw 10, typed 50 after a delivery of 40, one sold meanwhile: 49). Without it (a CSV
-    stocktake, a script), `variant.stock` is a count and is set as given."""
+    stocktake, a script), `variant.stock` is a count and is set as given. With `actor` (an
+    operator's edit), a change of price or stock leaves an audit entry."""
     if variant._state.adding:
         variant.full_clean()
         variant.save()
@@ -163,6 +170,9 @@ def variant_save(
     if unknown := fields - VARIANT_FIELDS:
         raise ValueError(f"not fields of a variant: {sorted(unknown)}")
     variant.full_clean()
+    audited = fields & AUDITED_VARIANT_FIELDS if actor is not None else set()
+    if audited:
+        before = Variant.objects.filter(pk=variant.pk).values(*audited).get()
     if others := sorted(fields - {"stock"}):
         variant.save(update_fields=others)
     if "stock" in fields:
@@ -174,6 +184,20 @@ def variant_save(
         variant.stock = rows.values_list("stock", flat=True).get()
     if fields & {"price", "stock", "track_inventory", "is_active", "product"}:
         product_refresh_summary(product_id=variant.product_id)
+    if audited:
+        after = {name: getattr(variant, name) for name in audited}
+        if after != before:
+            audit_record(
+                actor=actor,
+                action="variant.edit",
+                obj=variant,
+                brand_id=Product.objects.values_list("brand_id", flat=True).get(
+                    pk=variant.product_id
+                ),
+                before=before,
+                after=after,
+                parent=variant.product,
+            )
     return variant
 
 

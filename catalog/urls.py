@@ -6,5 +6,6 @@ app_name = "catalog"
 urlpatterns = [
     path("products/", views.product_list, name="index"),
     path("products/<slug:slug>/variant/", views.variant_panel, name="variant"),
+    path("team/invitations/<str:token>/", views.invitation, name="invitation"),
     path("categories/<path:path>/", views.category_detail, name="category"),
 ]

@@ -1,9 +1,16 @@
+from urllib.parse import urlencode
+
+from allauth.account.adapter import get_adapter as get_account_adapter
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from catalog.forms import ProductFilterForm
-from catalog.models import Category
+from catalog.models import BrandInvitation, Category
 from catalog.selectors import (
     ProductFilters,
     ProductListingPaginator,
@@ -16,6 +23,7 @@ from catalog.selectors import (
     product_search,
     variant_choose,
 )
+from catalog.team import brand_invitation_accept, invitation_email_matches
 
 PAGE_SIZE = 24
 
@@ -83,3 +91,35 @@ def variant_panel(request: HttpRequest, slug: str) -> HttpResponse:
         "catalog/_variant_panel.html",
         {"product": page.product, "variant": variant, "options": page.options},
     )
+
+
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """The link of a team invitation. Signed out: the invited address is marked verified
+    for allauth's sign-up (the link reached it) and the page offers sign-up or sign-in,
+    both coming back here. Signed in with the invited address: accept (POST) joins the
+    team and opens the admin. Another address: says so."""
+    invitation = get_object_or_404(BrandInvitation.objects.select_related("brand"), token=token)
+    context = {"invitation": invitation, "status": invitation.status}
+    if invitation.status != "open":
+        if invitation.status == "accepted" and invitation.accepted_by_id == request.user.pk:
+            return redirect("admin:index")
+        return render(request, "catalog/invitation.html", context, status=410)
+    if not request.user.is_authenticated:
+        get_account_adapter(request).stash_verified_email(request, invitation.email)
+        back = urlencode({"next": request.path})
+        context["signup_url"] = f"{reverse('account_signup')}?{back}"
+        context["login_url"] = f"{reverse('account_login')}?{back}"
+        return render(request, "catalog/invitation.html", context)
+    context["matches"] = invitation_email_matches(invitation=invitation, user=request.user)
+    if request.method == "POST" and context["matches"]:
+        try:
+            brand_invitation_accept(invitation=invitation, user=request.user)
+        except ValidationError as exc:
+            context["error"] = " ".join(exc.messages)
+            return render(request, "catalog/invitation.html", context, status=409)
+        messages.success(
+            request,
+            _("Welcome to %(brand)s's team.") % {"brand": invitation.brand.name},
+        )
+        return redirect("admin:index")
+    return render(request, "catalog/invitation.html", context)

@@ -32,8 +32,10 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import User
+from audit.services import audit_record
 from catalog.models import Variant
 from catalog.services import product_refresh_summary
+from catalog.team import brand_check_refund
 from formatting.formats import money
 from notifications.models import NotificationKind
 from notifications.services import email_send_on_commit, notification_send
@@ -273,6 +275,14 @@ def order_part_ship(*, part: OrderPart, tracking_number: str, actor: User) -> Or
     part_transition(
         part=part, to=OrderStatus.SHIPPED, actor=actor, note=f"Tracking number {tracking_number}"
     )
+    audit_record(
+        actor=actor,
+        action="order.ship",
+        obj=order,
+        brand_id=part.brand_id,
+        before={"status": OrderStatus.PAID},
+        after={"status": OrderStatus.SHIPPED, "tracking_number": tracking_number},
+    )
     order_status_refresh(order=order, actor=actor, note=f"{part.brand.name} shipped")
     lines = list(part.lines.all())
     order_email(
@@ -486,6 +496,7 @@ def _refund_open(
             f"{money(refundable, order.currency)}: that is what is left of "
             f"{part.brand.name}'s part of this order."
         )
+    brand_check_refund(brand=part.brand, actor=actor, amount=amount)
     covered = sum((p.refundable for p in _order_payments(order)), Decimal("0.00"))
     rows = _refund_rows(order)
     others_waiting = sum(
@@ -515,6 +526,15 @@ def _refund_open(
         )
         refund.full_clean()
         refund.save()
+        audit_record(
+            actor=actor,
+            action="order.cancel_part" if cancel else "order.refund",
+            obj=order,
+            brand_id=part.brand_id,
+            before={"refunded": part.amount_refunded, "status": part.status},
+            after={"refunded": part.amount_refunded + amount, "refund": amount},
+            note=reason,
+        )
     for line_id, quantity in chosen.items():
         OrderLine.objects.filter(pk=line_id).update(
             quantity_refunded=F("quantity_refunded") + quantity

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from accounts.models import User
+from audit.services import audit_record
 from catalog.models import ProductStatus, Variant
 from formatting.formats import money
 from notifications.models import NotificationKind
@@ -207,6 +208,8 @@ def batch_close(*, batch: PreorderBatch, actor: User | None = None, force: bool 
     )
     PreorderBatch.objects.filter(pk=batch.pk).update(offered_units=0)
     settlement_start(kind=SETTLEMENT_KIND, parent_id=batch.pk)
+    if actor is not None:  # the operator's "close now" (the beat's closes are in the events)
+        _audit_batch(batch, actor, "batch.close", BatchStatus.OPEN)
     return True
 
 
@@ -225,10 +228,22 @@ def batches_close_due() -> int:
     return sum(batch_close(batch=batch) for batch in candidates.only("pk"))
 
 
+def _audit_batch(batch: PreorderBatch, actor: User, action: str, before: str) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        obj=batch,
+        brand_id=batch.product.brand_id,
+        before={"status": before},
+        after={"status": batch.status, "reserved_units": batch.reserved_units},
+    )
+
+
 @transaction.atomic
 def batch_cancel(*, batch: PreorderBatch, actor: User, reason: str = "") -> PreorderBatch:
     """The operator calls a batch off: nobody is charged, deposits are refunded."""
     batch = _locked(batch)
+    before = batch.status
     if batch.status == BatchStatus.OPEN:
         batch.closed_at = timezone.now()
         batch.save(update_fields=["closed_at"])
@@ -240,10 +255,11 @@ def batch_cancel(*, batch: PreorderBatch, actor: User, reason: str = "") -> Preo
         )
         PreorderBatch.objects.filter(pk=batch.pk).update(offered_units=0)
         settlement_start(kind=SETTLEMENT_KIND, parent_id=batch.pk)
+        _audit_batch(batch, actor, "batch.cancel", before)
         return batch
-    return batch_transition(
-        batch=batch, to=BatchStatus.CANCELLED, actor=actor, note=reason or "Cancelled"
-    )
+    batch_transition(batch=batch, to=BatchStatus.CANCELLED, actor=actor, note=reason or "Cancelled")
+    _audit_batch(batch, actor, "batch.cancel", before)
+    return batch
 
 
 @transaction.atomic

@@ -14,7 +14,8 @@ from django.db import transaction
 from PIL import Image, ImageDraw, ImageFont
 
 from accounts.models import User
-from catalog.models import Brand
+from catalog.models import Brand, BrandInvitation, BrandOperator, BrandRole
+from catalog.team import brand_invitation_create, brand_operator_add, team_sync_groups
 from storefront.demo_catalog import demo_seed_catalog
 from storefront.demo_communities import demo_seed_communities
 from storefront.demo_orders import demo_seed_orders
@@ -27,7 +28,8 @@ OPERATORS_GROUP = "Brand operators"
 OPERATOR_PERMISSIONS = {
     "catalog": [
         "view_brand",
-        "change_brand",
+        "change_brand",  # owners only, per brand (catalog.team); staff see the brand
+        "view_brandoperator",  # the team, read-only for staff
         *(
             f"{action}_{model}"
             for action in ("view", "add", "change", "delete")
@@ -77,7 +79,15 @@ class DemoBrand:
     slug: str
     colour: str
     story: str
-    operator_email: str
+    operator_email: str  # the brand's owner
+
+    @property
+    def staff_email(self) -> str:
+        return self.operator_email.replace("ops@", "staff@")
+
+    @property
+    def invited_email(self) -> str:
+        return self.operator_email.replace("ops@", "new.colleague@")
 
 
 DEMO_BRANDS = [
@@ -154,6 +164,19 @@ def _operators_group() -> Group:
     return group
 
 
+def _demo_team(brand: Brand, *, owner: User, staff: User, invited: str) -> None:
+    """An owner, a staff member the owner added, and an invitation waiting for a colleague:
+    each step through catalog.team, so the audit log has their entries. Once only."""
+    if not BrandOperator.objects.filter(brand=brand, user=owner).exists():
+        brand_operator_add(brand=brand, user=owner, role=BrandRole.OWNER, actor=None)
+    else:
+        team_sync_groups(user=owner)
+    if not BrandOperator.objects.filter(brand=brand, user=staff).exists():
+        brand_operator_add(brand=brand, user=staff, role=BrandRole.STAFF, actor=owner)
+    if not BrandInvitation.objects.filter(brand=brand, email=invited).exists():
+        brand_invitation_create(brand=brand, email=invited, role=BrandRole.STAFF, actor=owner)
+
+
 @transaction.atomic
 def demo_seed() -> DemoSummary:
     summary = DemoSummary()
@@ -165,17 +188,23 @@ def demo_seed() -> DemoSummary:
         is_staff=True,
         is_superuser=True,
     )
-    group = _operators_group()
+    _operators_group()
     operators_by_brand = {}
     for demo in DEMO_BRANDS:
         operator = _user(
             summary,
             email=demo.operator_email,
             display_name=f"{demo.name} team",
-            role=f"operator of {demo.name}",
+            role=f"owner of {demo.name}",
             is_staff=True,
         )
-        operator.groups.add(group)
+        staff = _user(
+            summary,
+            email=demo.staff_email,
+            display_name=f"{demo.name} staff",
+            role=f"staff of {demo.name} (refunds up to the brand's limit)",
+            is_staff=True,
+        )
         brand, created = Brand.objects.get_or_create(
             slug=demo.slug, defaults={"name": demo.name, "story": demo.story}
         )
@@ -184,7 +213,7 @@ def demo_seed() -> DemoSummary:
             logo = draw_logo(text=demo.name, colour=demo.colour)
             brand.logo.save(logo.name, logo, save=False)
             brand.save(update_fields=["logo"])
-        brand.operators.add(operator)
+        _demo_team(brand, owner=operator, staff=staff, invited=demo.invited_email)
         operators_by_brand[demo.slug] = operator
     fans = [_user(summary, email=email, display_name=name, role="fan") for email, name in DEMO_FANS]
     for what, count in demo_seed_catalog(fans=fans).items():

@@ -191,12 +191,14 @@ def test_a_brand_cannot_be_renamed_to_pass_for_staff_or_another_brand(client, na
     mine.operators.add(operator)
     client.force_login(operator)
     response = client.post(
-        f"/admin/catalog/brand/{mine.pk}/change/", {"name": name, "story": "Phones."}
+        f"/admin/catalog/brand/{mine.pk}/change/",
+        {"name": name, "story": "Phones.", "staff_refund_limit": "100"},
     )
     assert response.status_code == 200  # the form again, with its message
     assert Brand.objects.get(pk=mine.pk).name == "Nimbus Mobile"
     fine = client.post(
-        f"/admin/catalog/brand/{mine.pk}/change/", {"name": "Nimbus Phones", "story": "Phones."}
+        f"/admin/catalog/brand/{mine.pk}/change/",
+        {"name": "Nimbus Phones", "story": "Phones.", "staff_refund_limit": "100"},
     )
     assert fine.status_code == 302 and Brand.objects.get(pk=mine.pk).name == "Nimbus Phones"
 

@@ -17,6 +17,7 @@ from PIL import Image
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, brand_owned
 from catalog.models import Brand, Product, ProductImage, ProductSpecification, StockAlert, Variant
 from catalog.services import product_image_add
+from catalog.team import brand_invitation_create
 from communities.ideas import idea_create
 from communities.models import Community, Membership, Report
 from communities.moderation import report_create
@@ -54,7 +55,7 @@ def _operator(brand: Brand):
     permissions, must be what stops them."""
     user = UserFactory(is_staff=True)
     user.user_permissions.add(*Permission.objects.all())
-    brand.operators.add(user)
+    brand.operators.add(user, through_defaults={"role": "owner"})
     return UserFactory._meta.model.objects.get(pk=user.pk)  # fresh permission cache
 
 
@@ -103,6 +104,10 @@ def _world(name: str) -> Brand:
     VariantCap.objects.create(batch=batch, variant=product.variants.get(), cap=1)
     reserve(batch=batch)
     waitlist_join(batch=batch, user=UserFactory(), variant=product.variants.get(), quantity=1)
+    # The team: an owner who invites a colleague (an invitation and an audit entry).
+    owner = UserFactory(is_staff=True)
+    brand.operators.add(owner, through_defaults={"role": "owner"})
+    brand_invitation_create(brand=brand, email=f"new@{brand.slug}.test", role="staff", actor=owner)
     return brand
 
 
@@ -602,6 +607,7 @@ def test_a_good_brand_logo_is_re_encoded_and_shrunk(client, two_worlds):
             "name": mine.name,
             "story": "Ours",
             "logo": SimpleUploadedFile("logo.png", _image("PNG", (1200, 900)), "image/png"),
+            "staff_refund_limit": "100.00",
         },
     )
     assert response.status_code == 302

@@ -4,6 +4,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 
 from accounts.models import User
+from audit.models import AuditEntry
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
 from preorders.models import BatchStatus, PreorderBatch, PriceTier, Reservation, ReservationStatus
 from reviews.models import Review
@@ -21,7 +22,10 @@ def _snapshot():
         ),
         "emails": sorted(EmailAddress.objects.values_list("id", "email", "verified", "primary")),
         "brands": sorted(Brand.objects.values_list("id", "slug", "name", "logo")),
-        "operators": sorted(Brand.operators.through.objects.values_list("brand_id", "user_id")),
+        "operators": sorted(
+            Brand.operators.through.objects.values_list("brand_id", "user_id", "role")
+        ),
+        "audit": AuditEntry.objects.count(),
         "groups": sorted(Group.objects.values_list("id", "name", "permissions__codename")),
         "categories": sorted(Category.objects.values_list("id", "path", "full_name")),
         "products": sorted(
@@ -51,10 +55,19 @@ def test_seed_demo_twice_leaves_the_same_data(settings):
     assert len(first["brands"]) == 2
     assert all(logo for *_, logo in first["brands"])  # drawn with Pillow
     for brand in Brand.objects.all():
-        operator = brand.operators.get()
-        assert operator.is_staff and not operator.is_superuser
-        assert operator.groups.filter(name=OPERATORS_GROUP).exists()
-        assert operator.check_password(DEMO_PASSWORD)
+        assert sorted(brand.team.values_list("role", flat=True)) == ["owner", "staff"]
+        for operator in brand.operators.all():
+            assert operator.is_staff and not operator.is_superuser
+            assert operator.groups.filter(name=OPERATORS_GROUP).exists()
+            assert operator.check_password(DEMO_PASSWORD)
+        owner = brand.team.get(role="owner").user
+        assert owner.groups.filter(name="Brand owners").exists()
+        assert brand.invitations.get().status == "open"
+        # The team's changes are in the audit log: the staff member added, the invitation.
+        assert set(AuditEntry.objects.filter(brand=brand).values_list("action", flat=True)) >= {
+            "team.add",
+            "team.invite",
+        }
     assert User.objects.filter(is_superuser=True).count() == 1
     assert User.objects.filter(is_staff=False).count() == 6
     assert EmailAddress.objects.filter(verified=True).count() == User.objects.count()

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     # ours, bottom layer first (see DESIGN.md)
     "formatting",
     "notifications",
+    "audit",
     "accounts",
     "catalog",
     "payments",
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "crowdfunding",
     "reviews",
     "storefront",
+    "console",
 ]
 
 MIDDLEWARE = [
