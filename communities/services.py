@@ -312,6 +312,14 @@ def post_create(
         )
 
 
+def post_create_from_brand(*, community: Community, author: User, title: str, body: str) -> Post:
+    """A post the brand's own apps make in its community (a campaign's public update): the
+    caller has checked that `author` acts for the brand, so no membership or rate limit."""
+    return _post_create(
+        community=community, author=author, title=title, body=body, image=None, announcement=False
+    )
+
+
 def _post_create(
     *,
     community: Community,

@@ -66,6 +66,14 @@ app.conf.beat_schedule = {
         "task": "preorders.tasks.preorder_sweeps",
         "schedule": 300.0,
     },
+    "crowdfunding-close-due": {
+        "task": "crowdfunding.tasks.campaigns_close_due_task",
+        "schedule": 60.0,
+    },
+    "crowdfunding-sweeps": {
+        "task": "crowdfunding.tasks.pledge_sweeps",
+        "schedule": 300.0,
+    },
     # Resumes a settlement whose worker died within ~20 s (payments.settlement_reconcile):
     # cheap when nothing is settling (one indexed query per book).
     "settlement-reconcile": {

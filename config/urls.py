@@ -44,13 +44,7 @@ urlpatterns = [
     path("", include("notifications.urls")),
     path("", include("communities.urls")),
     path("", include("preorders.urls")),
-    section_not_built_yet(
-        "crowdfunding",
-        "campaigns/",
-        "Campaigns",
-        "All-or-nothing campaigns: backers are charged only if the goal is met.",
-        "No campaigns are live right now.",
-    ),
+    path("", include("crowdfunding.urls")),
 ]
 
 if settings.DEBUG:

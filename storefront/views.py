@@ -21,6 +21,8 @@ from catalog.selectors import (
 from catalog.stock_alerts import stock_alert_cancel, stock_alert_subscribe, stock_alert_waiting
 from communities.models import Community
 from communities.selectors import communities_featured
+from crowdfunding.models import Campaign
+from crowdfunding.selectors import campaigns_live
 from preorders.models import PreorderBatch
 from preorders.selectors import batches_open
 from reviews.forms import ReviewForm, ReviewReportForm
@@ -35,6 +37,8 @@ from storefront.selectors import brand_community, page_by_slug, product_open_bat
 HOME_BATCHES = 4
 BRAND_BATCHES = 8
 OFFER_BATCHES = 3
+HOME_CAMPAIGNS = 3
+OFFER_CAMPAIGNS = 3
 
 
 class HomeShowcase:
@@ -53,7 +57,9 @@ class HomeShowcase:
     def open_batches(self) -> list[PreorderBatch]:
         return batches_open(limit=HOME_BATCHES)
 
-    live_campaigns: tuple = ()  # campaigns join when their app exists
+    @cached_property
+    def live_campaigns(self) -> list[Campaign]:
+        return campaigns_live(limit=HOME_CAMPAIGNS)
 
 
 @require_GET
@@ -200,6 +206,7 @@ def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "page_obj": page,
             "products": page.object_list,
             "open_batches": batches_open(limit=BRAND_BATCHES, brand_id=brand.pk),
+            "live_campaigns": campaigns_live(limit=BRAND_BATCHES, brand_id=brand.pk),
             "community": brand_community(brand_id=brand.pk),
         },
     )
@@ -208,7 +215,7 @@ def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def brand_offers(request: HttpRequest, slug: str) -> HttpResponse:
     """What the brand offers now, as a fragment for its community pages (loaded by htmx, so
-    communities never imports the shop or pre-orders). Campaigns join when they exist."""
+    communities never imports the shop, pre-orders or campaigns)."""
     brand = get_object_or_404(brand_list(), slug=slug)
     products = list(product_search(ProductFilters(brand=brand.slug, sort="newest"))[:4])
     return render(
@@ -218,6 +225,7 @@ def brand_offers(request: HttpRequest, slug: str) -> HttpResponse:
             "brand": brand,
             "products": products,
             "open_batches": batches_open(limit=OFFER_BATCHES, brand_id=brand.pk),
+            "live_campaigns": campaigns_live(limit=OFFER_CAMPAIGNS, brand_id=brand.pk),
         },
     )
 

@@ -22,6 +22,8 @@ from communities.ideas import idea_create
 from communities.models import Community, Membership, Report
 from communities.moderation import report_create
 from communities.services import post_create
+from crowdfunding.models import RewardTicket, StretchGoal
+from crowdfunding.services import comment_create, comment_report, update_publish
 from orders.models import Cart, Order, OrderEvent, OrderLine, OrderPart
 from orders.services import cart_add, order_pay, order_place
 from payments.services import card_save
@@ -29,6 +31,7 @@ from preorders.models import Reservation, VariantCap
 from preorders.services import waitlist_join
 from reviews.models import ReviewReport
 from reviews.services import review_report
+from tests.crowdfunding import campaign_live, pledge
 from tests.factories import (
     BrandFactory,
     CategoryFactory,
@@ -108,6 +111,14 @@ def _world(name: str) -> Brand:
     owner = UserFactory(is_staff=True)
     brand.operators.add(owner, through_defaults={"role": "owner"})
     brand_invitation_create(brand=brand, email=f"new@{brand.slug}.test", role="staff", actor=owner)
+    # A campaign: a tier, a stretch goal, a pledge with its ticket, an update, a reported comment.
+    campaign = campaign_live(brand=brand, tiers=[("Meet-up", "10.00", 5, "experience")])
+    StretchGoal.objects.create(campaign=campaign, amount=2000, title="More")
+    backer = pledge(campaign=campaign, tier=campaign.tiers.get())
+    RewardTicket.objects.create(pledge=backer, code=f"T{name.upper()}")
+    update_publish(campaign=campaign, author=reporter, title="News", body="Hi", audience="backers")
+    comment = comment_create(campaign=campaign, author=backer.user, body="Yes!")
+    comment_report(comment=comment, reporter=reporter, reason="spam")
     return brand
 
 

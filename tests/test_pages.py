@@ -6,6 +6,7 @@ from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from tests.crowdfunding import campaign_live
 from tests.factories import BrandFactory, ProductFactory, UserFactory
 from tests.preorders import batch_open
 
@@ -86,9 +87,13 @@ def test_brand_page(client):
 def test_home_query_counts(client):
     """The sections are one cached fragment, shared by visitors and members."""
     batch = batch_open(product=ProductFactory(name="Nimbus X3"))
+    campaign = campaign_live(goal="100.00")
     with CaptureQueriesContext(connection) as cold:
         first = client.get("/").content.decode()
-    assert len(cold) == 4  # featured communities, open batches, their tiers, their pictures
+    # featured communities, open batches, their tiers, their pictures, live campaigns
+    assert len(cold) == 5
+    assert campaign.title in first and "0% funded" in first
+    assert "75% funded" not in first and "+1,204 backers" not in first
     with CaptureQueriesContext(connection) as warm:
         again = client.get("/").content.decode()
     assert len(warm) == 0
