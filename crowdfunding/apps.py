@@ -6,12 +6,11 @@ class CrowdfundingConfig(AppConfig):
     verbose_name = "Crowdfunding"
 
     def ready(self) -> None:
+        from crowdfunding.book import PLEDGE_BOOK
         from crowdfunding.selectors import pledge_card_uses
-        from crowdfunding.services import pledge_payment_changed
-        from crowdfunding.settlement import PledgeBook
-        from payments.listeners import card_use_register, payment_listener_register
-        from payments.settlement import settlement_book_register
+        from payments.commitments.book import commitment_book_register
+        from payments.listeners import card_use_register
 
-        payment_listener_register("pledge", pledge_payment_changed)
-        settlement_book_register(PledgeBook())
+        # Also the payment listeners of "pledge:" and "pledge-deposit:" (the engine's).
+        commitment_book_register(PLEDGE_BOOK)
         card_use_register(pledge_card_uses)

@@ -17,7 +17,15 @@ from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Brand, Variant
 from communities.models import Community
-from payments.models import SavedCard
+from payments.commitments.machine import Action, StateMachine
+from payments.commitments.models import (
+    COMMITMENT_TRANSITIONS,
+    COUNTED_STATUSES,
+    CommitmentFields,
+    CommitmentStatus,
+    StateEvent,
+    commitment_constraints,
+)
 
 
 class CampaignStatus(models.TextChoices):
@@ -215,59 +223,24 @@ class RewardTier(models.Model):
         return self.kind == RewardKind.SHIPPED
 
 
-class PledgeStatus(models.TextChoices):
-    HELD = "held", _("Pledged")
-    CHARGING = "charging", _("Being charged")
-    CHARGED = "charged", _("Paid")
-    PAYMENT_FAILED = "payment_failed", _("Payment failed")
-    RELEASED = "released", _("Released")
-    CANCELLED = "cancelled", _("Cancelled")
+# A pledge's states and their table are the commitments engine's (payments.commitments).
+PledgeStatus = CommitmentStatus
+PLEDGE_TRANSITIONS = COMMITMENT_TRANSITIONS
 
 
-# Pledges in these states count toward the goal, the backers and a tier's limit.
-COUNTED_STATUSES = (
-    PledgeStatus.HELD,
-    PledgeStatus.CHARGING,
-    PledgeStatus.CHARGED,
-    PledgeStatus.PAYMENT_FAILED,
-)
+class Pledge(CommitmentFields):
+    """A backer's commitment to a campaign: the engine's fields (card, status, request key,
+    what was charged, the fix-payment window) plus the reward, the amount and the address."""
 
-PLEDGE_TRANSITIONS: dict[str, set[str]] = {
-    PledgeStatus.HELD: {PledgeStatus.CHARGING, PledgeStatus.RELEASED, PledgeStatus.CANCELLED},
-    PledgeStatus.CHARGING: {PledgeStatus.CHARGED, PledgeStatus.PAYMENT_FAILED},
-    PledgeStatus.PAYMENT_FAILED: {PledgeStatus.CHARGED, PledgeStatus.RELEASED},
-    PledgeStatus.CHARGED: set(),
-    PledgeStatus.RELEASED: set(),
-    PledgeStatus.CANCELLED: set(),
-}
-
-
-class Pledge(models.Model):
     brand_lookup = "campaign__brand"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="pledges")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="pledges"
-    )
     tier = models.ForeignKey(
         RewardTier, on_delete=models.PROTECT, null=True, blank=True, related_name="pledges"
     )
     amount = models.DecimalField(
         max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("1.00"))]
     )
-    status = models.CharField(
-        max_length=20, choices=PledgeStatus.choices, default=PledgeStatus.HELD
-    )
-    saved_card = models.ForeignKey(SavedCard, on_delete=models.PROTECT, related_name="pledges")
-    # The form's one-time key: a double submit finds the first pledge, never a second.
-    request_key = models.CharField(max_length=64)
-    amount_charged = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True, editable=False
-    )
-    failure_message = models.CharField(max_length=300, blank=True, editable=False)
-    grace_until = models.DateTimeField(null=True, blank=True, editable=False)
-    reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
-    charging_at = models.DateTimeField(null=True, blank=True, editable=False)
     order = models.OneToOneField(
         "orders.Order",
         on_delete=models.SET_NULL,
@@ -284,12 +257,11 @@ class Pledge(models.Model):
     ship_postal_code = models.CharField(max_length=20, blank=True)
     ship_country = models.CharField(max_length=2, blank=True)
     ship_phone = models.CharField(max_length=30, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            *commitment_constraints("crowdfunding_pledge"),
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="crowdfunding_pledge_amount_positive"
             ),
@@ -297,9 +269,9 @@ class Pledge(models.Model):
                 fields=["campaign", "user"],
                 condition=Q(status__in=["held", "charging", "charged", "payment_failed"]),
                 name="crowdfunding_one_pledge_per_backer",
-            ),
-            models.UniqueConstraint(
-                fields=["user", "request_key"], name="crowdfunding_pledge_submitted_once"
+                violation_error_message=_(
+                    "You already back this campaign: change your pledge instead."
+                ),
             ),
         ]
         indexes = [
@@ -445,7 +417,7 @@ class CommentReport(models.Model):
         return f"Report by {self.reporter_id}: {self.reason[:40]}"
 
 
-class CampaignEvent(models.Model):
+class CampaignEvent(StateEvent):
     """Who changed a campaign or a pledge, when, from which state to which."""
 
     brand_lookup = "campaign__brand"
@@ -454,16 +426,9 @@ class CampaignEvent(models.Model):
     pledge = models.ForeignKey(
         Pledge, on_delete=models.CASCADE, null=True, blank=True, related_name="events"
     )
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    from_status = models.CharField(max_length=20, blank=True)
-    to_status = models.CharField(max_length=20)
-    note = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["created_at", "id"]
+    class Meta(StateEvent.Meta):
+        pass
 
     def __str__(self) -> str:
         subject = f"pledge {self.pledge_id}" if self.pledge_id else "campaign"
@@ -488,3 +453,28 @@ class CampaignFollower(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} follows {self.campaign_id}"
+
+
+# Every move of a campaign or a pledge goes through these (payments.commitments.machine);
+# the admin's actions read CAMPAIGN_MACHINE.allowed_actions.
+CAMPAIGN_MACHINE = StateMachine(
+    model=Campaign,
+    transitions=CAMPAIGN_TRANSITIONS,
+    event_model=CampaignEvent,
+    event_for=lambda campaign: {"campaign": campaign},
+    noun="campaign",
+    actions=(
+        Action("launch", "Launch", to=CampaignStatus.LIVE),
+        Action("close", "Close now", to=(CampaignStatus.SETTLING, CampaignStatus.FAILING)),
+        Action("cancel", "Cancel", to=(CampaignStatus.FAILED, CampaignStatus.FAILING)),
+        Action("fulfil", "Mark fulfilled", to=CampaignStatus.FULFILLED),
+    ),
+)
+
+PLEDGE_MACHINE = StateMachine(
+    model=Pledge,
+    transitions=PLEDGE_TRANSITIONS,
+    event_model=CampaignEvent,
+    event_for=lambda pledge: {"campaign_id": pledge.campaign_id, "pledge": pledge},
+    noun="pledge",
+)

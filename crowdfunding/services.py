@@ -10,12 +10,9 @@ The provider is never called while a row lock is held."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -24,13 +21,18 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from communities.services import post_create_from_brand
+from crowdfunding.book import (
+    ADDRESS_FIELDS,
+    PLEDGE_BOOK,
+    SETTLEMENT_KIND,
+    tell_followers,
+)
 from crowdfunding.models import (
-    CAMPAIGN_TRANSITIONS,
+    CAMPAIGN_MACHINE,
     COUNTED_STATUSES,
-    PLEDGE_TRANSITIONS,
+    PLEDGE_MACHINE,
     Campaign,
     CampaignComment,
-    CampaignEvent,
     CampaignFollower,
     CampaignStatus,
     CampaignUpdate,
@@ -46,64 +48,31 @@ from formatting.formats import money
 from markup.markdown import markdown_render
 from markup.text import text_clean_line
 from notifications.models import NotificationKind
-from notifications.services import notification_fan_out, notification_send
-from payments.models import Payment, PaymentStatus, SavedCard
-from payments.services import card_delete, card_save, payment_charge
+from notifications.services import notification_fan_out
+from payments.commitments import lifecycle
+from payments.models import Payment, SavedCard
+from payments.services import card_delete, card_save
 
-SETTLEMENT_KIND = "pledge"
-SHIPPING_METHOD = "campaign"
-ADDRESS_FIELDS = ("full_name", "line1", "line2", "city", "postal_code", "country", "phone")
+__all__ = ["SETTLEMENT_KIND"]
 REPORTS_TO_HIDE = 3
-TICKET_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a door
 
 
 class PledgeError(ValidationError):
     """A pledge that cannot be made or changed, with the backer's message."""
 
 
-class TransitionError(ValidationError):
-    pass
-
-
-# --- the state machines -----------------------------------------------------------------------
+# --- the state machines (payments.commitments.machine) ------------------------------------------
 
 
 def campaign_transition(
     *, campaign: Campaign, to: str, actor: User | None, note: str = ""
 ) -> Campaign:
     """Move a (locked) campaign to `to` if its state machine allows it, with an event."""
-    before = campaign.status
-    if to not in CAMPAIGN_TRANSITIONS[before]:
-        raise TransitionError(
-            _("A campaign cannot go from %(from)s to %(to)s.")
-            % {"from": CampaignStatus(before).label, "to": CampaignStatus(to).label}
-        )
-    campaign.status = to
-    campaign.save(update_fields=["status"])
-    CampaignEvent.objects.create(
-        campaign=campaign, actor=actor, from_status=before, to_status=to, note=note[:300]
-    )
-    return campaign
+    return CAMPAIGN_MACHINE.transition(campaign, to=to, actor=actor, note=note)
 
 
 def pledge_transition(*, pledge: Pledge, to: str, actor: User | None, note: str = "") -> Pledge:
-    before = pledge.status
-    if to not in PLEDGE_TRANSITIONS[before]:
-        raise TransitionError(
-            _("A pledge cannot go from %(from)s to %(to)s.")
-            % {"from": PledgeStatus(before).label, "to": PledgeStatus(to).label}
-        )
-    pledge.status = to
-    pledge.save(update_fields=["status", "updated_at"])
-    CampaignEvent.objects.create(
-        campaign_id=pledge.campaign_id,
-        pledge=pledge,
-        actor=actor,
-        from_status=before,
-        to_status=to,
-        note=note[:300],
-    )
-    return pledge
+    return PLEDGE_MACHINE.transition(pledge, to=to, actor=actor, note=note)
 
 
 def _locked(campaign: Campaign) -> Campaign:
@@ -145,16 +114,13 @@ def campaign_check_ready(*, campaign: Campaign) -> None:
 @transaction.atomic
 def campaign_launch(*, campaign: Campaign, actor: User | None) -> Campaign:
     campaign = _locked(campaign)
-    if campaign.status != CampaignStatus.DRAFT:
-        raise TransitionError(_("Only a draft campaign can be launched."))
+    CAMPAIGN_MACHINE.check(campaign, CampaignStatus.LIVE)
     campaign_check_ready(campaign=campaign)
     campaign_transition(campaign=campaign, to=CampaignStatus.LIVE, actor=actor, note="Launched")
     if campaign.launch_at > timezone.now():
         return campaign
-    _tell_followers(
-        campaign,
-        title=_("%(title)s is live") % {"title": campaign.title},
-        body=campaign.summary,
+    tell_followers(
+        campaign, title=_("%(title)s is live") % {"title": campaign.title}, body=campaign.summary
     )
     return campaign
 
@@ -162,42 +128,14 @@ def campaign_launch(*, campaign: Campaign, actor: User | None) -> Campaign:
 def campaign_succeeds(campaign: Campaign) -> bool:
     """Goal met, or flexible with at least one pledge (a flexible campaign nobody backed
     fails)."""
-    if campaign.is_flexible:
-        return campaign.backer_count > 0
-    return campaign.pledged_total >= campaign.goal
+    return PLEDGE_BOOK.threshold_met(campaign)
 
 
-@transaction.atomic
 def campaign_close(*, campaign: Campaign, actor: User | None = None, force: bool = False) -> bool:
-    """At the deadline (or now, `force`, from the admin): charge every held pledge if the
-    campaign succeeds, else release them all. Returns False if there was nothing to do
-    (already closed, not yet due): safe to call twice."""
-    from payments.settlement import settlement_start
-
-    campaign = _locked(campaign)
-    if campaign.status != CampaignStatus.LIVE:
-        return False
-    if not force and campaign.deadline > timezone.now():
-        return False
-    campaign.closed_at = timezone.now()
-    campaign.save(update_fields=["closed_at"])
-    raised = money(campaign.pledged_total, campaign.currency)
-    if campaign_succeeds(campaign):
-        campaign_transition(
-            campaign=campaign,
-            to=CampaignStatus.SETTLING,
-            actor=actor,
-            note=f"Raised {raised} of {money(campaign.goal, campaign.currency)}: charging",
-        )
-    else:
-        campaign_transition(
-            campaign=campaign,
-            to=CampaignStatus.FAILING,
-            actor=actor,
-            note=f"Raised {raised} of {money(campaign.goal, campaign.currency)}: releasing",
-        )
-    settlement_start(kind=SETTLEMENT_KIND, parent_id=campaign.pk)
-    return True
+    """At the deadline (or now, `force`, from the admin): the engine charges every held
+    pledge if the campaign succeeds, else releases them all. False when there was nothing to
+    do (already closed, not yet due, being closed by another worker): safe to call twice."""
+    return lifecycle.parent_close(book=PLEDGE_BOOK, parent=campaign, actor=actor, force=force)
 
 
 def campaigns_close_due(*, limit: int = 50) -> int:
@@ -221,25 +159,15 @@ def campaigns_close_due(*, limit: int = 50) -> int:
             return closed
 
 
-@transaction.atomic
 def campaign_cancel(*, campaign: Campaign, actor: User, reason: str = "") -> Campaign:
     """The brand calls it off: a draft is marked failed; a live campaign releases every
     pledge (nobody is charged)."""
-    from payments.settlement import settlement_start
-
-    campaign = _locked(campaign)
-    note = f"Cancelled{': ' + reason if reason else ''}"
-    if campaign.status == CampaignStatus.DRAFT:
-        return campaign_transition(
-            campaign=campaign, to=CampaignStatus.FAILED, actor=actor, note=note
-        )
-    if campaign.status != CampaignStatus.LIVE:
-        raise TransitionError(_("Only a draft or live campaign can be cancelled."))
-    campaign.closed_at = timezone.now()
-    campaign.save(update_fields=["closed_at"])
-    campaign_transition(campaign=campaign, to=CampaignStatus.FAILING, actor=actor, note=note)
-    settlement_start(kind=SETTLEMENT_KIND, parent_id=campaign.pk)
-    return campaign
+    return lifecycle.parent_cancel(
+        book=PLEDGE_BOOK,
+        parent=campaign,
+        actor=actor,
+        reason=f"Cancelled{': ' + reason if reason else ''}",
+    )
 
 
 @transaction.atomic
@@ -248,26 +176,6 @@ def campaign_fulfil(*, campaign: Campaign, actor: User) -> Campaign:
     return campaign_transition(
         campaign=campaign, to=CampaignStatus.FULFILLED, actor=actor, note="Rewards delivered"
     )
-
-
-def _tell_followers(campaign: Campaign, *, title: str, body: str = "", backers: bool = False):
-    followers = set(
-        CampaignFollower.objects.filter(campaign=campaign).values_list("user_id", flat=True)
-    )
-    if backers:
-        followers |= set(
-            Pledge.objects.filter(campaign=campaign)
-            .exclude(status=PledgeStatus.CANCELLED)
-            .values_list("user_id", flat=True)
-        )
-    if followers:
-        notification_fan_out(
-            recipient_ids=sorted(followers),
-            kind=NotificationKind.CAMPAIGN,
-            title=title,
-            body=body,
-            url=campaign.get_absolute_url(),
-        )
 
 
 @transaction.atomic
@@ -357,7 +265,34 @@ def _ship_fields(address: dict[str, str]) -> dict[str, str]:
     }
 
 
-@transaction.atomic
+def pledge_committed(*, pledge: Pledge) -> None:
+    """The book's `on_commit`: the engine has saved the held pledge under the campaign's row
+    lock. One pledge per backer, the tier's place, the campaign's totals, the receipt; any
+    refusal here rolls the whole commit back."""
+    if (
+        Pledge.objects.filter(campaign_id=pledge.campaign_id, user_id=pledge.user_id)
+        .filter(status__in=COUNTED_STATUSES)
+        .exclude(pk=pledge.pk)
+        .exists()
+    ):
+        raise PledgeError(_("You already back this campaign: change your pledge instead."))
+    if pledge.tier is not None:
+        _tier_take(pledge.tier)
+    Campaign.objects.filter(pk=pledge.campaign_id).update(
+        pledged_total=F("pledged_total") + pledge.amount, backer_count=F("backer_count") + 1
+    )
+    campaign = pledge.campaign
+    PLEDGE_MACHINE.note(
+        pledge,
+        actor=pledge.user,
+        note=f"Pledged {money(pledge.amount, campaign.currency)}"
+        + (f" for “{pledge.tier.title}”" if pledge.tier else " with no reward"),
+    )
+    from crowdfunding.receipts import pledge_receipt
+
+    pledge_receipt(pledge=pledge, what="made")
+
+
 def _pledge_create(
     *,
     campaign: Campaign,
@@ -371,46 +306,21 @@ def _pledge_create(
     existing = Pledge.objects.filter(user=user, request_key=request_key).first()
     if existing:
         return existing, False
-    if saved_card.user_id != user.pk or saved_card.deleted_at:
-        raise PledgeError(_("Choose one of your cards."))
     _check_tier(campaign, tier, amount)
     address = _check_address(tier, address)
-    _campaign_count(campaign.pk, amount_delta=amount, backer_delta=1)
-    # Asked again behind the campaign row's lock: a twin submit that waited finds its twin.
-    existing = Pledge.objects.filter(user=user, request_key=request_key).first()
-    if existing:
-        transaction.set_rollback(True)
-        return existing, False
-    if Pledge.objects.filter(
-        campaign_id=campaign.pk, user=user, status__in=COUNTED_STATUSES
-    ).exists():
-        raise PledgeError(_("You already back this campaign: change your pledge instead."))
-    if tier is not None:
-        _tier_take(tier)
-    pledge = Pledge(
-        campaign_id=campaign.pk,
+    if campaign.launch_at > timezone.now():
+        raise PledgeError(_("This campaign is not taking pledges yet."))
+    pledge = lifecycle.commitment_commit(
+        book=PLEDGE_BOOK,
+        parent=campaign,
         user=user,
-        tier=tier,
-        amount=amount,
         saved_card=saved_card,
         request_key=request_key,
+        tier=tier,
+        amount=amount,
         **_ship_fields(address),
     )
-    pledge.full_clean(exclude=["request_key", "campaign", "user", "tier", "saved_card"])
-    pledge.save()
-    CampaignEvent.objects.create(
-        campaign_id=campaign.pk,
-        pledge=pledge,
-        actor=user,
-        to_status=PledgeStatus.HELD,
-        note=f"Pledged {money(amount, campaign.currency)}"
-        + (f" for “{tier.title}”" if tier else " with no reward"),
-    )
-    from crowdfunding.receipts import pledge_receipt
-
-    pledge.campaign = campaign
-    pledge_receipt(pledge=pledge, what="made")
-    return pledge, True
+    return pledge, pledge.saved_card_id == saved_card.pk
 
 
 def pledge_create(
@@ -494,6 +404,7 @@ def pledge_change(
     pledge = _locked_pledge(pledge, user)
     if pledge.status != PledgeStatus.HELD:
         raise PledgeError(_("This pledge can no longer be changed."))
+    pledge.campaign = campaign
     old_tier_id, old_amount = pledge.tier_id, pledge.amount
     new_tier_id = tier.pk if tier else None
     if new_tier_id == old_tier_id and amount == old_amount and not address:
@@ -513,12 +424,9 @@ def pledge_change(
         fields += list(_ship_fields(address))
     pledge.full_clean(exclude=["request_key", "campaign", "user", "tier", "saved_card"])
     pledge.save(update_fields=fields)
-    CampaignEvent.objects.create(
-        campaign_id=campaign.pk,
-        pledge=pledge,
+    PLEDGE_MACHINE.note(
+        pledge,
         actor=user,
-        from_status=PledgeStatus.HELD,
-        to_status=PledgeStatus.HELD,
         note=f"Changed to {money(amount, campaign.currency)}"
         + (f" for “{tier.title}”" if tier else " with no reward"),
     )
@@ -530,163 +438,46 @@ def pledge_change(
 
 @transaction.atomic
 def pledge_cancel(*, pledge: Pledge, user: User) -> Pledge:
-    campaign = pledge.campaign
+    """Before the deadline: the engine cancels it; its share of the totals and its tier
+    place are given back (the book's on_release)."""
     if pledge.user_id != user.pk:
         raise PermissionDenied
     if pledge.status == PledgeStatus.CANCELLED:
         return pledge
     # The campaign row first (as every pledge write), then the pledge.
-    _campaign_count(campaign.pk, amount_delta=Decimal("0"), backer_delta=0)
-    pledge = _locked_pledge(pledge, user)
-    if pledge.status == PledgeStatus.CANCELLED:
-        return pledge
-    if pledge.status != PledgeStatus.HELD:
-        raise PledgeError(_("This pledge can no longer be cancelled."))
-    Campaign.objects.filter(pk=campaign.pk).update(
-        pledged_total=F("pledged_total") - pledge.amount, backer_count=F("backer_count") - 1
-    )
-    _tier_give_back(pledge.tier_id)
-    pledge_transition(pledge=pledge, to=PledgeStatus.CANCELLED, actor=user, note="Cancelled")
+    _campaign_count(pledge.campaign_id, amount_delta=Decimal("0"), backer_delta=0)
+    try:
+        pledge = lifecycle.commitment_cancel(
+            book=PLEDGE_BOOK, commitment=pledge, user=user, reason="Cancelled"
+        )
+    except PermissionError as exc:
+        raise PermissionDenied from exc
     from crowdfunding.receipts import pledge_receipt
 
     pledge_receipt(pledge=pledge, what="cancelled")
     return pledge
 
 
-def _payment_waiting(pledge: Pledge) -> Payment | None:
-    payment = Payment.objects.filter(idempotency_key=pledge.payment_key).first()
-    if payment is None:
-        return None
-    if payment.status == PaymentStatus.REQUIRES_ACTION or (
-        payment.status == PaymentStatus.PENDING
-        and payment.provider_key
-        and not payment.failure_code
-    ):
-        return payment
-    return None
-
-
 def pledge_pay_again(
     *, pledge: Pledge, user: User, saved_card: SavedCard | None, card: dict | None = None
 ) -> Payment:
-    """In the fix-payment window after a declined charge: pay with another card. The
-    provider is called with no lock held; the payment listener records the outcome."""
-    waiting = _payment_waiting(pledge)
-    if waiting is not None:
-        return waiting
-    chosen = saved_card or card_save(user=user, card=card or {})
-    payment = None
+    """In the fix-payment window after a declined charge: pay with another card (the
+    engine's pay again; its listener records the outcome, a paid pledge stays paid)."""
     try:
-        with transaction.atomic():
-            locked = _locked_pledge(pledge, user)
-            if locked.status != PledgeStatus.PAYMENT_FAILED:
-                raise PledgeError(_("This pledge does not need a payment."))
-            if locked.grace_until and locked.grace_until <= timezone.now():
-                raise PledgeError(_("The time to pay for this pledge has run out."))
-            if chosen.user_id != user.pk:
-                raise PledgeError(_("Choose one of your cards."))
-            if locked.saved_card_id != chosen.pk:
-                locked.saved_card = chosen
-                locked.save(update_fields=["saved_card", "updated_at"])
-        payment = payment_charge(
-            user=user,
-            reference=locked.payment_reference,
-            amount=locked.amount_charged or locked.amount,
-            currency=locked.campaign.currency,
-            saved_card=chosen,
-            idempotency_key=locked.payment_key,
-            off_session=False,
-            metadata={"pledge": str(locked.pk)},
+        return lifecycle.commitment_pay_again(
+            book=PLEDGE_BOOK, commitment=pledge, user=user, saved_card=saved_card, card_input=card
         )
-        return payment
-    finally:
-        if saved_card is None and (payment is None or payment.saved_card_id != chosen.pk):
-            card_delete(user=user, card=chosen, force=True)
-
-
-def pledge_payment_changed(*, payment: Payment) -> None:
-    """payments' listener for "pledge:" references (a retry, 3-D Secure, a webhook), inside
-    the payment's transaction. A paid pledge stays paid."""
-    from crowdfunding.settlement import pledges_fulfil
-
-    pledge = (
-        Pledge.objects.select_for_update(of=("self",))
-        .select_related("campaign", "tier__variant__product", "user")
-        .get(pk=int(payment.reference.split(":", 1)[1]))
-    )
-    if pledge.status == PledgeStatus.CHARGING:
-        return  # the settlement engine records this one itself
-    if payment.status == PaymentStatus.SUCCEEDED and pledge.status == PledgeStatus.PAYMENT_FAILED:
-        pledge.amount_charged = payment.amount
-        pledge.save(update_fields=["amount_charged", "updated_at"])
-        pledge_transition(
-            pledge=pledge,
-            to=PledgeStatus.CHARGED,
-            actor=pledge.user,
-            note=f"Paid {money(payment.amount, payment.currency)} after a failed charge",
-        )
-        pledges_fulfil(pledges=[pledge], payments={pledge.pk: payment})
-    elif (
-        payment.status in (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION)
-        and pledge.status == PledgeStatus.PAYMENT_FAILED
-    ):
-        pledge.failure_message = (payment.failure_message or "Needs authentication")[:300]
-        pledge.save(update_fields=["failure_message", "updated_at"])
+    except PermissionError as exc:
+        raise PermissionDenied from exc
 
 
 def pledges_grace_sweep() -> tuple[int, int]:
-    """Beat: remind backers whose charge failed every CROWDFUNDING_REMINDER_HOURS; drop the
-    pledge when the fix-payment window ends. Returns (reminded, released)."""
-    from crowdfunding.receipts import payment_failed_email
-
-    now = timezone.now()
-    failed = Pledge.objects.filter(status=PledgeStatus.PAYMENT_FAILED)
-    released = 0
-    for pk in list(failed.filter(grace_until__lte=now).values_list("pk", flat=True)[:500]):
-        with transaction.atomic():
-            pledge = (
-                Pledge.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=pk)
-            )
-            if pledge.status != PledgeStatus.PAYMENT_FAILED:
-                continue
-            pledge_transition(
-                pledge=pledge,
-                to=PledgeStatus.RELEASED,
-                actor=None,
-                note="Not paid within the fix-payment window",
-            )
-            Campaign.objects.filter(pk=pledge.campaign_id).update(
-                pledged_total=F("pledged_total") - pledge.amount,
-                backer_count=F("backer_count") - 1,
-            )
-            _tier_give_back(pledge.tier_id)
-            notification_send(
-                recipient_id=pledge.user_id,
-                kind=NotificationKind.CAMPAIGN,
-                title=_("Your pledge to %(title)s was dropped") % {"title": pledge.campaign.title},
-                body=_("The payment was not completed in time."),
-                url=pledge.get_absolute_url(),
-            )
-            released += 1
-    due = now - timedelta(hours=settings.CROWDFUNDING_REMINDER_HOURS)
-    reminded = 0
-    for pledge in failed.filter(grace_until__gt=now, reminded_at__lte=due).select_related(
-        "campaign", "user"
-    )[:500]:
-        with transaction.atomic():
-            if Pledge.objects.filter(
-                pk=pledge.pk, reminded_at__lte=due, status=PledgeStatus.PAYMENT_FAILED
-            ).update(reminded_at=now):
-                payment_failed_email(pledge=pledge, reminder=True)
-                reminded += 1
-    return reminded, released
+    """Beat: the engine's fix-payment window (reminders, then the pledge dropped and its
+    share given back). Returns (reminded, released)."""
+    return lifecycle.commitments_grace_sweep(book=PLEDGE_BOOK)
 
 
 # --- tickets ----------------------------------------------------------------------------------
-
-
-def ticket_code() -> str:
-    return "".join(secrets.choice(TICKET_ALPHABET) for _ in range(10))
 
 
 @dataclass(frozen=True)
@@ -713,14 +504,7 @@ def ticket_check_in(*, code: str, actor: User) -> CheckIn:
         return CheckIn(ticket=ticket, first_time=False)
     ticket.checked_in_at, ticket.checked_in_by = timezone.now(), actor
     ticket.save(update_fields=["checked_in_at", "checked_in_by"])
-    CampaignEvent.objects.create(
-        campaign_id=ticket.pledge.campaign_id,
-        pledge=ticket.pledge,
-        actor=actor,
-        from_status=ticket.pledge.status,
-        to_status=ticket.pledge.status,
-        note=f"Ticket {ticket.code} checked in",
-    )
+    PLEDGE_MACHINE.note(ticket.pledge, actor=actor, note=f"Ticket {ticket.code} checked in")
     return CheckIn(ticket=ticket, first_time=True)
 
 

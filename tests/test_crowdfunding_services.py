@@ -43,7 +43,7 @@ def test_pledge_counts_and_one_per_backer(django_capture_on_commit_callbacks):
     first = pledge(campaign=campaign, amount="25.00", tier=tier)
     campaign.refresh_from_db()
     assert (campaign.pledged_total, campaign.backer_count) == (Decimal("25.00"), 1)
-    with pytest.raises(PledgeError, match="already back"):
+    with pytest.raises(ValidationError, match="already back"):
         pledge(campaign=campaign, user=first.user, amount="30.00")
     with pytest.raises(PledgeError, match="at least"):
         pledge(campaign=campaign, amount="5.00", tier=tier)
