@@ -29,6 +29,7 @@ from orders.fulfilment import (
     part_refundable,
 )
 from orders.models import (
+    PART_MACHINE,
     Order,
     OrderEvent,
     OrderLine,
@@ -41,12 +42,8 @@ from payments.services import PaymentError
 
 # Whole-order money: an operator sees their parts' shares instead (they hold other brands').
 ORDER_MONEY_FIELDS = {"subtotal", "shipping_cost", "total", "amount_refunded", "paid_through"}
-PART_OPERATIONS = {
-    "ship": "Mark shipped",
-    "deliver": "Mark delivered",
-    "refund": "Refund",
-    "cancel": "Cancel",
-}
+# A part's operations are its state machine's actions (orders.models.PART_MACHINE).
+PART_OPERATIONS = {action.name: action.label for action in PART_MACHINE.actions}
 
 
 class OrderResource(resources.ModelResource):
@@ -193,12 +190,9 @@ def _parts_of(request, order: Order):
 
 
 def _allowed(part: OrderPart) -> dict[str, bool]:
-    return {
-        "ship": part.status == OrderStatus.PAID,
-        "deliver": part.status == OrderStatus.SHIPPED,
-        "refund": part.is_operable,
-        "cancel": part.status == OrderStatus.PAID,
-    }
+    """Which buttons the part shows: what its state machine allows from its state now."""
+    allowed = {action.name for action in PART_MACHINE.allowed_actions(part)}
+    return {name: name in allowed for name in PART_OPERATIONS}
 
 
 @admin.register(Order)

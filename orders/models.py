@@ -6,7 +6,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 
 from catalog.models import Brand, Variant
-from payments.commitments.machine import StateMachine
+from payments.commitments.machine import Action, StateMachine
 
 
 class Cart(models.Model):
@@ -411,6 +411,14 @@ PART_MACHINE = StateMachine(
     event_for=lambda part: {"order_id": part.order_id, "part": part},
     noun="part",
     refusal=_part_refusal,
+    # The operators' buttons on a part (orders.admin shows those allowed from its state).
+    actions=(
+        Action("ship", "Mark shipped", to=OrderStatus.SHIPPED),
+        Action("deliver", "Mark delivered", to=OrderStatus.DELIVERED),
+        Action("refund", "Refund", to=OrderStatus.REFUNDED),  # by line: some or all of it
+        # Unpaid parts are cancelled by their checkout's expiry, not by an operator.
+        Action("cancel", "Cancel", to=OrderStatus.CANCELLED, sources=frozenset({"paid"})),
+    ),
 )
 ORDER_MACHINE = StateMachine(
     model=Order,

@@ -22,10 +22,17 @@ from orders.services import (
     order_pay,
     order_payment_in_progress,
 )
+from payments.commitments.pages import (
+    AuthPage,
+    PayPage,
+    authenticate_render,
+    bank_answer,
+    pay_render,
+)
 from payments.models import Payment, PaymentStatus, SavedCard
 from payments.providers.base import CardError
 from payments.providers.registry import provider_get
-from payments.services import CardInUseError, card_delete, card_save, payment_refresh
+from payments.services import CardInUseError, card_delete, card_save
 
 ADDRESS_FIELDS = ["full_name", "line1", "line2", "city", "postal_code", "country", "phone"]
 
@@ -251,15 +258,28 @@ def order_pay_view(request: HttpRequest, number: str) -> HttpResponse:
                 return redirect(order.get_absolute_url())
             _forget_unsaved_card(card_form, card, payment, request.user)
             return _after_payment(request, order, payment)
-    return render(
+    return pay_render(
         request,
-        "orders/pay.html",
-        {
-            "order": order,
-            "card_form": card_form,
-            "saved_cards": saved_cards,
-            "stripe_publishable_key": _stripe_key(),
-        },
+        page=PayPage(
+            title=f"Pay for order {order.number}",
+            crumbs=[
+                ("Orders", reverse("orders:list")),
+                (order.number, order.get_absolute_url()),
+                ("Pay", ""),
+            ],
+            action=reverse("orders:pay", args=[order.number]),
+            amount=order.total,
+            currency=order.currency,
+            meta_template="orders/_pay_meta.html",
+            lead_template="orders/_pay_lead.html",
+            summary_template="orders/_order_lines_summary.html",
+            summary_title=f"Order {order.number}",
+            back_url=order.get_absolute_url(),
+            back_label="View order details",
+        ),
+        card_form=card_form,
+        saved_cards=saved_cards,
+        context={"order": order},
         status=400 if request.method == "POST" else 200,
     )
 
@@ -273,27 +293,19 @@ def order_authenticate(request: HttpRequest, number: str) -> HttpResponse:
     payment = get_object_or_404(
         Payment, reference=order.payment_reference, status=PaymentStatus.REQUIRES_ACTION
     )
-    provider = provider_get(payment.provider)
-    if request.method == "POST" and provider.name == "local":
-        provider.authentication_complete(
-            provider_ref=payment.provider_ref, approved=request.POST.get("decision") == "approve"
-        )
-        payment = payment_refresh(payment=payment)
+    answered = bank_answer(request, payment)
+    if answered is not None:
         order.refresh_from_db()
-        return _after_payment(request, order, payment)
-    if request.GET.get("payment_intent"):  # back from Stripe.js
-        payment = payment_refresh(payment=payment)
-        order.refresh_from_db()
-        return _after_payment(request, order, payment)
-    return render(
+        return _after_payment(request, order, answered)
+    return authenticate_render(
         request,
-        "orders/authenticate.html",
-        {
-            "order": order,
-            "payment": payment,
-            "provider": provider.name,
-            "stripe_publishable_key": _stripe_key(),
-        },
+        page=AuthPage(
+            purpose=f"order {order.number}",
+            back_url=order.get_absolute_url(),
+            back_label=f"Back to order {order.number}",
+        ),
+        payment=payment,
+        context={"order": order},
     )
 
 

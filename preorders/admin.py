@@ -37,6 +37,7 @@ from catalog.models import Variant
 from formatting.formats import money
 from payments.services import PaymentError
 from preorders.models import (
+    BATCH_MACHINE,
     BatchStatus,
     PreorderBatch,
     PreorderEvent,
@@ -278,16 +279,9 @@ class ReservationEventInline(_EventInline):
 
 # --- the batch admin ----------------------------------------------------------------------------
 
-OPERATIONS = {
-    # name: (button label, the statuses it applies to)
-    "publish": ("Publish", (BatchStatus.DRAFT,)),
-    "close": ("Close now", (BatchStatus.OPEN,)),
-    "cancel": (
-        "Cancel batch",
-        (BatchStatus.DRAFT, BatchStatus.SCHEDULED, BatchStatus.OPEN),
-    ),
-    "fulfil": ("Mark fulfilled", (BatchStatus.CONFIRMED,)),
-}
+# The operations and their buttons are the batch state machine's actions: a button shows when
+# the machine allows its move from the batch's state now (BATCH_MACHINE.allowed_actions).
+OPERATIONS = {action.name: action for action in BATCH_MACHINE.actions}
 
 
 @admin.register(PreorderBatch)
@@ -500,9 +494,9 @@ class PreorderBatchAdmin(BrandScopedAdmin):
             "batch": batch,
             "batches": [batch],
             "operation": operation,
-            "label": OPERATIONS[operation][0],
+            "label": OPERATIONS[operation].label,
             "change_url": change_url,
-            "title": f"{OPERATIONS[operation][0]}: {batch.title}",
+            "title": f"{OPERATIONS[operation].label}: {batch.title}",
         }
         return TemplateResponse(request, "admin/preorders/preorderbatch/operate.html", context)
 
@@ -515,9 +509,13 @@ class PreorderBatchAdmin(BrandScopedAdmin):
                     "admin:preorders_preorderbatch_production", args=[batch.pk]
                 ),
                 "operations": [
-                    (label, reverse("admin:preorders_preorderbatch_operate", args=[batch.pk, name]))
-                    for name, (label, statuses) in OPERATIONS.items()
-                    if batch.status in statuses
+                    (
+                        action.label,
+                        reverse(
+                            "admin:preorders_preorderbatch_operate", args=[batch.pk, action.name]
+                        ),
+                    )
+                    for action in BATCH_MACHINE.allowed_actions(batch)
                 ]
                 if self.has_change_permission(request, batch)
                 else [],
@@ -597,10 +595,10 @@ class PreorderBatchAdmin(BrandScopedAdmin):
             "batches": batches,
             "operation": operation,
             "action": {"close": "close_now", "cancel": "cancel"}[operation],
-            "label": OPERATIONS[operation][0],
+            "label": OPERATIONS[operation].label,
             "selected_name": ACTION_CHECKBOX_NAME,
             "changelist_url": reverse("admin:preorders_preorderbatch_changelist"),
-            "title": f"{OPERATIONS[operation][0]}: are you sure?",
+            "title": f"{OPERATIONS[operation].label}: are you sure?",
         }
         return TemplateResponse(request, "admin/preorders/preorderbatch/operate.html", context)
 

@@ -309,7 +309,7 @@ BATCH_MACHINE = StateMachine(
     noun="batch",
     # The operators' buttons (preorders.admin shows those the batch's state allows now).
     actions=(
-        Action("publish", "Publish", to=(BatchStatus.SCHEDULED, BatchStatus.OPEN)),
+        Action("publish", "Publish", to=BatchStatus.SCHEDULED),  # or open, if started
         Action("close", "Close now", to=(BatchStatus.SETTLING, BatchStatus.CANCELLING)),
         Action("cancel", "Cancel batch", to=(BatchStatus.CANCELLED, BatchStatus.CANCELLING)),
         Action("fulfil", "Mark fulfilled", to=BatchStatus.FULFILLED),

@@ -17,7 +17,7 @@ from catalog.models import ProductImage, Variant
 from communities.models import Community
 from orders.models import Address
 from orders.selectors import addresses_for
-from payments.models import Payment, PaymentStatus, Refund, RefundStatus, SavedCard
+from payments.models import Payment, Refund, RefundStatus, SavedCard
 from payments.providers.registry import provider_get
 from preorders.honour import brand_community
 from preorders.models import (
@@ -458,21 +458,8 @@ def reservation_card_uses(*, card: SavedCard) -> list[str]:
 
 
 def reservation_payment_awaiting_action(*, reservation: Reservation) -> Payment | None:
-    """The reservation's payment that waits for the shopper's bank: the charge after the
-    close, else the latest deposit while its units still wait for it (once they are given
-    back, a late confirmation would only be refunded)."""
-    references = [reservation.payment_reference]
-    if reservation.status == ReservationStatus.HELD and reservation.deposit_due_at is not None:
-        references.append(reservation.deposit_reference)
-    return (
-        Payment.objects.filter(reference__in=references, status=PaymentStatus.REQUIRES_ACTION)
-        .annotate(
-            is_charge=Case(
-                When(reference=reservation.payment_reference, then=Value(0)),
-                default=Value(1),
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("is_charge", "-created_at", "-id")
-        .first()
-    )
+    """The reservation's payment that waits for the shopper's bank (the engine's rule)."""
+    from payments.commitments.pages import commitment_payment_awaiting_action
+    from preorders.book import preorder_book
+
+    return commitment_payment_awaiting_action(book=preorder_book(), commitment=reservation)

@@ -10,7 +10,6 @@ hold more units than the cap."""
 from __future__ import annotations
 
 import logging
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -27,24 +26,37 @@ from django.utils.translation import ngettext
 from accounts.models import User
 from audit.services import audit_record
 from catalog.models import ProductStatus, Variant
-from formatting.formats import money
 from notifications.models import NotificationKind
 from notifications.services import email_send_on_commit, notification_send
-from orders.models import Order
-from orders.services import PaidOrderSpec, order_refund_recorded, orders_create_paid
+from orders.services import PaidOrderSpec, orders_create_paid
 from payments.commitments import machine
-from payments.models import Payment, PaymentStatus, Refund, RefundStatus, SavedCard
+from payments.commitments.deposits import (
+    DepositCover,
+    DepositRefund,
+    commitment_deposit_pay,
+    deposit_cover,
+    deposit_refund,
+)
+from payments.commitments.deposits import deposit_refused as _deposit_refused
+from payments.commitments.lifecycle import (
+    commitment_cancel,
+    commitment_locked,
+    commitment_pay_again,
+    commitment_payment_failed_email,
+    commitment_retry_pay,
+    commitments_grace_sweep,
+    parent_cancel,
+    parent_close,
+)
+from payments.models import Payment, PaymentStatus, SavedCard
 from payments.services import (
     DECLINE_MESSAGE,
-    PaymentError,
     card_delete,
     card_save,
-    payment_charge,
     payment_refresh,
-    refund_create,
 )
-from payments.settlement import settlement_start
-from preorders.honour import reservation_honour_award
+from preorders.book import SETTLEMENT_KIND as SETTLEMENT_KIND  # the settlement kind
+from preorders.book import preorder_book
 from preorders.models import (
     BATCH_MACHINE,
     COUNTED_STATUSES,
@@ -60,16 +72,12 @@ from preorders.models import (
     WaitlistStatus,
 )
 from preorders.receipts import (
-    charged_receipts,
-    deposit_charged_receipt,
-    deposit_refunded_receipt,
     reservation_made_receipt,
 )
 from rowsql.update import rows_update
 
 logger = logging.getLogger(__name__)
 
-SETTLEMENT_KIND = "preorder"
 SHIPPING_METHOD = "preorder"
 ADDRESS_FIELDS = ("full_name", "line1", "line2", "city", "postal_code", "country", "phone")
 
@@ -167,50 +175,16 @@ def batches_open_due() -> int:
     return opened
 
 
-def _is_due(batch: PreorderBatch) -> bool:
-    full = batch.cap is not None and batch.reserved_units >= batch.cap
-    return batch.closes_at <= timezone.now() or (batch.close_when_full and full)
-
-
-@transaction.atomic
 def batch_close(*, batch: PreorderBatch, actor: User | None = None, force: bool = False) -> bool:
     """Close an open batch that is due (or any open batch when `force`, the admin's "close
-    now"): fix the final price, decide, and start the settlement. Returns False when there
-    was nothing to do (not open, not due, or another worker holds it)."""
-    batch = (
-        PreorderBatch.objects.select_for_update(skip_locked=True)
-        .select_related("product")
-        .filter(pk=batch.pk)
-        .first()
-    )
-    if batch is None or batch.status != BatchStatus.OPEN or not (force or _is_due(batch)):
-        return False
-    batch.final_unit_price = ladder_price(tiers=list(batch.tiers.all()), units=batch.reserved_units)
-    batch.closed_at = timezone.now()
-    batch.save(update_fields=["final_unit_price", "closed_at"])
-    confirmed = batch.reserved_units >= batch.min_quantity
-    batch_transition(
-        batch=batch,
-        to=BatchStatus.SETTLING if confirmed else BatchStatus.CANCELLING,
-        actor=actor,
-        note=(
-            f"{batch.reserved_units} of {batch.min_quantity} units reserved; "
-            + (
-                f"confirmed at {money(batch.final_unit_price, batch.currency)} per unit"
-                if confirmed
-                else "minimum not reached, nobody is charged"
-            )
-        ),
-    )
-    # The waitlist has nothing left to wait for.
-    batch.waitlist.filter(status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED]).update(
-        status=WaitlistStatus.EXPIRED
-    )
-    PreorderBatch.objects.filter(pk=batch.pk).update(offered_units=0)
-    settlement_start(kind=SETTLEMENT_KIND, parent_id=batch.pk)
-    if actor is not None:  # the operator's "close now" (the beat's closes are in the events)
-        _audit_batch(batch, actor, "batch.close", BatchStatus.OPEN)
-    return True
+    now"): the engine fixes the final price (the book's ladder), decides, and starts the
+    settlement. False when there was nothing to do (not open, not due, or being closed)."""
+    with transaction.atomic():
+        closed = parent_close(book=preorder_book(), parent=batch, actor=actor, force=force)
+        if closed and actor is not None:  # the operator's "close now" (the beat's: events)
+            batch.refresh_from_db(fields=["status", "reserved_units"])
+            _audit_batch(batch, actor, "batch.close", BatchStatus.OPEN)
+    return closed
 
 
 def batches_close_due() -> int:
@@ -242,22 +216,8 @@ def _audit_batch(batch: PreorderBatch, actor: User, action: str, before: str) ->
 @transaction.atomic
 def batch_cancel(*, batch: PreorderBatch, actor: User, reason: str = "") -> PreorderBatch:
     """The operator calls a batch off: nobody is charged, deposits are refunded."""
-    batch = _locked(batch)
-    before = batch.status
-    if batch.status == BatchStatus.OPEN:
-        batch.closed_at = timezone.now()
-        batch.save(update_fields=["closed_at"])
-        batch_transition(
-            batch=batch, to=BatchStatus.CANCELLING, actor=actor, note=reason or "Cancelled"
-        )
-        batch.waitlist.filter(status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED]).update(
-            status=WaitlistStatus.EXPIRED
-        )
-        PreorderBatch.objects.filter(pk=batch.pk).update(offered_units=0)
-        settlement_start(kind=SETTLEMENT_KIND, parent_id=batch.pk)
-        _audit_batch(batch, actor, "batch.cancel", before)
-        return batch
-    batch_transition(batch=batch, to=BatchStatus.CANCELLED, actor=actor, note=reason or "Cancelled")
+    before = _locked(batch).status
+    batch = parent_cancel(book=preorder_book(), parent=batch, actor=actor, reason=reason)
     _audit_batch(batch, actor, "batch.cancel", before)
     return batch
 
@@ -529,229 +489,28 @@ def reservation_reserve(
 # --- deposits -----------------------------------------------------------------------------------
 
 
-def _deposit_payments(reservation: Reservation):
-    return Payment.objects.filter(
-        reference=reservation.deposit_reference,
-        status__in=[PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED],
-    ).order_by("pk")
-
-
-@dataclass(frozen=True)
-class DepositCover:
-    """A reservation's deposit payments summed: `held` is paid and not being refunded,
-    `pending` is asked for and not answered yet (3-D Secure, a call in flight), `charged`
-    is every deposit ever taken or being taken (the running total the keys are named by)."""
-
-    held: Decimal
-    pending: Decimal
-    charged: Decimal
-
-    def units(self, per_unit: Decimal, *, with_pending: bool) -> int:
-        if per_unit <= 0:
-            return 0
-        return int((self.held + (self.pending if with_pending else 0)) // per_unit)
+# The deposit's rules are the engine's (payments.commitments.deposits); the book says how
+# much a reservation needs (deposit per unit x its units).
 
 
 def _deposit_cover(reservation: Reservation) -> DepositCover:
-    held = pending = charged = Decimal("0.00")
-    for payment in Payment.objects.filter(reference=reservation.deposit_reference):
-        if payment.status in (
-            PaymentStatus.SUCCEEDED,
-            PaymentStatus.PARTIALLY_REFUNDED,
-            PaymentStatus.REFUNDED,
-        ):
-            held += payment.refundable
-            charged += payment.amount
-        elif payment.status == PaymentStatus.REQUIRES_ACTION or (
-            payment.status == PaymentStatus.PENDING and not payment.failure_code
-        ):
-            pending += payment.amount
-            charged += payment.amount
-    return DepositCover(held=held, pending=pending, charged=charged)
+    return deposit_cover(book=preorder_book(), commitment=reservation)
 
 
-def _deposit_refused(payment: Payment | None) -> bool:
-    """Declined, or an error to retry later. A payment still in flight (a racing twin asked
-    for the same deposit and is waiting for the provider) is not refused."""
-    if payment is None:
-        return False
-    return payment.status == PaymentStatus.FAILED or (
-        payment.status == PaymentStatus.PENDING and bool(payment.failure_code)
+def _deposit_refund(reservation: Reservation, amount: Decimal, reason: str) -> DepositRefund:
+    return deposit_refund(
+        book=preorder_book(), commitment=reservation, amount=amount, reason=reason
     )
 
 
 def reservation_deposit_pay(*, reservation: Reservation) -> Payment | None:
-    """Charge, on-session, what the deposit still lacks for the reservation's units. Decided
-    under the reservation's row lock; the provider is called after it (no lock held). The
-    payment's key names the running deposit total it brings the reservation from and to, so
-    racing changes that see the same state ask for the same payment and are charged once,
-    and one that sees a deposit already asked for charges nothing. None: nothing to pay."""
-    with transaction.atomic():
-        reservation = (
-            Reservation.objects.select_for_update()
-            .select_related("batch", "saved_card", "user")
-            .get(pk=reservation.pk)
-        )
-        per_unit = reservation.batch.deposit_per_unit
-        if reservation.status != ReservationStatus.HELD or per_unit <= 0:
-            return None
-        cover = _deposit_cover(reservation)
-        amount = per_unit * reservation.quantity - cover.held - cover.pending
-        if amount <= 0:
-            return None
-        if reservation.deposit_due_at is None:
-            reservation.deposit_due_at = timezone.now() + _deposit_window()
-            reservation.save(update_fields=["deposit_due_at", "updated_at"])
-        key = f"{reservation.deposit_key}-{cover.charged}-{cover.charged + amount}"
-    return payment_charge(
-        user=reservation.user,
-        reference=reservation.deposit_reference,
-        amount=amount,
-        currency=reservation.batch.currency,
-        saved_card=reservation.saved_card,
-        idempotency_key=key,
-        off_session=False,
-        metadata={"reservation": str(reservation.pk), "purpose": "deposit"},
-    )
-
-
-@dataclass(frozen=True)
-class DepositRefund:
-    """What a deposit refund did: `refunded` the provider confirmed; `pending` it refused or
-    could not be reached for (kept visible and retried by payments' sweep)."""
-
-    refunded: Decimal = Decimal("0.00")
-    pending: Decimal = Decimal("0.00")
-    failure_message: str = ""
-
-    @property
-    def note(self) -> str:
-        parts = []
-        if self.refunded > 0:
-            parts.append(f"deposit of {self.refunded} refunded")
-        if self.pending > 0:
-            parts.append(
-                f"deposit refund of {self.pending} pending"
-                + (f" ({self.failure_message})" if self.failure_message else "")
-            )
-        return "; ".join(parts)
-
-
-def _deposit_refund(reservation: Reservation, amount: Decimal, reason: str) -> DepositRefund:
-    """Refund up to `amount` of the reservation's deposit payments. Only what the provider
-    confirmed counts as refunded; a failed refund stays pending (payments retries it)."""
-    refunded = pending = Decimal("0.00")
-    message = ""
-    for payment in _deposit_payments(reservation):
-        part = min(payment.refundable, amount - refunded - pending)
-        if part <= 0:
-            continue
-        number = payment.refunds.count() + 1
-        refund = refund_create(
-            payment=payment,
-            amount=part,
-            idempotency_key=f"{payment.idempotency_key}-refund-{number}",
-            reason=reason,
-        )
-        if refund.status == RefundStatus.SUCCEEDED:
-            refunded += part
-        else:
-            pending += part
-            message = refund.failure_message or message
-    deposit_refunded_receipt(
-        reservation=reservation, refunded=refunded, pending=pending, reason=reason
-    )
-    return DepositRefund(refunded=refunded, pending=pending, failure_message=message)
-
-
-def reservation_deposit_changed(*, payment: Payment) -> None:
-    """payments' listener for "preorder-deposit:" references (a charge, 3-D Secure, a
-    refund), inside the payment's transaction: keep the totals; stop the deposit clock once
-    the units are covered; and give back deposit money that arrived when the units it was
-    for were no longer held (3-D Secure completed after they were released)."""
-    reservation = (
-        Reservation.objects.select_for_update()
-        .select_related("batch")
-        .get(pk=int(payment.reference.split(":", 1)[1]))
-    )
-    paid_before = reservation.deposit_paid
-    totals = Payment.objects.filter(
-        reference=reservation.deposit_reference,
-        status__in=[
-            PaymentStatus.SUCCEEDED,
-            PaymentStatus.PARTIALLY_REFUNDED,
-            PaymentStatus.REFUNDED,
-        ],
-    ).aggregate(paid=Sum("amount"), refunded=Sum("amount_refunded"))
-    reservation.deposit_paid = totals["paid"] or Decimal("0.00")
-    reservation.deposit_refunded = totals["refunded"] or Decimal("0.00")
-    cover = _deposit_cover(reservation)
-    held_units = reservation.quantity if reservation.status == ReservationStatus.HELD else 0
-    needed = reservation.batch.deposit_per_unit * held_units
-    if reservation.deposit_due_at is not None and cover.held >= needed:
-        reservation.deposit_due_at = None
-    reservation.save(
-        update_fields=["deposit_paid", "deposit_refunded", "deposit_due_at", "updated_at"]
-    )
-    if reservation.order_id and payment.status in (
-        PaymentStatus.REFUNDED,
-        PaymentStatus.PARTIALLY_REFUNDED,
-    ):  # a refund of the order that reached this deposit (perhaps on a retry, much later)
-        order = Order.objects.select_for_update().get(pk=reservation.order_id)
-        order_refund_recorded(order=order, payment=payment)
-    fresh = reservation.deposit_paid - paid_before  # 0 for a replayed event
-    if fresh <= 0:
-        return
-    if paid_before <= 0 and reservation.status == ReservationStatus.HELD:
-        reservation_made_receipt(reservation=reservation, deposit=payment)
-    else:
-        deposit_charged_receipt(reservation=reservation, payment=payment)
-    if reservation.status in (
-        ReservationStatus.HELD,
-        ReservationStatus.RELEASED,
-        ReservationStatus.CANCELLED,
-    ):
-        excess = min(fresh, cover.held - needed, payment.refundable)
-    else:  # closed already: what it owes was reckoned without this deposit, so it goes back
-        excess = min(fresh, payment.refundable)
-    if excess <= 0:
-        return
-    refund = refund_create(
-        payment=payment,
-        amount=excess,
-        idempotency_key=f"{payment.idempotency_key}-excess",
-        reason="Deposit paid for units no longer reserved",
-    )
-    done = DepositRefund(
-        refunded=excess if refund.status == RefundStatus.SUCCEEDED else Decimal("0.00"),
-        pending=Decimal("0.00") if refund.status == RefundStatus.SUCCEEDED else excess,
-        failure_message=refund.failure_message,
-    )
-    deposit_refunded_receipt(
-        reservation=reservation,
-        refunded=done.refunded,
-        pending=done.pending,
-        reason="Deposit paid for units no longer reserved",
-    )
-    PreorderEvent.objects.create(
-        batch_id=reservation.batch_id,
-        reservation=reservation,
-        from_status=reservation.status,
-        to_status=reservation.status,
-        note=f"Deposit of {excess} paid after its units were given back or the batch "
-        f"closed; {done.note}"[:300],
-    )
+    """Charge, on-session, what the deposit still lacks for the reservation's units (the
+    engine's commitment_deposit_pay: exactly once, the provider called with no lock held)."""
+    return commitment_deposit_pay(book=preorder_book(), commitment=reservation)
 
 
 def _locked_reservation(reservation: Reservation, user: User | None) -> Reservation:
-    reservation = (
-        Reservation.objects.select_for_update()
-        .select_related("batch", "variant")
-        .get(pk=reservation.pk)
-    )
-    if user is not None and reservation.user_id != user.pk:
-        raise PermissionError("Not your reservation")
-    return reservation
+    return commitment_locked(book=preorder_book(), commitment=reservation, user=user)
 
 
 def _units_give_back(
@@ -883,33 +642,12 @@ def _reservation_change_units(
     return before, delta
 
 
-@transaction.atomic
 def reservation_cancel(
     *, reservation: Reservation, user: User | None, reason: str = "Cancelled by the customer"
 ) -> Reservation:
-    """Before the close. The deposit comes back if the batch's policy says so (asked of the
-    provider before the batch row is locked); the freed units are offered to the waitlist."""
-    reservation = _locked_reservation(reservation, user)
-    if reservation.status != ReservationStatus.HELD or reservation.batch.status != BatchStatus.OPEN:
-        raise ReservationError("This reservation can no longer be cancelled.")
-    note = reason
-    if reservation.batch.deposit_refundable:
-        owed = reservation.deposit_paid - reservation.deposit_refunded
-        if owed > 0:
-            done = _deposit_refund(reservation, owed, reason)
-            note = f"{reason}; {done.note}" if done.note else reason
-    batch = _locked(reservation.batch)
-    reservation.deposit_due_at = None
-    reservation.save(update_fields=["deposit_due_at", "updated_at"])
-    reservation_transition(
-        reservation=reservation, to=ReservationStatus.CANCELLED, actor=user, note=note
-    )
-    PreorderBatch.objects.filter(pk=batch.pk).update(
-        reserved_units=F("reserved_units") - reservation.quantity
-    )
-    batch.refresh_from_db()
-    _waitlist_offer(batch)
-    return reservation
+    """Before the close. The deposit comes back if the batch's policy says so; the freed
+    units are offered to the waitlist (the book's on_release)."""
+    return commitment_cancel(book=preorder_book(), commitment=reservation, user=user, reason=reason)
 
 
 def reservation_deposit_refused(*, reservation: Reservation, user: User) -> Reservation:
@@ -1005,47 +743,10 @@ def reservations_deposit_expire(*, limit: int = 200) -> int:
 def reservation_retry_pay(
     *, reservation: Reservation, user: User, saved_card: SavedCard
 ) -> Payment:
-    """After a failed settlement charge, within the grace period: pay with this card. While
-    the bank still has to confirm an earlier attempt (3-D Secure), that attempt is returned
-    as it is: the card is not switched under it. The provider is called with no lock held."""
-    with transaction.atomic():
-        reservation = _locked_reservation(reservation, user)
-        if reservation.status != ReservationStatus.PAYMENT_FAILED:
-            raise ReservationError("This reservation does not need a payment.")
-        if reservation.grace_until and reservation.grace_until <= timezone.now():
-            raise ReservationError("The time to pay for this reservation has run out.")
-        if saved_card.user_id != user.pk:
-            raise ReservationError("Choose one of your cards.")
-        waiting = _payment_waiting(reservation)
-        if waiting is not None:
-            return waiting
-        if reservation.saved_card_id != saved_card.pk:
-            reservation.saved_card = saved_card
-            reservation.save(update_fields=["saved_card", "updated_at"])
-    return payment_charge(
-        user=user,
-        reference=reservation.payment_reference,
-        amount=reservation.amount_charged,
-        currency=reservation.batch.currency,
-        saved_card=saved_card,
-        idempotency_key=reservation.payment_key,
-        off_session=False,
-        metadata={"reservation": str(reservation.pk)},
+    """In the fix-payment window after a failed charge: pay with this card (the engine's)."""
+    return commitment_retry_pay(
+        book=preorder_book(), commitment=reservation, user=user, saved_card=saved_card
     )
-
-
-def _payment_waiting(reservation: Reservation) -> Payment | None:
-    """The reservation's charge if it awaits the bank (3-D Secure) or is in flight."""
-    payment = Payment.objects.filter(idempotency_key=reservation.payment_key).first()
-    if payment is None:
-        return None
-    if payment.status == PaymentStatus.REQUIRES_ACTION or (
-        payment.status == PaymentStatus.PENDING
-        and payment.provider_key
-        and not payment.failure_code
-    ):
-        return payment
-    return None
 
 
 def reservation_pay_again(
@@ -1055,57 +756,15 @@ def reservation_pay_again(
     saved_card: SavedCard | None,
     card_input: dict | None,
 ) -> Payment:
-    """The pay-again form: a saved card, or one typed now (kept on the reservation when it
-    pays it, forgotten when a twin submit or a waiting authentication means it was not
-    used). Raises ReservationError or CardError, changing nothing."""
-    waiting = _payment_waiting(reservation)
-    if waiting is not None:
-        return waiting
-    card = saved_card or card_save(user=user, card=card_input or {})
-    payment = None
-    try:
-        payment = reservation_retry_pay(reservation=reservation, user=user, saved_card=card)
-        return payment
-    finally:
-        if saved_card is None and (payment is None or payment.saved_card_id != card.pk):
-            card_delete(user=user, card=card, force=True)
-
-
-def reservation_payment_changed(*, payment: Payment) -> None:
-    """payments' listener for "preorder-res:" references (a retry, a 3-D Secure
-    completion, a webhook, a refund), inside the payment's transaction."""
-    reservation = (
-        Reservation.objects.select_for_update()
-        .select_related("batch", "variant__product")
-        .get(pk=int(payment.reference.split(":", 1)[1]))
+    """The pay-again form: a saved card or one typed now (the engine's commitment_pay_again).
+    Raises ReservationError or CardError, changing nothing."""
+    return commitment_pay_again(
+        book=preorder_book(),
+        commitment=reservation,
+        user=user,
+        saved_card=saved_card,
+        card_input=card_input,
     )
-    if reservation.status == ReservationStatus.CHARGING:
-        return  # the settlement engine records this one itself
-    if (
-        payment.status == PaymentStatus.SUCCEEDED
-        and reservation.status == ReservationStatus.PAYMENT_FAILED
-    ):
-        reservation_transition(
-            reservation=reservation,
-            to=ReservationStatus.CHARGED,
-            actor=reservation.user,
-            note=f"Paid {money(payment.amount, payment.currency)} after a failed charge",
-        )
-        reservations_make_orders(reservations=[reservation])
-        reservation_honour_award(reservation=reservation)
-        charged_receipts(reservations=[reservation], payments={reservation.pk: payment}, again=True)
-    elif (
-        payment.status in (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION)
-        and reservation.status == ReservationStatus.PAYMENT_FAILED
-    ):
-        reservation.failure_message = payment.failure_message or "Needs authentication"
-        reservation.save(update_fields=["failure_message", "updated_at"])
-    elif (
-        payment.status in (PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED)
-        and reservation.order_id
-    ):
-        order = Order.objects.select_for_update().get(pk=reservation.order_id)
-        order_refund_recorded(order=order, payment=payment)
 
 
 def reservations_make_orders(*, reservations: list[Reservation]) -> None:
@@ -1238,75 +897,17 @@ def waitlist_offers_expire() -> int:
     return expired
 
 
-# --- after a failed charge: the grace period --------------------------------------------------
+# --- after a failed charge: the grace period (the engine's fix-payment window) ------------
 
 
 def reservations_grace_sweep() -> tuple[int, int]:
     """Beat: remind those whose charge failed every PREORDER_REMINDER_HOURS; release them
     when the grace period ends (their units stop counting). Returns (reminded, released)."""
-    now = timezone.now()
-    failed = Reservation.objects.filter(status=ReservationStatus.PAYMENT_FAILED)
-    released = 0
-    for pk in list(failed.filter(grace_until__lte=now).values_list("pk", flat=True)[:500]):
-        with transaction.atomic():
-            reservation = (
-                Reservation.objects.select_for_update().select_related("batch__product").get(pk=pk)
-            )
-            if reservation.status != ReservationStatus.PAYMENT_FAILED:
-                continue
-            note = "Not paid within the grace period"
-            if reservation.batch.deposit_refundable:
-                # Before the batch row is touched: no batch lock over the provider call.
-                done = _deposit_refund(
-                    reservation,
-                    reservation.deposit_paid - reservation.deposit_refunded,
-                    "Reservation released",
-                )
-                note = f"{note}; {done.note}" if done.note else note
-            reservation_transition(
-                reservation=reservation, to=ReservationStatus.RELEASED, actor=None, note=note
-            )
-            PreorderBatch.objects.filter(pk=reservation.batch_id).update(
-                reserved_units=F("reserved_units") - reservation.quantity
-            )
-            notification_send(
-                recipient_id=reservation.user_id,
-                kind=NotificationKind.PREORDER,
-                title=f"Your pre-order of {reservation.batch.product.name} was released",
-                body="The payment was not completed in time.",
-                url=reservation.get_absolute_url(),
-            )
-            released += 1
-    due = now - timedelta(hours=settings.PREORDER_REMINDER_HOURS)
-    reminded = 0
-    for reservation in failed.filter(grace_until__gt=now, reminded_at__lte=due).select_related(
-        "batch__product", "user"
-    )[:500]:
-        with transaction.atomic():
-            if Reservation.objects.filter(
-                pk=reservation.pk, reminded_at__lte=due, status=ReservationStatus.PAYMENT_FAILED
-            ).update(reminded_at=now):
-                payment_failed_email(reservation=reservation, reminder=True)
-                reminded += 1
-    return reminded, released
+    return commitments_grace_sweep(book=preorder_book())
 
 
 def payment_failed_email(*, reservation: Reservation, reminder: bool = False) -> None:
-    subject = (
-        f"Reminder: complete your pre-order of {reservation.batch.product.name}"
-        if reminder
-        else f"Your pre-order of {reservation.batch.product.name} needs a payment"
-    )
-    _email(
-        reservation.user.email,
-        "payment_failed",
-        subject,
-        {
-            "reservation": reservation,
-            "batch": reservation.batch,
-            "reminder": reminder,
-        },
-    )
+    commitment_payment_failed_email(book=preorder_book(), commitment=reservation, reminder=reminder)
 
 
 def _email(address: str, template: str, subject: str, context: dict) -> None:
@@ -1320,30 +921,3 @@ def _email(address: str, template: str, subject: str, context: dict) -> None:
         render_to_string(f"preorders/email/{template}.html", context), "text/html"
     )
     email_send_on_commit(message=message)
-
-
-def deposit_refund_all(*, reservation: Reservation, reason: str) -> DepositRefund:
-    """Every deposit of the reservation back (the batch was cancelled). `pending` includes
-    refunds that failed before and are still being retried."""
-    owed = reservation.deposit_paid - reservation.deposit_refunded
-    done = DepositRefund()
-    if owed > 0:
-        with suppress(PaymentError):  # nothing left to refund on the payments
-            done = _deposit_refund(reservation, owed, reason)
-    return _with_earlier_pending(reservation, done)
-
-
-def _with_earlier_pending(reservation: Reservation, done: DepositRefund) -> DepositRefund:
-    waiting = list(
-        Refund.objects.filter(
-            payment__reference=reservation.deposit_reference,
-            status__in=[RefundStatus.PENDING, RefundStatus.FAILED],
-        ).order_by("-pk")
-    )
-    if not waiting:
-        return done
-    return DepositRefund(
-        refunded=done.refunded,
-        pending=sum((refund.amount for refund in waiting), Decimal("0.00")),
-        failure_message=done.failure_message or waiting[0].failure_message,
-    )

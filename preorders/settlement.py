@@ -1,5 +1,6 @@
-"""The pre-order batch's book for the shared settlement engine (payments.settlement): which
-reservations are open, how a charge's outcome moves them, and how a batch finishes."""
+"""The pre-order batch's charging for the shared settlement engine (payments.settlement): how
+a chunk of reservations starts charging and how its outcomes move them, set-based. The
+book's decisions and words are preorders.book; the lifecycle is payments.commitments."""
 
 from __future__ import annotations
 
@@ -7,21 +8,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Max, Min, Q, Sum
+from django.db.models import F
 from django.utils import timezone
 
 from formatting.formats import money
-from notifications.models import NotificationKind
-from notifications.services import notification_fan_out
-from payments.commitments.book import CommitmentBook
-from payments.pacing import ProviderPacer
 from payments.providers.base import ChargeOutcome
-from payments.settlement import ChargeRecord, Commitment, Mode
+from payments.settlement import ChargeRecord, Commitment
+from preorders.book import PreorderBook
 from preorders.models import (
-    BATCH_MACHINE,
-    RESERVATION_MACHINE,
-    BatchStatus,
     PreorderBatch,
     PreorderEvent,
     Reservation,
@@ -29,9 +23,6 @@ from preorders.models import (
 )
 from preorders.receipts import charged_receipts
 from preorders.services import (
-    SETTLEMENT_KIND,
-    batch_transition,
-    deposit_refund_all,
     payment_failed_email,
     reservations_make_orders,
 )
@@ -60,33 +51,9 @@ RECORD_COLUMNS = (
 )
 
 
-class ReservationBook(CommitmentBook):
-    kind = SETTLEMENT_KIND
-    model = Reservation
-    parent_model = PreorderBatch
-    parent_field = "batch_id"
-    commitments_name = "reservations"
-    open_statuses = (ReservationStatus.HELD.value, ReservationStatus.CHARGING.value)
-    machine = RESERVATION_MACHINE
-    parent_machine = BATCH_MACHINE
-    charge_prefix = "preorder-res"
-    deposit_prefix = "preorder-deposit"
-    email_templates = "preorders/email"
-    notification_kind = NotificationKind.PREORDER
-
-    def mode(self, *, parent_id: int) -> Mode | None:
-        status = PreorderBatch.objects.filter(pk=parent_id).values_list("status", flat=True)
-        return {BatchStatus.SETTLING: "charge", BatchStatus.CANCELLING: "release"}.get(
-            status.first()
-        )
-
-    def id_bounds(self, *, parent_id: int) -> tuple[int, int] | None:
-        bounds = Reservation.objects.filter(
-            batch_id=parent_id, status__in=self.open_statuses
-        ).aggregate(first=Min("id"), last=Max("id"))
-        if bounds["first"] is None:
-            return None
-        return bounds["first"], bounds["last"]
+class ReservationBook(PreorderBook):
+    """The book's set-based charging (a chunk of thousands in a few statements); the rest of
+    the book is preorders.book."""
 
     def charging_begin(self, *, parent_id: int, ids: Sequence[int]) -> list[Commitment]:
         batch = PreorderBatch.objects.get(pk=parent_id)
@@ -176,101 +143,3 @@ class ReservationBook(CommitmentBook):
         charged_receipts(reservations=paid, payments={r.pk: by_id[r.pk].payment for r in paid})
         for reservation in failed:
             payment_failed_email(reservation=reservation)
-
-    def release(self, *, parent_id: int, ids: Sequence[int], pacer: ProviderPacer) -> None:
-        for pk in ids:
-            with transaction.atomic():
-                reservation = (
-                    Reservation.objects.select_for_update()
-                    .filter(pk=pk, status=ReservationStatus.HELD)
-                    .first()
-                )
-                if reservation is None:
-                    continue
-                note = "Batch cancelled; nobody is charged"
-                if reservation.deposit_paid > reservation.deposit_refunded:
-                    pacer.take()
-                    done = deposit_refund_all(reservation=reservation, reason=note)
-                    note += f"; {done.note}" if done.note else ""
-                PreorderEvent.objects.create(
-                    batch_id=parent_id,
-                    reservation=reservation,
-                    from_status=reservation.status,
-                    to_status=ReservationStatus.RELEASED,
-                    note=note,
-                )
-                Reservation.objects.filter(pk=pk).update(
-                    status=ReservationStatus.RELEASED, updated_at=timezone.now()
-                )
-
-    @transaction.atomic
-    def finish_if_done(self, *, parent_id: int) -> bool:
-        batch = (
-            PreorderBatch.objects.select_for_update()
-            .select_related("product")
-            .filter(pk=parent_id)
-            .first()
-        )
-        if batch is None or batch.status not in (BatchStatus.SETTLING, BatchStatus.CANCELLING):
-            return False
-        if batch.reservations.filter(status__in=self.open_statuses).exists():
-            return False
-        counted = batch.reservations.exclude(
-            status__in=[ReservationStatus.CANCELLED, ReservationStatus.RELEASED]
-        )
-        if batch.status == BatchStatus.SETTLING:
-            paid = (
-                counted.filter(status=ReservationStatus.CHARGED).aggregate(units=Sum("quantity"))[
-                    "units"
-                ]
-                or 0
-            )
-            batch.settled_at = timezone.now()
-            batch.save(update_fields=["settled_at"])
-            batch_transition(
-                batch=batch,
-                to=BatchStatus.CONFIRMED,
-                actor=None,
-                note=f"{paid} units paid; production confirmed",
-            )
-            title = f"{batch.title} is confirmed: production starts"
-            body = f"Everyone pays {money(batch.final_unit_price, batch.currency)} per unit."
-            from preorders.tasks import batch_honour_award
-
-            batch_honour_award.delay_on_commit(batch.pk)
-        else:
-            batch_transition(
-                batch=batch,
-                to=BatchStatus.CANCELLED,
-                actor=None,
-                note="All reservations released",
-            )
-            title = f"{batch.title} did not reach its minimum"
-            body = "Nobody is charged; any deposit has been refunded."
-        notification_fan_out(
-            recipient_ids=batch.reservations.values_list("user_id", flat=True).distinct(),
-            kind=NotificationKind.PREORDER,
-            title=title,
-            body=body,
-            url=batch.get_absolute_url(),
-        )
-        return True
-
-    def active_parent_ids(self) -> list[int]:
-        return list(
-            PreorderBatch.objects.filter(
-                status__in=[BatchStatus.SETTLING, BatchStatus.CANCELLING]
-            ).values_list("pk", flat=True)
-        )
-
-    def stalled_parent_ids(self, *, quiet_for: timedelta) -> list[int]:
-        quiet_since = timezone.now() - quiet_for
-        return list(
-            PreorderBatch.objects.filter(
-                status__in=[BatchStatus.SETTLING, BatchStatus.CANCELLING],
-                closed_at__lte=quiet_since,
-            )
-            .annotate(last_move=Max("reservations__updated_at"))
-            .filter(Q(last_move__lte=quiet_since) | Q(last_move__isnull=True))
-            .values_list("pk", flat=True)
-        )

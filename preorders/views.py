@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -19,10 +18,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from orders.forms import AddressForm, CardForm
+from payments.commitments.pages import (
+    AuthPage,
+    PayPage,
+    commitment_authenticate_view,
+    commitment_pay_view,
+    stripe_publishable_key,
+)
 from payments.models import Payment, PaymentStatus
 from payments.providers.base import CardError
-from payments.providers.registry import provider_get
-from payments.services import DECLINE_MESSAGE, payment_refresh
+from payments.services import DECLINE_MESSAGE
+from preorders.book import preorder_book
 from preorders.forms import ReservationChangeForm, ReserveForm, WaitlistForm, variant_label
 from preorders.models import Reservation, ReservationStatus
 from preorders.selectors import (
@@ -46,7 +52,6 @@ from preorders.services import (
     reservation_cancel,
     reservation_change,
     reservation_deposit_refused,
-    reservation_pay_again,
     reservation_reserve,
     waitlist_join,
 )
@@ -60,7 +65,7 @@ def _errors(exc: ValidationError) -> str:
 
 
 def _stripe_key() -> str:
-    return settings.STRIPE_PUBLISHABLE_KEY if provider_get().name == "stripe" else ""
+    return stripe_publishable_key()
 
 
 # --- batches ----------------------------------------------------------------------------------
@@ -290,82 +295,41 @@ def reservation_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reservation.get_absolute_url())
 
 
-def _after_charge(request: HttpRequest, reservation: Reservation, payment: Payment):
-    if payment.status == PaymentStatus.SUCCEEDED:
-        messages.success(
-            request,
-            f"Thank you! Your pre-order of {reservation.batch.product.name} is paid; "
-            "its order ships with the batch.",
-        )
-        return redirect(reservation.get_absolute_url())
-    if payment.status == PaymentStatus.REQUIRES_ACTION:
-        if payment.saved_card:
-            messages.info(
-                request,
-                f"Your bank still has to confirm this payment with {payment.saved_card}. "
-                "Confirm it, or refuse it to pay with another card.",
-            )
-        return redirect("preorders:reservation_authenticate", pk=reservation.pk)
-    if payment.status == PaymentStatus.PENDING and not payment.failure_code:
-        messages.info(request, "Your payment is being confirmed; you will not be charged twice.")
-        return redirect(reservation.get_absolute_url())
-    return None
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def reservation_pay(request: HttpRequest, pk: int) -> HttpResponse:
-    """Pay after a failed charge at the close, within the grace period."""
+    """Pay after a failed charge at the close, within the grace period (the engine's page)."""
     reservation = reservation_for(user=request.user, pk=pk)
-    if reservation.status != ReservationStatus.PAYMENT_FAILED:
-        return redirect(reservation.get_absolute_url())
-    choices = shopper_choices(user=request.user)
-    card_form = CardForm(request.POST or None, saved_cards=choices.cards)
-    if request.method == "POST" and card_form.is_valid():
-        chosen = card_form.cleaned_data.get("saved_card")
-        saved = next((card for card in choices.cards if card.pk == chosen), None)
-        if chosen and saved is None:
-            card_form.add_error("saved_card", "Choose one of your cards.")
-        else:
-            try:
-                payment = reservation_pay_again(
-                    reservation=reservation,
-                    user=request.user,
-                    saved_card=saved,
-                    card_input=None if saved else card_form.card_input(),
-                )
-            except CardError as exc:
-                card_form.add_error(None, str(exc))
-            except ValidationError as exc:
-                messages.error(request, _errors(exc))
-                return redirect(reservation.get_absolute_url())
-            else:
-                response = _after_charge(request, reservation, payment)
-                if response is not None:
-                    return response
-                card_form.add_error(None, payment.failure_message or DECLINE_MESSAGE)
-    return render(
+    batch = reservation.batch
+    return commitment_pay_view(
         request,
-        "preorders/pay.html",
-        {
-            "reservation": reservation,
-            "batch": reservation.batch,
-            "card_form": card_form,
-            "saved_cards": choices.cards,
-            "stripe_publishable_key": _stripe_key(),
-        },
-        status=400 if request.method == "POST" else 200,
+        book=preorder_book(),
+        commitment=reservation,
+        context={"reservation": reservation, "batch": batch},
+        page=PayPage(
+            title=f"Pay for your pre-order of {batch.product.name}",
+            heading="Pay for your pre-order",
+            crumbs=[
+                ("Your pre-orders", reverse("preorders:mine")),
+                (f"Reservation {reservation.pk}", reservation.get_absolute_url()),
+                ("Pay", ""),
+            ],
+            action=reverse("preorders:reservation_pay", args=[reservation.pk]),
+            amount=reservation.amount_charged or 0,
+            currency=batch.currency,
+            meta_template="preorders/_pay_meta.html",
+            lead_template="preorders/_pay_lead.html",
+            summary_template="preorders/_pay_summary.html",
+            summary_title=f"Reservation {reservation.pk}",
+            back_url=reservation.get_absolute_url(),
+            back_label="Back to the reservation",
+            keeps_card=True,
+        ),
     )
 
 
-def _after_authentication(request: HttpRequest, reservation: Reservation, payment: Payment):
-    if payment.reference == reservation.payment_reference:
-        response = _after_charge(request, reservation, payment)
-        if response is not None:
-            return response
-        messages.error(request, payment.failure_message or DECLINE_MESSAGE)
-        return redirect("preorders:reservation_pay", pk=reservation.pk)
-    # A deposit: when reserving, or for the units a change added.
+def _after_deposit(request: HttpRequest, reservation: Reservation, payment: Payment):
+    """The bank answered about a deposit: when reserving, or for the units a change added."""
     reservation = reservation_state(pk=reservation.pk)
     if payment.status == PaymentStatus.SUCCEEDED:
         if reservation.status != ReservationStatus.HELD:
@@ -400,31 +364,25 @@ def _after_authentication(request: HttpRequest, reservation: Reservation, paymen
 @login_required
 @require_http_methods(["GET", "POST"])
 def reservation_authenticate(request: HttpRequest, pk: int) -> HttpResponse:
-    """3-D Secure for the reservation's charge or deposit. Local provider: a stand-in for
-    the bank's page (approve or refuse). Stripe: Stripe.js shows the bank's page, then
-    returns here and we ask Stripe."""
+    """3-D Secure for the reservation's charge or deposit (the engine's page)."""
     reservation = reservation_for(user=request.user, pk=pk)
-    payment = reservation_payment_awaiting_action(reservation=reservation)
-    if payment is None:
-        messages.info(request, "There is no payment waiting for your bank.")
-        return redirect(reservation.get_absolute_url())
-    provider = provider_get(payment.provider)
-    if request.method == "POST" and provider.name == "local":
-        provider.authentication_complete(
-            provider_ref=payment.provider_ref, approved=request.POST.get("decision") == "approve"
-        )
-        return _after_authentication(request, reservation, payment_refresh(payment=payment))
-    if request.GET.get("payment_intent"):  # back from Stripe.js
-        return _after_authentication(request, reservation, payment_refresh(payment=payment))
-    return render(
+    batch = reservation.batch
+    waiting = reservation_payment_awaiting_action(reservation=reservation)
+    is_deposit = waiting is not None and waiting.reference == reservation.deposit_reference
+    name = batch.product.name
+    return commitment_authenticate_view(
         request,
-        "preorders/authenticate.html",
-        {
-            "reservation": reservation,
-            "batch": reservation.batch,
-            "payment": payment,
-            "is_deposit": payment.reference == reservation.deposit_reference,
-            "provider": provider.name,
-            "stripe_publishable_key": _stripe_key(),
-        },
+        book=preorder_book(),
+        commitment=reservation,
+        context={"reservation": reservation, "batch": batch},
+        page=AuthPage(
+            purpose=(
+                f"the deposit on your pre-order of {name}"
+                if is_deposit
+                else f"your pre-order of {name}"
+            ),
+            back_url=reservation.get_absolute_url(),
+            back_label="Back to your reservation",
+        ),
+        after_deposit=lambda request, payment: _after_deposit(request, reservation, payment),
     )

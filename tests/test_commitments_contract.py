@@ -4,6 +4,7 @@ what happens at the finish) and its words gets the whole lifecycle: intake, clos
 the fix-payment window with its reminder and release, deposits refunded when the minimum
 is missed, and the finish. Plus the registry's refusals."""
 
+import re
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -28,9 +29,10 @@ from payments.commitments.lifecycle import (
     parent_cancel,
     parent_close,
 )
-from payments.commitments.machine import TransitionError
+from payments.commitments.machine import Action, TransitionError
 from payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from payments.services import card_save
+from preorders.models import BATCH_MACHINE, BatchStatus
 from tests.commitments_fake.models import (
     COMMITMENT_MACHINE,
     DROP_MACHINE,
@@ -39,6 +41,7 @@ from tests.commitments_fake.models import (
     FakeEvent,
 )
 from tests.factories import UserFactory
+from tests.preorders import batch_open
 from tests.shop import CARD_OK
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -297,3 +300,40 @@ def test_lock_namespaces_are_derived_and_a_collision_is_refused(book):
         commitment_book_register(shared)
     assert {other.kind for other in commitment_books()} >= {"preorder", "fake-drop"}
     assert shared.kind not in {other.kind for other in commitment_books()}
+
+
+# --- the admin's buttons are the machine's allowed actions ---------------------------------
+
+
+def _buttons(client, batch) -> list[str]:
+    page = client.get(f"/admin/preorders/preorderbatch/{batch.pk}/change/").content.decode()
+    return re.findall(rf"/admin/preorders/preorderbatch/{batch.pk}/operate/(\w+)/", page)
+
+
+def test_the_batch_admin_buttons_are_the_machines_allowed_actions(client, monkeypatch):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    batch = batch_open()
+    expected = {
+        BatchStatus.DRAFT: ["publish", "cancel"],
+        BatchStatus.SCHEDULED: ["cancel"],
+        BatchStatus.OPEN: ["close", "cancel"],
+        BatchStatus.SETTLING: [],
+        BatchStatus.CONFIRMED: ["fulfil"],
+        BatchStatus.CANCELLED: [],
+        BatchStatus.FULFILLED: [],
+    }
+    for status, names in expected.items():
+        type(batch).objects.filter(pk=batch.pk).update(status=status)
+        batch.refresh_from_db()
+        assert [a.name for a in BATCH_MACHINE.allowed_actions(batch)] == names
+        assert _buttons(client, batch) == names, status
+    # The page asks the machine, not a list of its own: change the table, the buttons follow.
+    monkeypatch.setattr(
+        BATCH_MACHINE,
+        "transitions",
+        {**BATCH_MACHINE.transitions, BatchStatus.FULFILLED: frozenset({BatchStatus.CANCELLED})},
+    )
+    monkeypatch.setattr(
+        BATCH_MACHINE, "actions", (*BATCH_MACHINE.actions, Action("undo", "Undo", to="cancelled"))
+    )
+    assert _buttons(client, batch) == ["cancel", "undo"]

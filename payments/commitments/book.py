@@ -46,6 +46,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Max, Min, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from payments.commitments.machine import StateMachine
@@ -96,8 +97,11 @@ class CommitmentBook:
         "no_payment_needed": "This does not need a payment.",
         "window_over": "The time to pay for this has run out.",
         "deposit_excess_reason": "Deposit paid for what is no longer held",
+        "paid_again_message": "Thank you! Your payment went through.",
         "deposit_excess_note": "Deposit of {excess} paid after it was no longer needed; {done}",
     }
+    # The shopper's pages of a commitment (URL names taking its pk): pay again, 3-D Secure.
+    urls: dict[str, str] = {}
     # The parent's states by role, for a feature whose names differ (a campaign's
     # "successful" is a batch's "confirmed").
     statuses: dict[str, str] = {
@@ -148,6 +152,9 @@ class CommitmentBook:
         cancelled parent always refunds)?"""
         return True
 
+    def on_cancel(self, parent: models.Model) -> None:
+        """The operator cancelled an open parent (its lock held): tidy up (a waitlist)."""
+
     def on_commit(self, commitment: models.Model) -> None:
         """A commitment was made (the parent's lock held): counters, a receipt."""
 
@@ -189,6 +196,12 @@ class CommitmentBook:
 
     def email_context(self, commitment: models.Model) -> dict:
         return {"commitment": commitment, "parent": self.parent_of(commitment)}
+
+    def pay_url(self, commitment: models.Model) -> str:
+        return reverse(self.urls["pay"], args=[commitment.pk])
+
+    def authenticate_url(self, commitment: models.Model) -> str:
+        return reverse(self.urls["authenticate"], args=[commitment.pk])
 
     # --- receipts (the feature's words; nothing by default)
 

@@ -132,7 +132,7 @@ def parent_cancel(*, book, parent, actor, reason: str = ""):
         book.parent_machine.transition(
             parent, to=book.statuses["cancelling"], actor=actor, note=note
         )
-        book.on_close(parent, succeeded=False)
+        book.on_cancel(parent)
         settlement_start(kind=book.kind, parent_id=parent.pk)
         return parent
     return book.parent_machine.transition(
