@@ -18,5 +18,6 @@ def ensure() -> None:
     if config.get("PASSWORD"):
         params["password"] = config["PASSWORD"]
     with psycopg.connect(**params) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'fanhub_bench'").fetchone():
-            conn.execute('CREATE DATABASE "fanhub_bench"')
+        name = os.environ.get("BENCH_DATABASE", "fanhub_bench")
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
@@ -469,3 +470,17 @@ class ImportJob(models.Model):
     @property
     def is_running(self) -> bool:
         return self.status in (ImportJobStatus.PREVIEWING, ImportJobStatus.IMPORTING)
+
+
+class SearchWord(models.Model):
+    """A word of the catalogue or the communities that a mistyped query word can be corrected
+    to, with its deletion neighbourhood (catalog.search_words)."""
+
+    word = models.CharField(max_length=32, primary_key=True)
+    deletes = ArrayField(models.CharField(max_length=32))
+
+    class Meta:
+        indexes = [GinIndex(fields=["deletes"], name="catalog_searchword_deletes")]
+
+    def __str__(self) -> str:
+        return self.word

@@ -16,6 +16,7 @@ from django.db.models import F, Prefetch, Q, QuerySet, Value
 from django.http import Http404
 
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
+from catalog.search_words import corrections
 
 SORTS = {
     "relevance": "Best match",
@@ -73,11 +74,29 @@ def product_cards(queryset: QuerySet[Product]) -> QuerySet[Product]:
     return queryset.select_related("brand").prefetch_related(_first_image_prefetch())
 
 
+def search_query(words: list[str]) -> SearchQuery:
+    """The full-text query for these words: as typed (web search syntax: quotes, -word, or)
+    when the dictionary knows every word, else each word OR its corrections, all ANDed."""
+    alternatives = corrections(words)
+    if all(len(options) == 1 for options in alternatives):
+        return SearchQuery(" ".join(words), search_type="websearch", config="english")
+    query = None
+    for options in alternatives:
+        either = None
+        for option in options:
+            term = SearchQuery(option, search_type="plain", config="english")
+            either = term if either is None else either | term
+        query = either if query is None else query & either
+    return query
+
+
 def product_search(filters: ProductFilters) -> QuerySet[Product]:
     """Search and filters for /products/.
 
     Whole words first: PostgreSQL full-text search (English stemming), ranked by where the
-    words occur (name, then brand and category, then description). Only when no product
+    words occur (name, then brand and category, then description), each mistyped word
+    standing for the catalogue's words within its typo budget (catalog.search_words: "fogre"
+    searches for forge, "haedphones" for headphones). Only when no product
     matches every word does it fall back to trigram word similarity, word by word, so that a
     typo ("headphnes") still finds the product. Both use GIN indexes; keeping the trigram
     pass for the misses keeps common words fast (see bench/search.py)."""
@@ -98,7 +117,7 @@ def product_search(filters: ProductFilters) -> QuerySet[Product]:
     sort = filters.sort if filters.sort in SORTS else "relevance"
     words = filters.q.lower().split()[:8]
     if words:
-        query = SearchQuery(" ".join(words), search_type="websearch", config="english")
+        query = search_query(words)
         whole_words = queryset.filter(search_vector=query)
         if whole_words.exists():
             queryset = whole_words.annotate(rank=SearchRank(F("search_vector"), query))

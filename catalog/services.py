@@ -13,6 +13,7 @@ from django.db.models.functions import Greatest
 from accounts.names import name_imitates_brand, name_imitates_staff, name_skeleton
 from audit.services import audit_record
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
+from catalog.search_words import search_words_from_sql
 from catalog.tasks import product_image_make_thumbnails as thumbnails_task
 from catalog.thumbnails import thumbnail_render
 from markup.markdown import markdown_render
@@ -33,6 +34,13 @@ WHERE b.id = p.brand_id AND c.id = p.category_id AND {where}
 """
 
 
+_SEARCH_WORDS_SQL = """
+SELECT p.name || ' ' || b.name || ' ' || c.name || ' ' || coalesce(p.description, '')
+FROM catalog_product AS p, catalog_brand AS b, catalog_category AS c
+WHERE b.id = p.brand_id AND c.id = p.category_id AND {where}
+"""
+
+
 def product_refresh_search(
     *,
     product_ids: Iterable[int] | None = None,
@@ -49,6 +57,8 @@ def product_refresh_search(
         where, params = "TRUE", []
     with connection.cursor() as cursor:
         cursor.execute(_REFRESH_SEARCH_SQL.format(where=where), params)
+    # The words a mistyped query can be corrected to (catalog.search_words).
+    search_words_from_sql(sql=_SEARCH_WORDS_SQL.format(where=where), params=params)
 
 
 def product_refresh_summary(*, product_id: int) -> None:

@@ -1,17 +1,34 @@
-"""The community feed as visitors (signed out) see it, cached as rendered fragments.
+"""The community feed cached as rendered fragments, shared by visitors and members alike.
 
 A version token per community is part of each fragment's key. Every service that changes
 what a feed card shows (posts, pins, hides, likes, comments, polls) calls `feed_changed`,
-so visitors see the change on their next request; what no service here owns (an author's
+so everyone sees the change on their next request; what no service here owns (an author's
 display name, a level earned elsewhere) is at most `FEED_FRAGMENT_SECONDS` old.
-Members are never served a cached feed: their cards carry like buttons and forms."""
 
+There are two fragments per page of the feed: one for those who only read (visitors, and
+signed-in people who have not joined), one for members, whose cards carry like buttons.
+The members' fragment is the same for every member: where a card shows the member's own
+state it holds a marker (`<!--fh:on:<post id>-->` and the like), which `liked_overlay`
+fills in from one query for the posts on the page; its forms carry the CSRF marker that
+`config.csrf.CsrfMarkers` replaces with the request's token. No marker can come from
+what people write: titles are escaped and post bodies are sanitized HTML without comments."""
+
+from __future__ import annotations
+
+import hashlib
+import re
 import uuid
 
+from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.db import transaction
+from django.template.loader import get_template
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language, gettext
 
 FEED_FRAGMENT_SECONDS = 60
+_LIKE_MARKER = re.compile(r"<!--fh:(on|pressed|label):(\d+)-->")
+_POST_MARKER = re.compile(r"<!--fh:on:(\d+)-->")
 
 
 def _version_key(community_id: int) -> str:
@@ -19,11 +36,72 @@ def _version_key(community_id: int) -> str:
 
 
 def feed_version(*, community_id: int) -> str:
-    """The token that names this community's current visitor fragments."""
+    """The token that names this community's current fragments."""
     return cache.get_or_set(_version_key(community_id), lambda: uuid.uuid4().hex, timeout=None)
 
 
 def feed_changed(*, community_id: int) -> None:
-    """Retire the community's visitor fragments once the change is committed (a rolled-back
-    change changes nothing); the next visitor's request renders and caches the feed anew."""
+    """Retire the community's fragments once the change is committed (a rolled-back
+    change changes nothing); the next request renders and caches the feed anew."""
     transaction.on_commit(lambda: cache.delete(_version_key(community_id)))
+
+
+def feed_fragment(*, request, view, cursor: str | None) -> SafeString:
+    """The rendered page of the feed this viewer sees, from the cache when it is there. The
+    cursor must have been checked (`community_feed_cursor`)."""
+    from communities.selectors import community_feed
+
+    member = view.is_member
+    key = ":".join(
+        [
+            "communities:feed",
+            str(view.community.pk),
+            feed_version(community_id=view.community.pk),
+            "member" if member else "reader",
+            get_language() or "",
+            hashlib.sha256((cursor or "").encode()).hexdigest()[:16],
+        ]
+    )
+    html = cache.get(key)
+    if html is None:
+        feed = community_feed(view=view, user=AnonymousUser(), cursor=cursor)
+        html = get_template("communities/_feed.html").render(
+            {
+                "feed": feed,
+                "community": view.community,
+                "view": view,
+                "request": request,
+                "overlay": member,
+            }
+        )
+        cache.set(key, html, FEED_FRAGMENT_SECONDS)
+    if member:
+        html = liked_overlay(html, user=request.user)
+    return mark_safe(html)  # noqa: S308 - our own template's output
+
+
+def liked_overlay(html: str, *, user) -> str:
+    """Fill in the member's like markers: which of the posts in `html` they like."""
+    from communities.models import Reaction
+
+    post_ids = [int(pk) for pk in _POST_MARKER.findall(html)]
+    liked = (
+        {
+            str(pk)
+            for pk in Reaction.objects.filter(user=user, post_id__in=post_ids).values_list(
+                "post_id", flat=True
+            )
+        }
+        if post_ids
+        else set()
+    )
+
+    def fill(match: re.Match) -> str:
+        on = match.group(2) in liked
+        return {
+            "on": " is-on" if on else "",
+            "pressed": "true" if on else "false",
+            "label": gettext("Unlike") if on else gettext("Like"),
+        }[match.group(1)]
+
+    return _LIKE_MARKER.sub(fill, html)

@@ -24,6 +24,7 @@ from catalog.services import product_refresh_summary
 from formatting.formats import money
 from notifications.models import NotificationKind
 from notifications.services import notification_send
+from orders.context_processors import cart_count_forget
 from orders.fulfilment import (
     order_email,
     order_parts_create,
@@ -86,8 +87,10 @@ def cart_add(*, cart: Cart, variant: Variant, quantity: int = 1) -> CartLine:
 
 
 def _cart_changed(cart_id: int) -> None:
-    """A new revision: the next checkout of this cart is a new order."""
+    """A new revision: the next checkout of this cart is a new order. The header's count of
+    its items is counted again on its owner's next page (orders.context_processors)."""
     Cart.objects.filter(pk=cart_id).update(revision=F("revision") + 1, updated_at=timezone.now())
+    cart_count_forget(cart_id=cart_id)
 
 
 @transaction.atomic

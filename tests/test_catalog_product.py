@@ -199,9 +199,10 @@ def test_product_page_query_count_does_not_grow(client):
     small, large = build(2, 2), build(30, 40)
     viewer = UserFactory()
     client.force_login(viewer)
+    client.get("/")  # the header's cart count is counted once, then kept
     counts = []
     for product in (small, large):
         with CaptureQueriesContext(connection) as queries:
             assert client.get(product.get_absolute_url()).status_code == 200
         counts.append(len(queries))
-    assert counts[0] == counts[1] <= 10
+    assert counts[0] == counts[1] <= 9

@@ -85,6 +85,53 @@ def test_a_typo_still_finds_the_product(client, audio):
     assert "Forge Studio Headphones" in response.content.decode()
 
 
+def test_typos_are_forgiven_as_search_engines_do(client, audio):
+    case = ProductFactory(name="Headphone Case", slug="case", brand=audio["forge"])
+    # A swap of two neighbouring letters is one typo: one is allowed from 5 letters on.
+    assert set(_names(product_search(ProductFilters(q="Fogre")))) == {
+        "Forge Studio Headphones",
+        "Forge Buds",
+        case.name,
+    }
+    # From 9 letters on, two: a swap and a letter too many.
+    assert case.name in _names(product_search(ProductFilters(q="haedphones")))
+    assert "Forge Studio Headphones" in _names(product_search(ProductFilters(q="haedphonnes")))
+    # The corrected word and the exact ones are ANDed, as typed words are.
+    assert _names(product_search(ProductFilters(q="fogre case"))) == [case.name]
+    html = client.get("/products/?q=Fogre+studio").content.decode()
+    assert "Forge Studio Headphones" in html and "Forge Buds" not in html
+
+
+def test_short_words_get_no_typo_and_long_ones_no_more_than_two(audio):
+    ProductFactory(name="Lamp Stand", slug="lamp")
+    assert "Lamp Stand" in _names(product_search(ProductFilters(q="lamp")))
+    # 4 letters: no typo ("lmap" is not "lamp"); the trigram pass finds nothing either.
+    assert _names(product_search(ProductFilters(q="lmap"))) == []
+    # 6 letters, two swaps: too many for a word under 9 letters.
+    assert "Forge Studio Headphones" not in _names(product_search(ProductFilters(q="stduoi")))
+    # 10 letters, three typos.
+    assert "Forge Studio Headphones" not in _names(product_search(ProductFilters(q="haedpohnse")))
+
+
+def test_a_new_product_is_found_by_a_typo_at_once(audio):
+    assert _names(product_search(ProductFilters(q="kestrle"))) == []
+    ProductFactory(name="Kestrel Trail Backpack", slug="kestrel")
+    assert _names(product_search(ProductFilters(q="kestrle"))) == ["Kestrel Trail Backpack"]
+
+
+def test_typo_distance_counts_a_swap_as_one():
+    from catalog.search_words import corrections, deletes, distance, typo_budget
+
+    assert distance("fogre", "forge") == 1
+    assert distance("haedphones", "headphones") == 1
+    assert distance("haedphones", "headphone") == 2
+    assert distance("studo", "studio") == 1
+    assert distance("abc", "abc") == 0
+    assert [typo_budget(w) for w in ("lamp", "forge", "headphon", "headphone")] == [0, 1, 1, 2]
+    assert deletes("ab", 2) == {"ab", "a", "b"}
+    assert corrections(["lmap", "x2"]) == [["lmap"], ["x2"]]  # nothing to correct: no query
+
+
 def test_search_covers_brand_and_category_names(audio):
     assert set(_names(product_search(ProductFilters(q="forge")))) == {
         "Forge Studio Headphones",
@@ -229,3 +276,13 @@ def test_a_listing_total_is_counted_once_a_minute_per_query(client, audio):
     assert filtered.context["page_obj"].paginator.count == 3
     cache.delete_pattern("catalog:listing-count:*")  # what the minute's expiry does
     assert client.get("/products/?sort=newest").context["page_obj"].paginator.count == 4
+
+
+def test_every_page_has_a_search_box_in_the_header(client, audio):
+    for url in ("/", "/c/", "/products/studio/"):
+        page = client.get(url).content.decode()
+        assert '<form class="header-search" role="search" method="get" action="/products/">' in page
+        assert 'name="q" value=""' in page
+    # The listing keeps what was typed in the box; a swapped pair of letters still finds it.
+    page = client.get("/products/?q=fogre+studoi").content.decode()
+    assert 'name="q" value="fogre studoi"' in page and "Forge Studio Headphones" in page

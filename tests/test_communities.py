@@ -1,8 +1,12 @@
 import io
+import re
 import threading
+from html import unescape
+from urllib.parse import unquote
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.db.models import Sum
@@ -231,27 +235,35 @@ def test_directory_search_and_kind_filter(client):
     assert names == ["Nimbus Fans"]
 
 
-def test_feed_query_count_is_flat(client):
+def test_feed_query_count_is_flat(client, django_capture_on_commit_callbacks):
     community = _community()
     viewer = _member(community)
     authors = [_member(community) for _ in range(5)]
 
     def posts(n):
-        for i in range(n):
-            post = post_create(community=community, author=authors[i % 5], title=f"P{i}", body="x")
-            post_like_toggle(post=post, user=viewer)
+        with django_capture_on_commit_callbacks(execute=True):  # retires the cached feed
+            for i in range(n):
+                post = post_create(
+                    community=community, author=authors[i % 5], title=f"P{i}", body="x"
+                )
+                post_like_toggle(post=post, user=viewer)
 
     client.force_login(viewer)
     posts(5)
+    cache.delete_pattern("*")  # both requests cold (the header's cart count too)
     with CaptureQueriesContext(connection) as few:
         assert client.get(community.get_absolute_url()).status_code == 200
     posts(45)
+    cache.delete_pattern("*")
     with CaptureQueriesContext(connection) as many:
         response = client.get(community.get_absolute_url())
     assert len(few) == len(many) <= 12
-    cursor = response.context["feed"].next_cursor
-    older = client.get(community.get_absolute_url(), {"after": cursor})
-    assert len(older.context["feed"].posts) == 20
+    with CaptureQueriesContext(connection) as warm:
+        client.get(community.get_absolute_url())
+    assert len(warm) == 5  # user, community, membership, badges, likes: the feed is cached
+    cursor = unescape(re.search(r'href="\?after=([^"]+)"', response.content.decode())[1])
+    older = client.get(community.get_absolute_url(), {"after": unquote(cursor)})
+    assert older.content.decode().count('class="card post-card') == 20
     assert client.get(community.get_absolute_url(), {"after": "garbage"}).status_code == 400
 
 
@@ -657,15 +669,51 @@ def test_visitors_share_a_cached_feed_that_every_change_retires(
     assert "Desk setup" not in _visitor_feed(client)[0]
 
 
-def test_members_never_get_the_visitors_feed(client):
+def _like_state(page: str, post_id: int) -> str:
+    form = page[page.index(f'action="/c/nimbus-fans/posts/{post_id}/like/"') :]
+    return re.search(r'aria-pressed="(\w+)"', form)[1]
+
+
+def test_members_share_one_cached_feed_with_their_own_likes_filled_in(
+    client, django_capture_on_commit_callbacks
+):
     community = _community()
-    fan = _member(community)
-    post_create(community=community, author=fan, title="Desk setup", body="x")
-    _visitor_feed(client)  # warm for visitors
+    fan, other = _member(community), _member(community)
+    first = post_create(community=community, author=fan, title="Desk setup", body="x")
+    second = post_create(community=community, author=fan, title="Lime!", body="y")
+    with django_capture_on_commit_callbacks(execute=True):
+        post_like_toggle(post=first, user=fan)
+    _visitor_feed(client)  # warm for visitors: members get their own fragment
     client.force_login(fan)
+    html, cold = _visitor_feed(client)
+    assert "like-form" in html and "<!--fh:" not in html
+    assert _like_state(html, first.pk) == "true" and _like_state(html, second.pk) == "false"
+    html, warm = _visitor_feed(client)
+    # user, community, membership, badges, the member's likes on the page: the feed is cached
+    assert warm == 5 and warm < cold
+    token = re.search(r'name="csrfmiddlewaretoken" value="(\w+)"', html)[1]
+    assert html.count(f'value="{token}"') == html.count("csrfmiddlewaretoken") > 3  # one a page
+    assert f'<meta name="csrf-token" content="{token}">' in html  # the one htmx sends
+    client.force_login(other)  # the same cached fragment, another member's likes
     html, queries = _visitor_feed(client)
-    assert "like-form" in html and "csrfmiddlewaretoken" in html and queries > 4
+    assert queries == 6 and _like_state(html, first.pk) == "false"  # 6: their cart count
+    with django_capture_on_commit_callbacks(execute=True):
+        like = client.post(f"/c/nimbus-fans/posts/{second.pk}/like/", {"next": "/c/nimbus-fans/"})
+    assert like.status_code == 302
+    html = _visitor_feed(client)[0]  # their like shows on their next request
+    assert _like_state(html, second.pk) == "true" and "♥</span> 1\n" in html
     client.logout()
     assert "like-form" not in _visitor_feed(client)[0]
     bad = client.get(reverse("communities:detail", args=["nimbus-fans"]), {"after": "garbage"})
     assert bad.status_code == 400  # a visitor's bad cursor, even with the cache warm
+
+
+def test_a_members_new_post_shows_on_their_next_request(client, django_capture_on_commit_callbacks):
+    community = _community()
+    fan = _member(community)
+    client.force_login(fan)
+    assert "Desk setup" not in _visitor_feed(client)[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/c/nimbus-fans/posts/new/", {"title": "Desk setup", "body": "x"})
+    assert response.status_code == 302
+    assert "Desk setup" in _visitor_feed(client)[0]

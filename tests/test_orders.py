@@ -8,6 +8,7 @@ import time_machine
 from django.contrib.auth.models import Permission
 from django.core import mail
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -549,3 +550,31 @@ def test_the_order_list_counts_units_not_lines(client, shop):
     client.force_login(fan)
     page = client.get(reverse("orders:list")).content.decode()
     assert "3 items" in page and "1 item" not in page
+
+
+def _cart_badge(client) -> tuple[str | None, int]:
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/").content.decode()
+    badge = re.search(r'badge-cart" aria-hidden="true">(\d+)<', page)
+    cart_queries = sum('"orders_cartline"' in q["sql"] for q in queries)
+    return (badge[1] if badge else None), cart_queries
+
+
+def test_the_header_cart_count_costs_no_query_and_follows_every_change(
+    client, shop, django_capture_on_commit_callbacks
+):
+    fan = UserFactory()
+    client.force_login(fan)
+    assert _cart_badge(client) == (None, 1)  # counted once...
+    assert _cart_badge(client) == (None, 0)  # ...then kept
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("orders:cart_add"), {"variant": shop["black"].pk, "quantity": "2"})
+    assert _cart_badge(client) == ("2", 1)  # the fan's next page shows it
+    assert _cart_badge(client) == ("2", 0)
+    cart = Cart.objects.get(user=fan)
+    with django_capture_on_commit_callbacks(execute=True):
+        cart_add(cart=cart, variant=shop["white"], quantity=1)
+    assert _cart_badge(client)[0] == "3"
+    other = UserFactory()
+    client.force_login(other)
+    assert _cart_badge(client)[0] is None  # another fan's count is their own

@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "config.csrf.CsrfMarkers",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -100,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "storefront.context_processors.site",
                 "orders.context_processors.cart",
+                "config.csrf.csrf",  # one token per page (replaces Django's built-in one)
             ],
             # |money, |when, |day in every template without a {% load %}
             "builtins": ["formatting.templatetags.formats"],
@@ -113,6 +115,9 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Pinged only after an idle spell, not on every request (config/postgres/base.py).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "config.postgres"
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Typo-tolerant search (catalog.selectors): pg_trgm's word-similarity operator `%>` matches
 # at 0.6 by default, which misses a two-letter typo in a short word ("nimbsu"); 0.4 finds it
