@@ -26,7 +26,7 @@ def paid_order(brand, *, price: Decimal, buyer: User | None = None, quantity: in
     """A paid order of one line of `brand` at `price`: (order, the brand's part)."""
     variant = VariantFactory(product=ProductFactory(brand=brand), price=price, stock=100)
     buyer = buyer or UserFactory()
-    cart = Cart.objects.create(user=buyer)
+    cart, _ = Cart.objects.get_or_create(user=buyer)
     cart_add(cart=cart, variant=variant, quantity=quantity)
     order = order_place(user=buyer, cart=cart, address=ADDRESS, shipping_method="standard")
     order_pay(order=order, saved_card=card_save(user=buyer, card=CARD_OK), user=buyer)

@@ -27,6 +27,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 STORE_CURRENCY = env("STORE_CURRENCY", default="USD")
 # Babel locale of money and dates ("$2,397.00", "3 Dec 2026, 18:00 UTC"): formatting.formats
 STORE_LOCALE = env("STORE_LOCALE", default="en_US")
+# The store's clock: the operators' dashboard counts days and weeks in it.
+STORE_TIME_ZONE = env("STORE_TIME_ZONE", default="UTC")
 PAYMENT_PROVIDER = env("PAYMENT_PROVIDER", default="local")
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
