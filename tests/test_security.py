@@ -216,6 +216,8 @@ SWEEP = {
     "communities:post_edit": ("GET", "/c/secret/posts/{post}/edit/", {404}),
     "catalog:variant": ("GET", "/products/{product}/variant/", {302}),  # public
     "catalog:category": ("GET", "/categories/{category}/", {200}),  # public
+    # A team invitation is found by its secret token only: a guessed one does not exist.
+    "catalog:invitation": ("GET", "/team/invitations/not-a-token/", {404}),
     "notifications:open": ("POST", "/notifications/{notification}/open/", {404}),
     # A private community: its page says it is private; its content is 404 to outsiders.
     "communities:detail": ("GET", "/c/secret/", {200}),
