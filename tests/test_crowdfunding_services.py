@@ -7,6 +7,7 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.http import Http404
+from django.utils import timezone
 
 from communities.models import MemberBadge, PointsEntry, Post
 from crowdfunding.models import (
@@ -213,3 +214,52 @@ def test_backers_only_updates_exist_only_for_their_backers():
     assert list(
         Post.objects.filter(community=campaign.community).values_list("title", flat=True)
     ) == [f"{campaign.title}: Hello"]
+
+
+def test_declined_pledge_pays_again_in_its_window_or_is_dropped_after_it():
+    from datetime import timedelta
+
+    import time_machine
+
+    from crowdfunding.services import pledge_pay_again, pledges_grace_sweep
+    from payments.services import card_save
+    from tests.shop import CARD_OK
+
+    campaign = campaign_live(goal="10.00")
+    late = pledge(campaign=campaign, amount="20.00", card=CARD_DECLINED_ON_CHARGE)
+    never = pledge(campaign=campaign, amount="15.00", card=CARD_DECLINED_ON_CHARGE)
+    _close(campaign)
+    late.refresh_from_db()
+    assert late.status == PledgeStatus.PAYMENT_FAILED
+    mail.outbox.clear()
+    good = card_save(user=late.user, card=CARD_OK)
+    payment = pledge_pay_again(pledge=late, user=late.user, saved_card=good)
+    late.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED and late.status == PledgeStatus.CHARGED
+    assert [m.to[0] for m in mail.outbox if "is paid" in m.subject] == [late.user.email]
+    with pytest.raises(ValidationError):  # paid: nothing more to pay
+        pledge_pay_again(pledge=late, user=late.user, saved_card=good)
+    # Reminded during the window, dropped after it: its share stops counting.
+    with time_machine.travel(timezone.now() + timedelta(days=3)):
+        assert pledges_grace_sweep() == (1, 0)
+    with time_machine.travel(timezone.now() + timedelta(days=8)):
+        assert pledges_grace_sweep() == (0, 1)
+    never.refresh_from_db()
+    campaign.refresh_from_db()
+    assert never.status == PledgeStatus.RELEASED
+    assert (campaign.pledged_total, campaign.backer_count) == (Decimal("20.00"), 1)
+    assert LocalCharge.objects.filter(idempotency_key__startswith=f"pledge-{late.pk}:").count() == 2
+
+
+def test_due_campaigns_close_by_the_command_exactly_once():
+    import time_machine
+    from django.core.management import call_command
+
+    campaign = campaign_live(goal="10.00")
+    pledge(campaign=campaign, amount="20.00")
+    with time_machine.travel(campaign.deadline + timezone.timedelta(seconds=1)):
+        call_command("close_due_campaigns")
+        call_command("close_due_campaigns")
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SUCCESSFUL
+    assert LocalCharge.objects.count() == 1
