@@ -177,9 +177,7 @@ def test_every_admin_is_brand_scoped_or_superuser_only(two_worlds):
                 assert _belongs_to(queryset.model, choice_pks, mine), f"{label}.{name}"
 
 
-def test_every_admin_hides_another_brands_objects_on_change_delete_and_history(
-    client, two_worlds
-):
+def test_every_admin_hides_another_brands_objects_on_change_delete_and_history(client, two_worlds):
     """For every registered ModelAdmin of a brand-owned model: the other brand's row is no
     page for the operator (the admin's "doesn't exist" redirect, a 403 or a 404), and a
     POST to its delete view deletes nothing."""
