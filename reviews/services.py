@@ -14,13 +14,15 @@ from accounts.models import User
 from catalog.models import Product
 from orders.models import OrderLine, OrderStatus
 from reviews.models import Review, ReviewReport, WishlistItem
+from reviews.review_cache import reviews_changed
 
 # Reports from this many different members hide a review until a moderator looks at it.
 REPORTS_TO_AUTO_HIDE = 3
 
 
 def product_rating_refresh(*, product_id: int) -> None:
-    """Average and count of the visible reviews. Callers hold the product row lock."""
+    """Average and count of the visible reviews. Callers hold the product row lock. Every
+    change to a product's reviews comes here."""
     stats = Review.objects.filter(product_id=product_id, is_hidden=False).aggregate(
         average=Avg("rating"), count=Count("id")
     )
@@ -28,6 +30,7 @@ def product_rating_refresh(*, product_id: int) -> None:
     Product.objects.filter(pk=product_id).update(
         rating_average=average, rating_count=stats["count"]
     )
+    reviews_changed(product_id=product_id)  # the product page's cached list
 
 
 def _lock_product(product_id: int) -> Product:

@@ -4,9 +4,14 @@ from functools import cached_property
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import get_template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language, gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog.selectors import (
@@ -26,6 +31,7 @@ from crowdfunding.selectors import campaigns_live
 from preorders.models import PreorderBatch
 from preorders.selectors import batches_open
 from reviews.forms import ReviewForm, ReviewReportForm
+from reviews.review_cache import REVIEWS_FRAGMENT_SECONDS, reviews_overlay, reviews_version
 from reviews.selectors import (
     REVIEWS_ON_PRODUCT_PAGE,
     product_reviews,
@@ -98,6 +104,37 @@ def _chosen_variant(request: HttpRequest, page):
     return variant_choose(page.variants, variant_id=request.GET.get("variant"), chosen=chosen)
 
 
+def _reviews_fragment(request: HttpRequest, product, own_review) -> SafeString:
+    """The product's review list, rendered once per version of its reviews for visitors and
+    once for everyone signed in (their own review marked: reviews.review_cache)."""
+    signed_in = request.user.is_authenticated
+    key = ":".join(
+        [
+            "storefront:reviews",
+            str(product.pk),
+            reviews_version(product_id=product.pk),
+            str(product.updated_at.timestamp()),
+            "member" if signed_in else "reader",
+            get_language() or "",
+        ]
+    )
+    html = cache.get(key)
+    if html is None:
+        html = get_template("storefront/_product_reviews.html").render(
+            {
+                "reviews": list(product_reviews(product=product)[:REVIEWS_ON_PRODUCT_PAGE]),
+                "product": product,
+                "overlay": signed_in,
+                "request": request,
+            }
+        )
+        cache.set(key, html, REVIEWS_FRAGMENT_SECONDS)
+    if signed_in:
+        badge = format_html('<span class="badge badge-brand">{}</span>', gettext("Your review"))
+        html = reviews_overlay(html, own_review_id=own_review and own_review.pk, badge=badge)
+    return mark_safe(html)  # noqa: S308 - our own template's output
+
+
 @require_GET
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     page = product_page(slug=slug)
@@ -112,7 +149,7 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
         **_variant_context(request, page, variant, batch),
         "variants": page.variants,
         "breadcrumbs": page.breadcrumbs,
-        "reviews": product_reviews(product=page.product)[:REVIEWS_ON_PRODUCT_PAGE],
+        "reviews_html": _reviews_fragment(request, page.product, own_review),
         "own_review": own_review,
         "review_form": ReviewForm(
             initial={

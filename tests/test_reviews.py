@@ -1,8 +1,10 @@
+import re
 import threading
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog.models import Product
@@ -157,3 +159,37 @@ def test_concurrent_reviews_keep_an_exact_average():
         (Decimal(sum(ratings)) / len(ratings)).quantize(Decimal("0.01"), ROUND_HALF_UP),
         len(ratings),
     )
+
+
+def _reviews_part(client, product) -> tuple[str, int]:
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(product.get_absolute_url()).content.decode()
+    part = page[page.index('class="reviews-list-wrap"') : page.index('class="review-compose"')]
+    return part, len(queries)
+
+
+def test_the_cached_review_list_shows_each_change_on_the_next_request(
+    client, product, django_capture_on_commit_callbacks
+):
+    first = ReviewFactory(product=product, title="Sounds great")
+    fan, other = UserFactory(), UserFactory()
+    part, cold = _reviews_part(client, product)
+    assert "Sounds great" in part and "review-report" not in part  # visitors: no forms
+    assert _reviews_part(client, product)[1] == cold - 1  # the list is cached
+    client.force_login(fan)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("reviews:submit", args=["buds"]), {"rating": "4", "title": "Mine"})
+    part, _ = _reviews_part(client, product)  # the fan's next request shows it
+    mine = Review.objects.get(user=fan)
+    own = part[part.index(f'id="review-{mine.pk}"') :]
+    assert "Mine" in own and "Your review</span>" in own
+    assert f"/reviews/{mine.pk}/report/" not in part  # no report form for one's own
+    assert f"/reviews/{first.pk}/report/" in part and "<!--fh:" not in part
+    token = re.search(r'name="csrfmiddlewaretoken" value="(\w+)"', part)[1]
+    client.force_login(other)  # the same cached list: their own badge, not the fan's
+    part, _ = _reviews_part(client, product)
+    assert "Your review" not in part and f"/reviews/{mine.pk}/report/" in part
+    assert token not in part  # each page its own CSRF token
+    with django_capture_on_commit_callbacks(execute=True):
+        review_set_hidden(review_ids=[first.pk], hidden=True)
+    assert "Sounds great" not in _reviews_part(client, product)[0]

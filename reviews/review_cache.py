@@ -1,0 +1,42 @@
+"""A product's reviews as the product page lists them, cached as rendered fragments under a
+version token per product. Every change to a product's reviews goes through
+`reviews.services.product_rating_refresh`, which retires the token on commit, so a review
+written, edited, deleted, hidden or restored shows on the next request; a reviewer's
+display name is at most `REVIEWS_FRAGMENT_SECONDS` old.
+
+Signed-in people share one fragment that holds markers where it differs between them
+(`reviews_overlay`): the "Your review" badge and the report form, which nobody gets for
+their own review. Its forms carry the CSRF marker of config.csrf. No marker can come from
+a review: titles and bodies are escaped."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.core.cache import cache
+from django.db import transaction
+
+REVIEWS_FRAGMENT_SECONDS = 300
+_OWN = re.compile(r"<!--fh:own:(\d+)-->")
+_REPORT = re.compile(r"<!--fh:report:(\d+)-->(.*?)<!--fh:/report-->", re.DOTALL)
+
+
+def _version_key(product_id: int) -> str:
+    return f"reviews:version:{product_id}"
+
+
+def reviews_version(*, product_id: int) -> str:
+    return cache.get_or_set(_version_key(product_id), lambda: uuid.uuid4().hex, timeout=None)
+
+
+def reviews_changed(*, product_id: int) -> None:
+    key = _version_key(product_id)
+    transaction.on_commit(lambda: cache.delete(key), robust=True)
+
+
+def reviews_overlay(html: str, *, own_review_id: int | None, badge: str) -> str:
+    """The signed-in viewer's own review gets `badge` and loses its report form."""
+    own = str(own_review_id) if own_review_id else None
+    html = _OWN.sub(lambda m: badge if m.group(1) == own else "", html)
+    return _REPORT.sub(lambda m: "" if m.group(1) == own else m.group(2), html)
