@@ -1,5 +1,9 @@
 from django import forms
 from django.conf import settings
+from django.forms.utils import flatatt
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
 from django_countries import countries
 
 from orders.models import Address
@@ -22,6 +26,37 @@ def country_choices() -> list[tuple[str, str]]:
     return [("", "Choose a country")] + [(country.code, country.name) for country in countries]
 
 
+class CountrySelect(forms.Select):
+    """The country list built in Python, once per language: its 250 options rendered one by
+    one through the template engine cost more than the rest of a checkout or pre-order page.
+    The same HTML as Django's Select."""
+
+    _options: dict[str, str] = {}
+
+    def _options_html(self) -> str:
+        language = get_language() or ""
+        if language not in self._options:
+            self._options[language] = format_html_join(
+                "",
+                '<option value="{}">{}</option>',
+                ((code, label) for code, label in self.choices),
+            )
+        return self._options[language]
+
+    def render(self, name, value, attrs=None, renderer=None) -> SafeString:
+        if isinstance(value, list | tuple):
+            value = value[0] if value else ""
+        options = self._options_html()
+        chosen = format_html('<option value="{}">', "" if value is None else str(value))
+        if chosen in options:
+            options = options.replace(chosen, chosen[:-1] + " selected>", 1)
+        else:  # nothing or an unknown value chosen: the placeholder is, as in Django's
+            options = options.replace('<option value="">', '<option value="" selected>', 1)
+        attrs = self.build_attrs(self.attrs, attrs)
+        options = mark_safe(options)  # noqa: S308 - built by format_html_join above
+        return format_html('<select name="{}"{}>{}</select>', name, flatatt(attrs), options)
+
+
 class AddressForm(forms.ModelForm):
     """A shipping address. The country is stored as its ISO 3166 two-letter code, chosen from
     django-countries' maintained list; a typed code ("de") or English name ("Germany") is
@@ -30,7 +65,7 @@ class AddressForm(forms.ModelForm):
     country = forms.CharField(
         label="Country",
         max_length=100,
-        widget=forms.Select(choices=country_choices, attrs={"autocomplete": "shipping country"}),
+        widget=CountrySelect(choices=country_choices, attrs={"autocomplete": "shipping country"}),
     )
 
     class Meta:
