@@ -16,6 +16,8 @@ from PIL import Image, ImageDraw, ImageFont
 from accounts.models import User
 from catalog.models import Brand, BrandInvitation, BrandOperator, BrandRole
 from catalog.team import brand_invitation_create, brand_operator_add, team_sync_groups
+from crowdfunding.permissions import CROWDFUNDING_OPERATOR_PERMISSIONS
+from storefront.demo_campaigns import demo_seed_campaigns
 from storefront.demo_catalog import demo_seed_catalog
 from storefront.demo_communities import demo_seed_communities
 from storefront.demo_orders import demo_seed_orders
@@ -70,6 +72,7 @@ OPERATOR_PERMISSIONS = {
         "view_waitlistentry",
         "view_preorderevent",
     ],
+    "crowdfunding": CROWDFUNDING_OPERATOR_PERMISSIONS,
 }
 
 
@@ -223,6 +226,9 @@ def demo_seed() -> DemoSummary:
         fans=fans, operators_by_brand=operators_by_brand
     )
     summary.created["pre-order batches"] = demo_seed_preorders(
+        fans=fans, operators_by_brand=operators_by_brand
+    )
+    summary.created["campaigns"] = demo_seed_campaigns(
         fans=fans, operators_by_brand=operators_by_brand
     )
     summary.created["site pages"] = pages_seed()

@@ -6,6 +6,7 @@ from django.core.management import call_command
 from accounts.models import User
 from audit.models import AuditEntry
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
+from crowdfunding.models import Campaign, CampaignStatus, Pledge, RewardTicket
 from preorders.models import BatchStatus, PreorderBatch, PriceTier, Reservation, ReservationStatus
 from reviews.models import Review
 from storefront.demo import DEMO_PASSWORD, OPERATORS_GROUP
@@ -41,6 +42,11 @@ def _snapshot():
         "reservations": sorted(
             Reservation.objects.values_list("id", "batch_id", "user_id", "quantity", "status")
         ),
+        "campaigns": sorted(
+            Campaign.objects.values_list("id", "slug", "status", "pledged_total", "backer_count")
+        ),
+        "pledges": sorted(Pledge.objects.values_list("id", "campaign_id", "user_id", "status")),
+        "tickets": sorted(RewardTicket.objects.values_list("id", "code")),
     }
 
 
@@ -103,6 +109,31 @@ def test_seed_demo_pre_order_batches(settings, django_capture_on_commit_callback
     with django_capture_on_commit_callbacks(execute=True):
         call_command("seed_demo", verbosity=0)
     assert PreorderBatch.objects.count() == 2 and Reservation.objects.count() == 14
+
+
+def test_seed_demo_campaigns(settings, django_capture_on_commit_callbacks):
+    settings.DEBUG = True
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", verbosity=0)
+    # Campaigns: one live with pledges and a limited tier, one successful with orders and
+    # tickets, one failed where nobody was charged.
+    statuses = dict(Campaign.objects.values_list("slug", "status"))
+    assert sorted(statuses.values()) == [
+        CampaignStatus.FAILED,
+        CampaignStatus.LIVE,
+        CampaignStatus.SUCCESSFUL,
+    ]
+    live = Campaign.objects.get(status=CampaignStatus.LIVE)
+    assert live.pledges.count() >= 3 and live.tiers.filter(limit__isnull=False, claimed__gt=0)
+    won = Campaign.objects.get(status=CampaignStatus.SUCCESSFUL)
+    assert won.pledges.filter(status="charged", order__isnull=False).exists()
+    assert RewardTicket.objects.filter(pledge__campaign=won).exists()
+    lost = Campaign.objects.get(status=CampaignStatus.FAILED)
+    assert set(lost.pledges.values_list("status", flat=True)) == {"released"}
+    assert set(Pledge.objects.filter(campaign=lost).values_list("order", flat=True)) == {None}
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", verbosity=0)
+    assert Campaign.objects.count() == 3
 
 
 def test_seed_demo_refuses_with_debug_off(settings):
