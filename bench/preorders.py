@@ -68,7 +68,7 @@ USERS = 1_000
 RESERVATIONS = 100_000
 WARMUP_RESERVATIONS = 2_000  # settled first, so both workers are warm when the clock starts
 WORKERS = 2
-CHUNK_SIZE = 500
+CHUNK_SIZE = 2_500
 RATE = 100_000  # SETTLEMENT_RATE_LOCAL for the workers: pacing is not what is measured
 SETTLE_TIMEOUT = 3_600
 CHUNK_DONE = re.compile(r"settlement_chunk\[[^\]]+\] succeeded in ([\d.]+)s")  # celery INFO
@@ -76,10 +76,6 @@ LADDER = [(1, "50.00"), (1_000, "45.00"), (50_000, "40.00")]
 FINAL_PRICE = Decimal("40.00")
 
 THREADS = 16
-RESERVE_CALLS = 1_000
-RESERVE_WARMUP = 50
-RESERVE_RUNS = 3
-CAP, CAP_ATTEMPTS = 300, 1_000
 
 PRODUCT_NAME = " Solar Kettle "  # a generated product the pages benchmark does not use
 SLUG = "bench-preorders"
@@ -160,6 +156,12 @@ def _clear(user_ids: list[int]) -> None:
         "DELETE FROM orders_orderline WHERE order_id IN"
         " (SELECT id FROM orders_order WHERE user_id = ANY(%(users)s))",
         "DELETE FROM orders_stockhold WHERE order_id IN"
+        " (SELECT id FROM orders_order WHERE user_id = ANY(%(users)s))",
+        "DELETE FROM orders_orderrefund WHERE order_id IN"
+        " (SELECT id FROM orders_order WHERE user_id = ANY(%(users)s))",
+        "DELETE FROM orders_orderpart WHERE order_id IN"
+        " (SELECT id FROM orders_order WHERE user_id = ANY(%(users)s))",
+        "DELETE FROM orders_orderpayment WHERE order_id IN"
         " (SELECT id FROM orders_order WHERE user_id = ANY(%(users)s))",
         "DELETE FROM orders_order WHERE user_id = ANY(%(users)s)",
         "DELETE FROM payments_refund WHERE payment_id IN"
@@ -580,64 +582,325 @@ def _threaded(function: Callable[[list], int], calls: list, threads: int) -> tup
     return elapsed, sum(refused)
 
 
-def _calls(users, cards, count: int, tag: str) -> list[tuple[User, SavedCard, str]]:
+# --- intake ----------------------------------------------------------------------------------
+
+INTAKE_CALLS = 20_000
+INTAKE_WARMUP = 1_000
+INTAKE_RUNS = 3
+INTAKE_LIMIT = INTAKE_CALLS // USERS + 1
+
+
+def _intake_calls(users, cards, count: int, tag: str, start: int = 0) -> list[tuple]:
+    """`count` one-unit reservations by the fans in turn (so each fan's limit is reached
+    only at the end), each with its own form key."""
     return [
         (users[index % len(users)], cards[users[index % len(users)].pk], f"{tag}-{index}")
-        for index in range(count)
+        for index in range(start, start + count)
     ]
 
 
-def _reserve_figures(users, cards) -> dict[str, Figure]:
+def _raw_insert_seconds(batch: PreorderBatch, calls: list, variant: Variant) -> float:
+    """The floor: the same rows, one INSERT and one commit each (autocommit), from 16
+    threads each with its own connection, as pgbench would send them."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    now = timezone.now()
+    ship = [ADDRESS[key] for key in ADDRESS]
+    sql = (
+        "INSERT INTO preorders_reservation (batch_id, user_id, variant_id, quantity, status,"
+        " saved_card_id, request_key, deposit_paid, deposit_refunded, failure_message,"
+        " ship_name, ship_line1, ship_line2, ship_city, ship_postal_code, ship_country,"
+        " ship_phone, created_at, updated_at)"
+        " VALUES (%s, %s, %s, 1, 'held', %s, %s, 0, 0, '', %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    )
+
+    def insert(share: list) -> int:
+        with psycopg.connect(**params, autocommit=True) as conn:
+            for user, card, key in share:
+                conn.execute(sql, [batch.pk, user.pk, variant.pk, card.pk, key, *ship, now, now])
+        return 0
+
+    elapsed, _ = _threaded(insert, calls, THREADS)
+    return elapsed
+
+
+def _check_intake(batch: PreorderBatch, count: int) -> None:
+    batch.refresh_from_db()
+    held = Reservation.objects.filter(batch=batch, status__in=COUNTED_STATUSES)
+    units = held.aggregate(units=Sum("quantity"))["units"]
+    per_user = held.values("user").annotate(units=Sum("quantity")).order_by("-units").first()
+    assert units == batch.reserved_units == count <= batch.cap, (units, batch.reserved_units)
+    assert per_user["units"] <= batch.per_customer_limit, per_user
+
+
+def _intake_figures(users, cards) -> dict[str, Figure]:
     variant = Variant.objects.get(sku__startswith="BENCH-PREORDER-")
     run = time.time_ns()
-    limit = RESERVE_CALLS // USERS + 1
-    _reserve(_batch("reserve-warmup"), variant, _calls(users, cards, RESERVE_WARMUP, f"w{run}"))
-    sequential, contended = [], []
-    for n in range(RESERVE_RUNS):
-        calls = _calls(users, cards, RESERVE_CALLS, f"s{run}-{n}")
-        batch = _batch(f"reserve-seq-{n}", per_customer_limit=limit)
-        started = time.perf_counter()
-        assert _reserve(batch, variant, calls) == 0
-        sequential.append(RESERVE_CALLS / (time.perf_counter() - started))
-
-        calls = _calls(users, cards, RESERVE_CALLS, f"c{run}-{n}")
-        batch = _batch(f"reserve-16-{n}", per_customer_limit=limit)
+    warm = _batch("intake-warmup", cap=INTAKE_WARMUP, per_customer_limit=INTAKE_LIMIT)
+    _reserve(warm, variant, _intake_calls(users, cards, INTAKE_WARMUP, f"iw{run}"))
+    rates, floors = [], []
+    for n in range(INTAKE_RUNS):
+        # A capped batch whose cap the last call reaches: every call admitted, checked after.
+        batch = _batch(f"intake-{n}", cap=INTAKE_CALLS, per_customer_limit=INTAKE_LIMIT)
+        calls = _intake_calls(users, cards, INTAKE_CALLS, f"i{run}-{n}")
         elapsed, refused = _threaded(
             lambda share, b=batch: _reserve(b, variant, share), calls, THREADS
         )
         assert refused == 0, f"{refused} refused"
-        batch.refresh_from_db()
-        assert batch.reserved_units == RESERVE_CALLS
-        contended.append(RESERVE_CALLS / elapsed)
+        _check_intake(batch, INTAKE_CALLS)
+        rates.append(INTAKE_CALLS / elapsed)
+        raw = _batch(f"intake-raw-{n}")
+        floors.append(
+            INTAKE_CALLS
+            / _raw_insert_seconds(
+                raw, _intake_calls(users, cards, INTAKE_CALLS, f"r{run}-{n}"), variant
+            )
+        )
     close_old_connections()
-
-    capped = _batch("reserve-cap", cap=CAP, per_customer_limit=1)
-    calls = _calls(users, cards, CAP_ATTEMPTS, f"cap{run}")
-    elapsed, refused = _threaded(lambda share: _reserve(capped, variant, share), calls, THREADS)
-    capped.refresh_from_db()
-    held = Reservation.objects.filter(batch=capped, status__in=COUNTED_STATUSES).aggregate(
-        units=Sum("quantity")
-    )["units"]
-    assert held == CAP == capped.reserved_units, f"{held} held, counter {capped.reserved_units}"
-    assert refused == CAP_ATTEMPTS - CAP, f"{refused} refused"
-
-    seq, con = statistics.median(sequential), statistics.median(contended)
+    # Past the cap: a full batch refuses at the same speed, and holds exactly its cap.
+    full = _batch("intake-full", cap=INTAKE_CALLS // 2, per_customer_limit=INTAKE_LIMIT)
+    calls = _intake_calls(users, cards, INTAKE_CALLS, f"f{run}")
+    elapsed, refused = _threaded(lambda share: _reserve(full, variant, share), calls, THREADS)
+    _check_intake(full, INTAKE_CALLS // 2)
+    assert refused == INTAKE_CALLS - INTAKE_CALLS // 2, refused
+    rate, floor = statistics.median(rates), statistics.median(floors)
     note = (
-        f"{RESERVE_CALLS:,} reservation_create calls (1 unit, no cap, the {USERS:,} fans in "
-        f"turn) on one open batch, from {THREADS} threads each with its own connection; baseline: "
-        f"{RESERVE_CALLS:,} calls one after another; median of {RESERVE_RUNS} runs each, "
-        f"{os.cpu_count()}-CPU machine shared with Postgres"
+        f"{INTAKE_CALLS:,} reservation_create calls (1 unit, no deposit, the {USERS:,} fans in "
+        f"turn, limit {INTAKE_LIMIT} each) from {THREADS} threads of one process, each with its "
+        f"own connection, into one batch capped at {INTAKE_CALLS:,} (checked after: every unit "
+        "counted once, nobody over the limit); each call returns once its row is committed "
+        "(payments.commitments.intake: blocks written in one transaction under the batch "
+        "lock); median of "
+        f"{INTAKE_RUNS} runs after a {INTAKE_WARMUP:,}-call warm-up. Baseline: the same rows "
+        f"as single-row INSERTs in autocommit (one commit each) from {THREADS} threads, as "
+        f"pgbench would; {os.cpu_count()}-CPU machine shared with Postgres"
     )
-    cap_note = (
-        f"{CAP_ATTEMPTS:,} reservation_create attempts of 1 unit by distinct fans from "
-        f"{THREADS} threads against a cap of {CAP}: exactly {CAP} held and {CAP_ATTEMPTS - CAP} "
-        "refused (checked); value: attempts per second; baseline: uncontended sequential "
-        "reservations per second (preorders.reserve_per_s's baseline)"
+    full_note = (
+        f"{INTAKE_CALLS:,} calls against a cap of {INTAKE_CALLS // 2:,}: exactly the cap held, "
+        f"{INTAKE_CALLS - INTAKE_CALLS // 2:,} refused (checked); attempts per second; "
+        "baseline: the raw INSERT floor"
     )
     return {
-        "preorders.reserve_per_s": compared(con, seq, "per_s", note),
-        "preorders.reserve_contended_cap": compared(CAP_ATTEMPTS / elapsed, seq, "per_s", cap_note),
+        "preorders.intake_per_s": compared(rate, floor, "per_s", note),
+        "preorders.intake_full_batch_per_s": compared(
+            INTAKE_CALLS / elapsed, floor, "per_s", full_note
+        ),
     }
+
+
+# --- the reserve POST over HTTP -----------------------------------------------------------------
+
+HTTP_WORKERS, HTTP_THREADS, HTTP_CONNECTIONS = 2, 8, 16
+HTTP_SECONDS, HTTP_WARMUP_SECONDS, HTTP_RUNS = 5, 2, 3
+
+WRK_FANS_SCRIPT = """
+fans = {%(fans)s}
+counter = 0
+tid = 0
+threads = 0
+setup = function(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+request = function()
+  counter = counter + 1
+  local fan = fans[(counter * 16 + tid) %% #fans + 1]
+  local headers = {["Cookie"] = fan[1]}
+  if "%(method)s" == "GET" then
+    return wrk.format("GET", "%(path)s", headers)
+  end
+  headers["Content-Type"] = "application/x-www-form-urlencoded"
+  local body = "%(body)s&saved_card=" .. fan[3] .. "&csrfmiddlewaretoken=" .. fan[2]
+    .. "&request_key=%(run)s-" .. tid .. "-" .. counter
+  return wrk.format("POST", "%(path)s", headers, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH p95_us=%%.1f bad=%%d timeout=%%d requests=%%d\\n",
+    latency:percentile(95), e.status, e.timeout, summary.requests))
+end
+"""
+
+
+def _fan_sessions(users, cards) -> list[tuple[str, str, int]]:
+    """A signed-in session and a CSRF cookie + form token for each fan, made the way the
+    site makes them (login(), the CSRF middleware's own functions)."""
+    from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
+    from django.test import Client
+
+    client = Client()
+    fans = []
+    for user in users:
+        client.force_login(user)
+        session = client.cookies[settings.SESSION_COOKIE_NAME].value
+        secret = _get_new_csrf_string()
+        cookie = f"{settings.SESSION_COOKIE_NAME}={session}; {settings.CSRF_COOKIE_NAME}={secret}"
+        fans.append((cookie, _mask_cipher_secret(secret), cards[user.pk].pk))
+    return fans
+
+
+def _wrk_fans(wrk: str, port: int, script: Path, seconds: int) -> tuple[float, int]:
+    from bench import pages
+
+    command = [wrk, "-t2", f"-c{HTTP_CONNECTIONS}", f"-d{seconds}s", "-s", str(script)]
+    out = subprocess.run(  # noqa: S603 - wrk from PATH, fixed arguments
+        [*command, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    done = re.search(r"BENCH p95_us=([\d.]+) bad=(\d+) timeout=(\d+) requests=(\d+)", out)
+    assert rps and done and pages, f"unexpected wrk output:\n{out}"
+    if int(done.group(2)) or int(done.group(3)):
+        raise RuntimeError(f"errors under load (4xx/5xx or timeouts):\n{out}")
+    return float(rps.group(1)), int(done.group(4))
+
+
+def _http_figures(users, cards) -> dict[str, Figure]:
+    from bench import pages
+
+    wrk = pages._ensure_wrk()
+    if wrk is None:
+        print("  no wrk: the HTTP intake figure is skipped", flush=True)
+        return {}
+    variant = Variant.objects.get(sku__startswith="BENCH-PREORDER-")
+    batch = _batch("http", cap=1_000_000, per_customer_limit=1_000)
+    fans = _fan_sessions(users, cards)
+    lua_fans = ", ".join(f'{{"{c}", "{t}", {card}}}' for c, t, card in fans)
+    body = "&".join(
+        [f"variant={variant.pk}", "quantity=1"]
+        + [f"address-{key}={value.replace(' ', '+')}" for key, value in ADDRESS.items()]
+    )
+    run = time.time_ns()
+    port = pages._free_port()
+    results: dict[str, list[float]] = {"reserve": [], "trivial": []}
+    with tempfile.TemporaryDirectory(prefix="fanhub-intake-http-") as tmp:
+        scripts = {}
+        for name, method, path in (
+            ("reserve", "POST", f"/preorders/{batch.slug}/reserve/"),
+            ("trivial", "GET", "/__trivial_signed_in__"),
+        ):
+            scripts[name] = Path(tmp) / f"{name}.lua"
+            scripts[name].write_text(
+                WRK_FANS_SCRIPT
+                % {"fans": lua_fans, "method": method, "path": path, "body": body, "run": run}
+            )
+        log = Path(tmp) / "gunicorn.log"
+        server = _start_gthread(port, log)
+        try:
+            for name in ("trivial", "reserve"):
+                _wrk_fans(wrk, port, scripts[name], HTTP_WARMUP_SECONDS)
+            made_before = Reservation.objects.filter(batch=batch).count()
+            posted = 0
+            for _ in range(HTTP_RUNS):  # interleaved: both see the same machine
+                for name in ("trivial", "reserve"):
+                    rps, requests = _wrk_fans(wrk, port, scripts[name], HTTP_SECONDS)
+                    results[name].append(rps)
+                    posted += requests if name == "reserve" else 0
+        finally:
+            pages._stop_server(server)
+    made = Reservation.objects.filter(batch=batch).count() - made_before
+    # Every POST wrk counted answered 302 "reserved" (no 4xx/5xx), one reservation each;
+    # those in flight when wrk stopped may have been made without being counted.
+    assert posted <= made <= posted + 2 * HTTP_CONNECTIONS * HTTP_RUNS, (posted, made)
+    batch.refresh_from_db()
+    assert batch.reserved_units == Reservation.objects.filter(batch=batch).count()
+    reserve, trivial = statistics.median(results["reserve"]), statistics.median(results["trivial"])
+    note = (
+        f"POST /preorders/<slug>/reserve/ (1 unit, a saved card, a new address) by {len(fans):,} "
+        "signed-in fans in turn, each with a real session (login()) and CSRF cookie + token, "
+        f"on gunicorn ({HTTP_WORKERS} gthread workers x {HTTP_THREADS} threads, DEBUG off) "
+        f"loaded by wrk ({HTTP_CONNECTIONS} connections, {HTTP_SECONDS} s, median of "
+        f"{HTTP_RUNS} runs after a warm-up; every answer a 302 to the reservation, checked "
+        "against the rows made); baseline: /__trivial_signed_in__ (a login_required view "
+        "returning 'ok': session and user read) on the same server, runs interleaved"
+    )
+    return {"preorders.intake_http_rps": compared(reserve, trivial, "per_s", note)}
+
+
+def _start_gthread(port: int, log: Path) -> subprocess.Popen[bytes]:
+    from bench import pages
+
+    command = [sys.executable, "-m", "gunicorn", "bench.trivial_wsgi:application"]
+    command += ["-k", "gthread", "-w", str(HTTP_WORKERS), "--threads", str(HTTP_THREADS)]
+    command += ["-b", f"127.0.0.1:{port}", "--chdir", str(BASE_DIR)]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+            command, env=pages._server_env(), stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(OSError):
+            if pages._get(port, "/__trivial__", None)[0] == 200:
+                return server
+        time.sleep(0.2)
+    server.terminate()
+    raise RuntimeError(f"gunicorn did not answer in 60 s:\n{log.read_text()[-3000:]}")
+
+
+# --- Stripe: charge_many against localstripe ---------------------------------------------------
+
+STRIPE_CHARGES = 200
+
+
+def _stripe_figures(users, cards) -> dict[str, Figure]:
+    from payments.pacing import ProviderPacer
+    from payments.providers.base import ChargeOutcome, ChargeRequest
+    from payments.providers.registry import provider_get
+    from tests.stripe_server import SECRET_KEY, LocalStripe
+
+    server = LocalStripe.start()
+    run = time.time_ns()
+    try:
+        with override_settings(
+            PAYMENT_PROVIDER="stripe", STRIPE_SECRET_KEY=SECRET_KEY, STRIPE_API_BASE=server.base
+        ):
+            provider_get.cache_clear()
+            provider = provider_get()
+            customer = provider.customer_ensure(
+                user_id=1, email="bench@fans.example", existing_ref=None
+            )
+            card = provider.card_save(
+                customer_ref=customer,
+                card={"payment_method": server.payment_method("4242424242424242")},
+            )
+            pacer = ProviderPacer("stripe", rate_per_second=100_000)  # not what is measured
+
+            def charges(tag: str, threads: int) -> float:
+                requests = [
+                    ChargeRequest(
+                        amount_minor=4000,
+                        currency="usd",
+                        customer_ref=customer,
+                        card_ref=card.provider_ref,
+                        idempotency_key=f"bench-{run}-{tag}-{index}",
+                        metadata={"reference": f"bench:{index}"},
+                    )
+                    for index in range(STRIPE_CHARGES)
+                ]
+                with override_settings(STRIPE_CHARGE_THREADS=threads):
+                    started = time.perf_counter()
+                    results = provider.charge_many(requests=requests, pace=pacer.take)
+                    elapsed = time.perf_counter() - started
+                assert all(r.outcome == ChargeOutcome.SUCCEEDED for r in results), results[:3]
+                return STRIPE_CHARGES / elapsed
+
+            charges("warm", settings.STRIPE_CHARGE_THREADS)
+            sequential = charges("seq", 1)
+            concurrent = charges("conc", settings.STRIPE_CHARGE_THREADS)
+    finally:
+        server.stop()
+        provider_get.cache_clear()
+    note = (
+        f"{STRIPE_CHARGES} off-session PaymentIntents (confirm=true) through "
+        f"StripeProvider.charge_many against localstripe on this machine, "
+        f"{settings.STRIPE_CHARGE_THREADS} threads each taking a pacing token before its call "
+        "(pacing set far above the rate, so the round trips are what is measured); baseline: "
+        "the same charges one after another (STRIPE_CHARGE_THREADS=1). Against real Stripe "
+        "the round trip is ~10x longer and the rate limit (100/s live) is what binds"
+    )
+    return {"preorders.stripe_charges_per_s": compared(concurrent, sequential, "per_s", note)}
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -650,8 +913,18 @@ def run() -> dict[str, Figure]:
     print("  clearing earlier runs...", flush=True)
     _clear([user.pk for user in users])
     try:
-        figures = _settle_figures(users, cards)
-        figures.update(_reserve_figures(users, cards))
+        figures = {}
+        only = os.environ.get("PREORDERS_ONLY", "").split(",")
+        parts = {
+            "intake": _intake_figures,
+            "http": _http_figures,
+            "settle": _settle_figures,
+            "stripe": _stripe_figures,
+        }
+        for name, part in parts.items():
+            if only == [""] or name in only:
+                print(f"  -- {name}", flush=True)
+                figures.update(part(users, cards))
     finally:
         # The home page lists open batches: leave none for the pages benchmark to find.
         PreorderBatch.objects.filter(slug__startswith=SLUG, status=BatchStatus.OPEN).update(

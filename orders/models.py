@@ -114,8 +114,9 @@ class Order(models.Model):
     brand_lookup = "parts__brand"
 
     number = models.CharField(max_length=12, unique=True)
+    # No index of its own: orders_user_recent (user, -created_at) starts with it.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders", db_index=False
     )
     email = models.EmailField()
     status = models.CharField(

@@ -4,6 +4,7 @@ requests per second in live mode, 25 in test mode) however many workers run."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from django.conf import settings
@@ -43,8 +44,13 @@ class ProviderPacer:
         self._redis = get_redis_connection("default")
         self._script = self._redis.register_script(_TAKE)
         self._local = 0
+        self._lock = threading.Lock()  # a provider's charging threads share one pacer
 
     def take(self) -> None:
+        with self._lock:
+            self._take()
+
+    def _take(self) -> None:
         while self._local == 0:
             granted, wait_ms = self._script(
                 keys=[self.key], args=[self.rate, self.burst, self.block]

@@ -55,8 +55,6 @@ _OUTCOME_STATUS = {
     ChargeOutcome.DECLINED: PaymentStatus.FAILED,
     ChargeOutcome.ERROR: PaymentStatus.PENDING,
 }
-# Results are recorded this many at a time: one transaction, a few bulk statements.
-RECORD_EVERY = 100
 
 
 @dataclass(frozen=True)
@@ -176,6 +174,9 @@ def settlement_start(*, kind: str, parent_id: int) -> int:
     if bounds is None:
         transaction.on_commit(lambda: _finish(kind, parent_id))
         return 0
+    # Fresh statistics before the chunks run: the commitments came in since the last
+    # autovacuum, and a planner expecting one row per chunk picks nested loops over them.
+    transaction.on_commit(lambda: _analyze(book), robust=True)
     first, last = bounds
     size = settings.SETTLEMENT_CHUNK_SIZE
     chunks = 0
@@ -183,6 +184,11 @@ def settlement_start(*, kind: str, parent_id: int) -> int:
         settlement_chunk.delay_on_commit(kind, parent_id, start, min(start + size - 1, last))
         chunks += 1
     return chunks
+
+
+def _analyze(book: CommitmentBook) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(book.model._meta.db_table)}")
 
 
 def _finish(kind: str, parent_id: int) -> None:
@@ -372,8 +378,9 @@ def _charge_all(
         ).values_list("user_id", "customer_ref")
     )
     retry_later = False
-    for start in range(0, len(commitments), RECORD_EVERY):
-        block = commitments[start : start + RECORD_EVERY]
+    every = settings.SETTLEMENT_RECORD_EVERY
+    for start in range(0, len(commitments), every):
+        block = commitments[start : start + every]
         results: dict[int, ChargeResult] = {}
         to_charge: list[tuple[Commitment, ChargeRequest]] = []
         for commitment in block:
@@ -406,9 +413,9 @@ def _charge_all(
                     ),
                 )
             )
-        for _ in to_charge:
-            pacer.take()
-        answers = provider.charge_many(requests=[request for _, request in to_charge])
+        answers = provider.charge_many(
+            requests=[request for _, request in to_charge], pace=pacer.take
+        )
         for (commitment, _), result in zip(to_charge, answers, strict=True):
             results[commitment.id] = result
         retry_later |= any(r.outcome == ChargeOutcome.ERROR for r in results.values())

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
 from django.template.loader import render_to_string
 
 from formatting.formats import money
@@ -73,6 +74,58 @@ def reservation_made_receipt(*, reservation: Reservation, deposit: Payment | Non
         deposit=deposit,
         card=card,
     )
+
+
+def reservation_receipts_send(*, reservation_ids: list[int]) -> int:
+    """The receipts still due (`receipt_due`) of these reservations, in bulk, after the
+    block that made them committed: "you reserved" for those the intake wrote, "paid" for
+    those a settlement chunk charged. Each row is claimed under its lock in the transaction
+    that queues its email, so a task run twice (or with the sweep) mails nobody twice."""
+    with transaction.atomic():
+        reservations = list(
+            Reservation.objects.select_for_update(of=("self",), skip_locked=True)
+            .filter(pk__in=reservation_ids, receipt_due=True)
+            .select_related("batch__product", "user", "variant__product", "saved_card", "order")
+            .order_by("pk")
+        )
+        if not reservations:
+            return 0
+        Reservation.objects.filter(pk__in=[r.pk for r in reservations]).update(receipt_due=False)
+        charged = [r for r in reservations if r.status == "charged"]
+        if charged:
+            payments = {
+                int(payment.idempotency_key.rsplit("-", 1)[1]): payment
+                for payment in Payment.objects.filter(
+                    idempotency_key__in=[r.payment_key for r in charged]
+                )
+            }
+            charged_receipts(
+                reservations=[r for r in charged if r.pk in payments], payments=payments
+            )
+        made = [r for r in reservations if r.status != "charged"]
+        if made:
+            _made_receipts(made)
+    return len(reservations)
+
+
+def _made_receipts(reservations: list[Reservation]) -> None:
+    messages, notices = [], []
+    for reservation in reservations:
+        batch = reservation.batch
+        subject = f"You reserved {reservation.quantity} × {batch.product.name}"
+        messages.append(
+            receipt_message(
+                address=reservation.user.email,
+                template="reserved",
+                subject=subject,
+                context=_context(
+                    reservation, batch, deposit=None, card=card_label(reservation.saved_card)
+                ),
+            )
+        )
+        notices.append((reservation.user_id, subject, "", reservation.get_absolute_url()))
+    emails_send_on_commit(messages=messages)
+    notifications_in_app(kind=NotificationKind.PREORDER, items=notices)
 
 
 def deposit_charged_receipt(*, reservation: Reservation, payment: Payment) -> None:

@@ -339,6 +339,17 @@ def batch_for_page(*, slug: str, user: User) -> BatchPage:
     )
 
 
+def batch_for_reserve(*, slug: str) -> PreorderBatch:
+    """The reserve POST: the batch (404 for a draft) with its product and active options
+    (two queries); the page's other parts are fetched only to show the form again."""
+    batch = (
+        _shown().select_related("product").prefetch_related(_active_variants()).filter(slug=slug)
+    ).first()
+    if batch is None:
+        raise Http404("No such pre-order batch")
+    return batch
+
+
 # --- the shopper's choices --------------------------------------------------------------------
 
 

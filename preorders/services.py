@@ -57,6 +57,7 @@ from payments.services import (
 )
 from preorders.book import SETTLEMENT_KIND as SETTLEMENT_KIND  # the settlement kind
 from preorders.book import preorder_book
+from preorders.intake import SLOW_PATH, ReservationRequest, reservation_intake
 from preorders.models import (
     BATCH_MACHINE,
     COUNTED_STATUSES,
@@ -333,7 +334,6 @@ def reservation_create(
     )[0]
 
 
-@transaction.atomic
 def _reservation_create(
     *,
     batch: PreorderBatch,
@@ -344,7 +344,45 @@ def _reservation_create(
     address: dict[str, str],
     request_key: str,
 ) -> tuple[Reservation, bool]:
-    """(the reservation, whether this call made it)."""
+    """(the reservation, whether this call made it). Without a deposit: admitted and written
+    in blocks by preorders.intake, answered once its block is committed; with one (or when
+    the block finds the batch asks for one): one by one, under the batch row lock."""
+    if batch.deposit_per_unit <= 0:
+        outcome = reservation_intake(
+            ReservationRequest(
+                batch_id=batch.pk,
+                user=user,
+                variant=variant,
+                quantity=quantity,
+                saved_card=saved_card,
+                address=address,
+                request_key=request_key,
+            )
+        )
+        if outcome is not SLOW_PATH:
+            return outcome
+    return _reservation_create_alone(
+        batch=batch,
+        user=user,
+        variant=variant,
+        quantity=quantity,
+        saved_card=saved_card,
+        address=address,
+        request_key=request_key,
+    )
+
+
+@transaction.atomic
+def _reservation_create_alone(
+    *,
+    batch: PreorderBatch,
+    user: User,
+    variant: Variant,
+    quantity: int,
+    saved_card: SavedCard,
+    address: dict[str, str],
+    request_key: str,
+) -> tuple[Reservation, bool]:
     request_key = request_key[:64]
     existing = Reservation.objects.filter(user=user, request_key=request_key).first()
     if existing:

@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from formatting.formats import money
+from notifications.services import after_commit_robust
 from payments.providers.base import ChargeOutcome
 from payments.settlement import ChargeRecord, Commitment
 from preorders.book import PreorderBook
@@ -21,11 +22,11 @@ from preorders.models import (
     Reservation,
     ReservationStatus,
 )
-from preorders.receipts import charged_receipts
 from preorders.services import (
     payment_failed_email,
     reservations_make_orders,
 )
+from preorders.tasks import reservation_receipts_send
 from rowsql.update import rows_update
 
 RECORD_COLUMNS = (
@@ -132,14 +133,31 @@ class ReservationBook(PreorderBook):
             )
         rows_update(
             model=Reservation,
-            fields=["status", "failure_message", "grace_until", "reminded_at", "updated_at"],
+            fields=[
+                "status",
+                "failure_message",
+                "grace_until",
+                "reminded_at",
+                "updated_at",
+                "receipt_due",
+            ],
             rows=[
-                (r.pk, r.status, r.failure_message, r.grace_until, r.reminded_at, now)
+                (
+                    r.pk,
+                    r.status,
+                    r.failure_message,
+                    r.grace_until,
+                    r.reminded_at,
+                    now,
+                    r.status == ReservationStatus.CHARGED,
+                )
                 for r in reservations
             ],
         )
         PreorderEvent.objects.bulk_create(events)
         reservations_make_orders(reservations=paid)
-        charged_receipts(reservations=paid, payments={r.pk: by_id[r.pk].payment for r in paid})
+        if paid:  # rendered by a worker after the commit (swept if the task is lost)
+            paid_ids = [r.pk for r in paid]
+            after_commit_robust(lambda: reservation_receipts_send.delay(paid_ids))
         for reservation in failed:
             payment_failed_email(reservation=reservation)

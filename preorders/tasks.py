@@ -32,10 +32,20 @@ def batch_close_if_due(batch_id: int) -> None:
 
 @house_task(acks_late=True)
 def preorder_sweeps() -> None:
+    from preorders.intake import reservations_receipts_sweep
     from preorders.services import reservations_grace_sweep, waitlist_offers_expire
 
     reservations_grace_sweep()
     waitlist_offers_expire()
+    reservations_receipts_sweep()
+
+
+@house_task(acks_late=True)
+def reservation_receipts_send(reservation_ids: list[int]) -> None:
+    """After an intake block's commit: its reservations' receipts (each sent once)."""
+    from preorders.receipts import reservation_receipts_send as send
+
+    send(reservation_ids=reservation_ids)
 
 
 @house_task(acks_late=True)

@@ -30,13 +30,14 @@ from payments.providers.base import CardError
 from payments.services import DECLINE_MESSAGE
 from preorders.book import preorder_book
 from preorders.forms import ReservationChangeForm, ReserveForm, WaitlistForm, variant_label
-from preorders.models import Reservation, ReservationStatus
+from preorders.models import PreorderBatch, Reservation, ReservationStatus
 from preorders.selectors import (
     BatchPage,
     ShopperChoices,
     batch_by_slug,
     batch_for_page,
     batch_for_progress,
+    batch_for_reserve,
     batch_progress,
     batches_listed,
     batches_with_progress,
@@ -81,12 +82,13 @@ def batch_index(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _reserve_forms(data, page: BatchPage, choices: ShopperChoices):
+def _reserve_forms(data, batch: PreorderBatch, choices: ShopperChoices):
+    """The batch comes with its product's active options (batch_for_page, batch_for_reserve)."""
     form = ReserveForm(
         data,
-        variants=page.variants,
+        variants=batch.product.active_variants,
         addresses=choices.addresses,
-        max_quantity=page.batch.per_customer_limit,
+        max_quantity=batch.per_customer_limit,
     )
     return form, AddressForm(data, prefix="address"), CardForm(data, saved_cards=choices.cards)
 
@@ -104,7 +106,7 @@ def _render_detail(
         context["waitlist_form"] = WaitlistForm(variants=page.variants)
     if forms is not None or (request.user.is_authenticated and page.can_reserve):
         choices = choices or shopper_choices(user=request.user)
-        form, address_form, card_form = forms or _reserve_forms(None, page, choices)
+        form, address_form, card_form = forms or _reserve_forms(None, page.batch, choices)
         uses_address_form = not (form.is_bound and form.data.get("saved_address"))
         context.update(
             form=form,
@@ -149,9 +151,12 @@ def batch_progress_fragment(request: HttpRequest, slug: str) -> HttpResponse:
 def reserve(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "GET":  # back from signing in: the form is on the batch page
         return redirect(reverse("preorders:detail", kwargs={"slug": slug}) + "#reserve")
-    page = batch_for_page(slug=slug, user=request.user)
+    # A hot drop posts thousands of these a second: only what a reservation needs is
+    # fetched (the batch and its options, the shopper's cards and addresses); the rest of
+    # the page only when the form is shown again.
+    batch = batch_for_reserve(slug=slug)
     choices = shopper_choices(user=request.user)
-    forms = _reserve_forms(request.POST, page, choices)
+    forms = _reserve_forms(request.POST, batch, choices)
     form, address_form, card_form = forms
     if form.is_valid() and card_form.is_valid():
         saved_address = form.cleaned_data["saved_address"]
@@ -167,7 +172,7 @@ def reserve(request: HttpRequest, slug: str) -> HttpResponse:
             variant, quantity = form.cleaned_data["variant"], form.cleaned_data["quantity"]
             try:
                 outcome = reservation_reserve(
-                    batch=page.batch,
+                    batch=batch,
                     user=request.user,
                     variant=variant,
                     quantity=quantity,
@@ -189,11 +194,12 @@ def reserve(request: HttpRequest, slug: str) -> HttpResponse:
                     return redirect("preorders:reservation_authenticate", pk=reservation.pk)
                 messages.success(
                     request,
-                    f"Reserved: {quantity} × {page.batch.product.name}"
+                    f"Reserved: {quantity} × {batch.product.name}"
                     f" ({variant_label(variant)}). We charge your card only if the batch"
                     " reaches its minimum.",
                 )
                 return redirect(reservation.get_absolute_url())
+    page = batch_for_page(slug=slug, user=request.user)
     return _render_detail(request, page, choices=choices, forms=forms, status=400)
 
 

@@ -1,4 +1,4 @@
-"""Many rows, each with its own new values, in one UPDATE ... FROM (VALUES ...) statement.
+"""Many rows, each with its own new values, in one UPDATE ... FROM unnest(...) statement.
 
 Django's `bulk_update` writes a CASE WHEN per field per row: at a few hundred rows it spends
 more time building and planning that statement than Postgres spends writing the rows. The
@@ -23,22 +23,24 @@ def rows_update(
     columns = [meta.get_field(name) for name in fields]
     pk = meta.pk
     quote = connection.ops.quote_name
+    # One array parameter per column (not one placeholder per value: composing a statement
+    # of thousands of placeholders costs more than running it).
     casts = [pk.db_type(connection)] + [column.db_type(connection) for column in columns]
-    placeholder = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
-    params: list[Any] = []
+    arrays: list[list[Any]] = [[] for _ in casts]
     for row in rows:
-        params.append(pk.get_db_prep_save(row[0], connection))
-        for column, value in zip(columns, row[1:], strict=True):
-            params.append(column.get_db_prep_save(value, connection))
+        arrays[0].append(pk.get_db_prep_save(row[0], connection))
+        for index, (column, value) in enumerate(zip(columns, row[1:], strict=True), start=1):
+            arrays[index].append(column.get_db_prep_save(value, connection))
     names = ", ".join(["id"] + [quote(column.column) for column in columns])
     assignments = ", ".join(
         f"{quote(column.column)} = v.{quote(column.column)}" for column in columns
     )
+    unnest = ", ".join(f"%s::{cast}[]" for cast in casts)
     sql = (
         f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "  # noqa: S608 (names from models)
-        f"FROM (VALUES {', '.join([placeholder] * len(rows))}) AS v({names}) "
+        f"FROM unnest({unnest}) AS v({names}) "
         f"WHERE t.{quote(pk.column)} = v.id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, arrays)
         return cursor.rowcount

@@ -47,6 +47,7 @@ def _env(rate: int) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="config.settings.test",
         FANHUB_TEST_DATABASE_NAME=connection.settings_dict["NAME"],
         SETTLEMENT_CHUNK_SIZE="150",  # 8 chunks: several still queued when the kill lands
+        SETTLEMENT_RECORD_EVERY="100",  # recorded in two steps: the kill lands between them
         # Slow enough that the kill lands mid-settlement, in the middle of a chunk.
         SETTLEMENT_RATE_LOCAL=str(rate),
     )

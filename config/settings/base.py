@@ -34,6 +34,8 @@ STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+# Settlement charges in flight at once per worker (each still waits for its pacing token).
+STRIPE_CHARGE_THREADS = env.int("STRIPE_CHARGE_THREADS", default=16)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -383,7 +385,10 @@ SETTLEMENT_RATE_PER_SECOND = {
     "local": env.float("SETTLEMENT_RATE_LOCAL", default=5000.0),
     "stripe": env.float("SETTLEMENT_RATE_STRIPE", default=80.0),
 }
-SETTLEMENT_CHUNK_SIZE = env.int("SETTLEMENT_CHUNK_SIZE", default=500)
+SETTLEMENT_CHUNK_SIZE = env.int("SETTLEMENT_CHUNK_SIZE", default=2_500)
+# A chunk's charges are made and recorded this many at a time (one transaction, a few
+# set-based statements per block).
+SETTLEMENT_RECORD_EVERY = env.int("SETTLEMENT_RECORD_EVERY", default=1_000)
 # A settling parent in which nothing moved this long, and on none of whose commitments a
 # worker holds a lock, is restarted by the reconcile sweep (a lost chunk message). A worker
 # killed mid-charge is resumed sooner, without waiting for this (payments.settlement).

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -96,9 +97,13 @@ class PaymentProvider(Protocol):
     ) -> ChargeResult:
         """Charge a saved card now. Never raises for a declined card: returns the outcome."""
 
-    def charge_many(self, *, requests: list[ChargeRequest]) -> list[ChargeResult]:
-        """Off-session charges, one result per request, in order (the settlement's calls;
-        a provider without a batch API makes them one by one, the caller having paced them)."""
+    def charge_many(
+        self, *, requests: list[ChargeRequest], pace: Callable[[], None] | None = None
+    ) -> list[ChargeResult]:
+        """Off-session charges, one result per request, in order (the settlement's calls).
+        `pace` is called once before each provider call and blocks until it is allowed (the
+        settlement's token bucket): a provider without a batch API makes the calls
+        concurrently, each after its token, so pacing, not round trips, sets the rate."""
 
     def charge_status(self, *, provider_ref: str) -> ChargeResult:
         """Where a charge stands now (after the shopper authenticated, or to recover)."""

@@ -5,6 +5,8 @@ use, PaymentIntents to charge it, Refunds, and signed webhooks. Settings are rea
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
@@ -214,10 +216,20 @@ class StripeProvider:
             )
         return _intent_result(intent.to_dict())
 
-    def charge_many(self, *, requests: list[ChargeRequest]) -> list[ChargeResult]:
-        # Stripe has no batch endpoint: one PaymentIntent per request.
-        return [
-            self.charge(
+    def charge_many(
+        self, *, requests: list[ChargeRequest], pace: Callable[[], None] | None = None
+    ) -> list[ChargeResult]:
+        """Stripe has no batch endpoint: one PaymentIntent per request, made concurrently by
+        up to CHARGE_THREADS threads (the client's connection pool is shared), each taking a
+        token from `pace` before its call. So the calls go out as fast as the rate limit
+        allows, not one round trip after another."""
+        if not requests:
+            return []
+
+        def one(request: ChargeRequest) -> ChargeResult:
+            if pace is not None:
+                pace()
+            return self.charge(
                 amount_minor=request.amount_minor,
                 currency=request.currency,
                 customer_ref=request.customer_ref,
@@ -226,8 +238,12 @@ class StripeProvider:
                 off_session=True,
                 metadata=request.metadata,
             )
-            for request in requests
-        ]
+
+        threads = min(len(requests), settings.STRIPE_CHARGE_THREADS)
+        if threads <= 1:
+            return [one(request) for request in requests]
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stripe-charge") as pool:
+            return list(pool.map(one, requests))
 
     def charge_status(self, *, provider_ref: str) -> ChargeResult:
         try:

@@ -1,0 +1,422 @@
+"""The pre-order batch's intake: how a block of reservations is decided and written
+(payments.commitments.intake runs the blocks: one transaction each, the shopper answered
+after its commit).
+
+Per block, under each batch's row lock (taken once, in id order): the form keys already used,
+each customer's units in the batch, each capped option's units, and the waitlist offers of
+the block's customers, read set-based; then each request decided in arrival order against
+those numbers as they grow (the same rules and messages as `preorders.services`); then one
+INSERT of the reservations, one of their events, one UPDATE of each batch's counters (its
+CheckConstraint refuses anything over the cap), the offers claimed. Receipts are rendered
+after the commit by a worker (`receipt_due`, swept if the broker was down), so a hot batch
+does not render two templates per reservation inside the request.
+
+A batch with a deposit is not taken here (`SLOW_PATH`): the deposit's card charge per
+reservation is the slow part there, and `preorders.services` keeps its one-by-one path."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import User
+from catalog.models import Variant
+from payments.commitments.intake import BlockWriter, intake_after_commit, intake_submit
+from payments.models import SavedCard
+from preorders.models import (
+    COUNTED_STATUSES,
+    PreorderBatch,
+    Reservation,
+    ReservationStatus,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+SLOW_PATH = object()  # the batch asks for a deposit: preorders.services writes it alone
+
+# The reserve form's address keys and the reservation's columns for them.
+SHIP_FIELDS = {
+    "full_name": "ship_name",
+    "line1": "ship_line1",
+    "line2": "ship_line2",
+    "city": "ship_city",
+    "postal_code": "ship_postal_code",
+    "country": "ship_country",
+    "phone": "ship_phone",
+}
+
+
+@dataclass(frozen=True)
+class ReservationRequest:
+    batch_id: int
+    user: User
+    variant: Variant
+    quantity: int
+    saved_card: SavedCard
+    address: dict[str, str]
+    request_key: str
+
+
+def _address(address: dict[str, str]) -> dict[str, str]:
+    """The shipping columns, checked as full_clean would (required, lengths)."""
+    values, errors = {}, {}
+    for key, name in SHIP_FIELDS.items():
+        field = Reservation._meta.get_field(name)
+        value = address.get(key) or ""
+        if not isinstance(value, str):
+            value = str(value)
+        if not value and not field.blank:
+            errors[name] = ["This field cannot be blank."]
+        elif len(value) > field.max_length:
+            errors[name] = [
+                f"Ensure this value has at most {field.max_length} characters"
+                f" (it has {len(value)})."
+            ]
+        values[name] = value
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
+def reservation_intake(request: ReservationRequest) -> tuple[Reservation, bool] | object:
+    """(the reservation, whether this call made it), or SLOW_PATH. Raises ReservationError
+    with the shopper's message, or ValidationError for a bad address."""
+    from preorders.services import ReservationError
+
+    if request.saved_card.user_id != request.user.pk or request.saved_card.deleted_at:
+        raise ReservationError("Choose one of your cards.")
+    _address(request.address)  # before queueing: a bad form waits for nobody
+    return intake_submit(writer=WRITER, request=request)
+
+
+# The block's reads after the batch lock, in one round trip: the form keys already used
+# ('k'), each customer's units in the batch ('u'), each capped option's cap ('c').
+_READ_SQL = """
+SELECT 'k', r.batch_id, r.user_id, r.request_key, r.id
+  FROM preorders_reservation r
+  JOIN unnest(%(users)s::bigint[], %(keys)s::varchar[]) AS f(user_id, request_key)
+    ON r.user_id = f.user_id AND r.request_key = f.request_key
+UNION ALL
+SELECT 'u', batch_id, user_id, NULL, sum(quantity) FROM preorders_reservation
+ WHERE batch_id = ANY(%(batches)s) AND user_id = ANY(%(users)s) AND status = ANY(%(counted)s)
+ GROUP BY batch_id, user_id
+UNION ALL
+SELECT 'c', batch_id, variant_id, NULL, cap FROM preorders_variantcap
+ WHERE batch_id = ANY(%(batches)s) AND variant_id = ANY(%(variants)s)
+"""
+# Units held of the capped options, when the block asks for one.
+_OPTIONS_SQL = """
+SELECT batch_id, variant_id, sum(quantity) FROM preorders_reservation
+ WHERE batch_id = ANY(%(batches)s) AND variant_id = ANY(%(variants)s)
+   AND status = ANY(%(counted)s)
+ GROUP BY batch_id, variant_id
+"""
+
+
+def _columns() -> list:
+    return [f for f in Reservation._meta.concrete_fields if not f.primary_key]
+
+
+class ReservationWriter:
+    name = "preorder-reservations"
+
+    def write_block(self, requests: Sequence[ReservationRequest]) -> list:
+        from preorders.services import ReservationError, _check_open, _check_room, _waitlist_offer
+
+        now = timezone.now()
+        batch_ids = sorted({r.batch_id for r in requests})
+        user_ids = sorted({r.user.pk for r in requests})
+        batches = {
+            batch.pk: batch
+            for batch in PreorderBatch.objects.select_for_update()
+            .filter(pk__in=batch_ids)
+            .order_by("pk")
+        }
+        params = {
+            "users": [r.user.pk for r in requests],
+            "keys": [r.request_key[:64] for r in requests],
+            "batches": batch_ids,
+            "variants": sorted({r.variant.pk for r in requests}),
+            "counted": list(COUNTED_STATUSES),
+        }
+        existing_ids: dict[tuple[int, str], int] = {}
+        units: dict[tuple[int, int], int] = defaultdict(int)
+        caps: dict[tuple[int, int], int] = {}
+        with connection.cursor() as cursor:
+            cursor.execute(_READ_SQL, params)
+            for kind, batch_id, user_id, key, value in cursor.fetchall():
+                if kind == "k":
+                    existing_ids[user_id, key] = value
+                elif kind == "u":
+                    units[batch_id, user_id] = value
+                else:
+                    caps[batch_id, user_id] = value
+            taken: dict[tuple[int, int], int] = defaultdict(int)
+            if caps:
+                cursor.execute(_OPTIONS_SQL, {**params, "variants": sorted({v for _, v in caps})})
+                for batch_id, variant_id, total in cursor.fetchall():
+                    taken[batch_id, variant_id] = total
+        existing = (
+            {
+                (r.user_id, r.request_key): r
+                for r in Reservation.objects.filter(pk__in=existing_ids.values())
+            }
+            if existing_ids
+            else {}
+        )
+        offers = {}
+        if any(batch.offered_units for batch in batches.values()):
+            offers = {
+                (entry.batch_id, entry.user_id): entry
+                for entry in WaitlistEntry.objects.select_for_update().filter(
+                    batch_id__in=batch_ids,
+                    user_id__in=user_ids,
+                    status=WaitlistStatus.OFFERED,
+                    offer_expires_at__gt=now,
+                )
+            }
+
+        outcomes: list = []
+        made: dict[tuple[int, str], Reservation] = {}
+        refused: dict[tuple[int, str], Exception] = {}
+        claimed: list[tuple[int, str, WaitlistEntry]] = []  # by the request taking it
+        reoffer: set[int] = set()  # batches where an offer was only partly taken
+        for request in requests:
+            user, key = request.user, request.request_key[:64]
+            batch = batches.get(request.batch_id)
+            if (user.pk, key) in existing:
+                outcomes.append((existing[user.pk, key], False))
+                continue
+            if (user.pk, key) in made:  # the twin of a request earlier in this block
+                outcomes.append((made[user.pk, key], False))
+                continue
+            if (user.pk, key) in refused:
+                outcomes.append(refused[user.pk, key])
+                continue
+            if batch is None:
+                outcomes.append(ReservationError("This batch is no longer available."))
+                continue
+            if batch.deposit_per_unit > 0:
+                outcomes.append(SLOW_PATH)
+                continue
+            try:
+                offer = offers.get((batch.pk, user.pk))
+                self._check(request, batch, units, caps, taken, offer, _check_open, _check_room)
+            except ValidationError as exc:
+                refused[user.pk, key] = exc
+                outcomes.append(exc)
+                continue
+            units[batch.pk, user.pk] += request.quantity
+            taken[batch.pk, request.variant.pk] += request.quantity
+            batch.reserved_units += request.quantity
+            if offer is not None:
+                batch.offered_units -= offer.quantity
+                claimed.append((user.pk, key, offer))
+                del offers[batch.pk, user.pk]
+                if offer.quantity > request.quantity:
+                    reoffer.add(batch.pk)
+            reservation = Reservation(
+                batch=batch,
+                user=user,
+                variant=request.variant,
+                quantity=request.quantity,
+                saved_card=request.saved_card,
+                request_key=key,
+                receipt_due=True,
+                created_at=now,
+                updated_at=now,
+                **_address(request.address),
+            )
+            made[user.pk, key] = reservation
+            outcomes.append((reservation, True))
+        if made:
+            self._write(list(made.values()), batches, claimed, outcomes, now)
+            for batch_id in sorted(reoffer):
+                batch = batches[batch_id]
+                batch.refresh_from_db()
+                _waitlist_offer(batch)  # the part of an offer not taken goes to the next
+        return outcomes
+
+    @staticmethod
+    def _check(request, batch, units, caps, taken, offer, check_open, check_room) -> None:
+        from preorders.services import ReservationError
+
+        check_open(batch)
+        quantity, variant = request.quantity, request.variant
+        if quantity < 1:
+            raise ReservationError("Reserve at least one unit.")
+        already = units[batch.pk, request.user.pk]
+        if already + quantity > batch.per_customer_limit:
+            left = batch.per_customer_limit - already
+            raise ReservationError(
+                f"At most {batch.per_customer_limit} units per customer"
+                + (f"; you can add {left} more." if left > 0 else "; you have reserved them all.")
+            )
+        if variant.product_id != batch.product_id or not variant.is_active:
+            raise ReservationError("Choose one of this product's options.")
+        cap = caps.get((batch.pk, variant.pk))
+        if cap is not None:
+            left = cap - taken[batch.pk, variant.pk]
+            if quantity > left:
+                raise ReservationError(
+                    f"Only {left} left in {variant.option_label}."
+                    if left > 0
+                    else f"{variant.option_label} is fully reserved: choose another option."
+                )
+        check_room(batch, quantity, offer)
+
+    def _write(self, rows: list[Reservation], batches, claimed, outcomes, now) -> None:
+        """One statement: the reservations (a twin sent to another batch's form at the same
+        instant is skipped by its unique key), their events, and the batches' counters by
+        what was really inserted (the batch's CheckConstraint refuses anything over the
+        cap). Then the offers claimed, if any."""
+        from preorders.tasks import batch_close_if_due, reservation_receipts_send
+
+        quote = connection.ops.quote_name
+        columns = _columns()
+        arrays = [
+            [f.get_db_prep_save(getattr(r, f.attname), connection) for r in rows] for f in columns
+        ]
+        names = ", ".join(quote(f.column) for f in columns)
+        unnest = ", ".join(f"%s::{f.db_type(connection)}[]" for f in columns)
+        notes = [
+            f"Reserved {r.quantity} × {r.variant.option_label or 'One size'}"[:300] for r in rows
+        ]
+        sql = f"""
+WITH ins AS (
+  INSERT INTO preorders_reservation ({names}) SELECT * FROM unnest({unnest})
+  ON CONFLICT (user_id, request_key) DO NOTHING
+  RETURNING id, batch_id, user_id, request_key, quantity
+), events AS (
+  INSERT INTO preorders_preorderevent
+    (batch_id, reservation_id, actor_id, from_status, to_status, note, created_at)
+  SELECT ins.batch_id, ins.id, ins.user_id, '', %s, n.note, %s
+    FROM ins
+    JOIN unnest(%s::bigint[], %s::varchar[], %s::varchar[]) AS n(user_id, request_key, note)
+      ON n.user_id = ins.user_id AND n.request_key = ins.request_key
+), counters AS (
+  UPDATE preorders_preorderbatch AS b
+     SET reserved_units = b.reserved_units + s.units, offered_units = b.offered_units - s.freed
+    FROM (
+      SELECT ins.batch_id, sum(ins.quantity) AS units, coalesce(sum(o.units), 0) AS freed
+        FROM ins
+        LEFT JOIN unnest(%s::bigint[], %s::varchar[], %s::integer[]) AS o(user_id, key, units)
+          ON o.user_id = ins.user_id AND o.key = ins.request_key
+       GROUP BY ins.batch_id
+    ) AS s
+   WHERE b.id = s.batch_id
+)
+SELECT id, user_id, request_key FROM ins
+"""  # noqa: S608 (names from the model)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql,
+                [
+                    *arrays,
+                    ReservationStatus.HELD.value,
+                    now,
+                    [r.user_id for r in rows],
+                    [r.request_key for r in rows],
+                    notes,
+                    [user_id for user_id, _, _ in claimed],
+                    [key for _, key, _ in claimed],
+                    [offer.quantity for _, _, offer in claimed],
+                ],
+            )
+            inserted = {(user_id, key): pk for pk, user_id, key in cursor.fetchall()}
+        for row in rows:
+            row.pk = inserted.get((row.user_id, row.request_key))
+            row._state.adding, row._state.db = False, "default"
+        missed = [row for row in rows if row.pk is None]
+        if missed:  # their twins won: the first reservation is the answer
+            firsts = {
+                (r.user_id, r.request_key): r
+                for r in Reservation.objects.filter(
+                    user_id__in=[m.user_id for m in missed],
+                    request_key__in=[m.request_key for m in missed],
+                )
+            }
+            outcomes[:] = [
+                (firsts[o[0].user_id, o[0].request_key], False)
+                if isinstance(o, tuple) and o[0].pk is None
+                else o
+                for o in outcomes
+            ]
+        taken = [o for u, k, o in claimed if (u, k) in inserted]
+        if taken:  # their units were taken off offered_units by the statement above
+            WaitlistEntry.objects.filter(pk__in=[o.pk for o in taken]).update(
+                status=WaitlistStatus.CLAIMED
+            )
+        ids = [pk for pk in inserted.values()]
+        if ids:
+            intake_after_commit(lambda: _receipts_queue(ids, reservation_receipts_send))
+        for batch_id in {row.batch_id for row in rows if row.pk in set(ids)}:
+            batch = batches[batch_id]
+            if batch.close_when_full and batch.cap is not None:
+                intake_after_commit(lambda pk=batch_id: batch_close_if_due.delay(pk))
+
+
+WRITER: BlockWriter = ReservationWriter()
+
+# Receipts of committed blocks, handed to the broker as one task per RECEIPTS_EVERY seconds
+# and process rather than one per block (thousands of blocks a second would mean as many
+# publishes). A process that dies holding some leaves them `receipt_due`: the sweep sends them.
+RECEIPTS_EVERY = 0.2
+_receipts_lock = threading.Lock()
+_receipts_ids: list[int] = []
+_receipts_flusher: threading.Thread | None = None
+
+
+def _receipts_queue(ids: list[int], task) -> None:
+    global _receipts_flusher
+    if task.app.conf.task_always_eager:  # tests and `make run` without a worker: at once
+        task.delay(ids)
+        return
+    with _receipts_lock:
+        _receipts_ids.extend(ids)
+        if _receipts_flusher is None or not _receipts_flusher.is_alive():
+            _receipts_flusher = threading.Thread(
+                target=_receipts_flush, args=(task,), name="receipts-flush", daemon=True
+            )
+            _receipts_flusher.start()
+
+
+def _receipts_flush(task) -> None:
+    global _receipts_flusher
+    while True:
+        time.sleep(RECEIPTS_EVERY)
+        with _receipts_lock:
+            ids = _receipts_ids[:]
+            del _receipts_ids[:]
+            if not ids:
+                _receipts_flusher = None
+                return
+        try:
+            task.delay(ids)
+        except Exception:  # the broker is down: the sweep sends them from receipt_due
+            logger.exception("receipts of %s reservations not queued", len(ids))
+
+
+def reservations_receipts_sweep(*, older_than: timedelta | None = None) -> int:
+    """Beat: receipts whose task was lost (the broker was down at the commit)."""
+    from preorders.receipts import reservation_receipts_send
+
+    since = timezone.now() - (timedelta(minutes=1) if older_than is None else older_than)
+    ids = list(
+        Reservation.objects.filter(receipt_due=True, created_at__lte=since)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: getattr(settings, "PREORDER_RECEIPTS_SWEEP", 2_000)]
+    )
+    return reservation_receipts_send(reservation_ids=ids) if ids else 0
