@@ -277,7 +277,8 @@ def _crash_setup(tmp_path, count: int):
     return batch, gold, path
 
 
-def _client(path, env_overrides=None) -> subprocess.Popen:
+def _client(path, log, env_overrides=None) -> subprocess.Popen:
+    """The intake process; its answers on a pipe, read line by line (its errors to `log`)."""
     env = {
         **__import__("os").environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -289,7 +290,7 @@ def _client(path, env_overrides=None) -> subprocess.Popen:
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
 
@@ -317,15 +318,16 @@ def test_the_intake_process_killed_at_a_random_instant_loses_no_acknowledged_res
     batch, gold, path = _crash_setup(tmp_path, 600)
     rng = random.Random()
     kill_after = rng.randint(5, 150)  # acknowledgements read before the kill
-    process = _client(path)
+    log = (tmp_path / "client.log").open("w")
+    process = _client(path, log)
     lines = []
     for line in process.stdout:
         lines.append(line.strip())
         if sum(item.startswith("ACK ") for item in lines) >= kill_after:
             process.kill()  # SIGKILL, wherever its threads are: mid-block, mid-commit
             break
-    process.wait()
     lines += [line.strip() for line in process.stdout.read().splitlines()]
+    process.wait()
     assert "DONE" not in lines, "the process finished before it was killed"
     acked = _answers(lines)
     assert sum(line.startswith("ACK ") for line in lines) >= kill_after
@@ -333,9 +335,9 @@ def test_the_intake_process_killed_at_a_random_instant_loses_no_acknowledged_res
 
     # The fans send their forms again (a retry after the error page): each form has at most
     # one reservation, those acknowledged get theirs back, and the rules still hold.
-    again = _client(path)
-    out, err = again.communicate(timeout=300)
-    assert again.returncode == 0, err[-2000:]
+    again = _client(path, log)
+    out = again.stdout.read()
+    assert again.wait(timeout=300) == 0, (tmp_path / "client.log").read_text()[-2000:]
     assert "DONE" in out and "ERROR" not in out, out[-2000:]
     retried = _answers(out.splitlines())
     for key, pks in acked.items():
@@ -347,7 +349,8 @@ def test_redis_killed_during_intake_loses_nothing_and_the_receipts_follow(tmp_pa
     batch, gold, path = _crash_setup(tmp_path, 500)
     server, url = redis_server_start(tmp_path)
     # Its own Redis for cache, sessions and broker (tasks really published, not eager).
-    process = _client(path, {"REDIS_URL": url, "INTAKE_PUBLISH_TASKS": "1"})
+    log = (tmp_path / "client.log").open("w")
+    process = _client(path, log, {"REDIS_URL": url, "INTAKE_PUBLISH_TASKS": "1"})
     lines = []
     kill_after = random.Random().randint(5, 100)
     try:
@@ -356,12 +359,13 @@ def test_redis_killed_during_intake_loses_nothing_and_the_receipts_follow(tmp_pa
             if sum(item.startswith("ACK ") for item in lines) >= kill_after:
                 server.kill()  # SIGKILL: the receipts' tasks cannot be published any more
                 break
-        out, err = process.communicate(timeout=300)
+        # The rest of what it answered (from the pipe's buffer too, where the loop stopped).
+        lines += process.stdout.read().splitlines()
+        returncode = process.wait(timeout=300)
     finally:
         if server.poll() is None:
             redis_server_stop(server)
-    lines += out.splitlines()
-    assert process.returncode == 0, err[-2000:]
+    assert returncode == 0, (tmp_path / "client.log").read_text()[-2000:]
     assert "DONE" in lines and not [line for line in lines if line.startswith("ERROR")]
     acked = _answers(lines)
     _check_acked(batch, gold, acked)
