@@ -8,12 +8,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
+from catalog.search_words import corrections
 from communities.honour import BADGES, level_for, level_progress
 from communities.models import (
     Comment,
@@ -70,10 +72,23 @@ class CommunityView:
         return self.community.is_public or self.is_member
 
 
+def forgiving_match(q: str, fields: list[str]) -> Q:
+    """Every word of `q` in one of `fields`, each mistyped word standing for the words it
+    may have meant (catalog.search_words: one typo from 5 letters, two from 9)."""
+    condition = Q()
+    for options in corrections(q.lower().split()[:8]):
+        either = Q()
+        for option in options:
+            for field in fields:
+                either |= Q(**{f"{field}__icontains": option})
+        condition &= either
+    return condition
+
+
 def community_directory(*, q: str = "", kind: str = "") -> QuerySet[Community]:
     communities = Community.objects.select_related("brand")
-    if q:
-        communities = communities.filter(Q(name__icontains=q) | Q(description__icontains=q))
+    if q.strip():
+        communities = communities.filter(forgiving_match(q, ["name", "description"]))
     if kind in CommunityKind.values:
         communities = communities.filter(kind=kind)
     return communities.order_by("-member_count", "name")
@@ -150,6 +165,22 @@ def with_author_levels(community: Community, items: list) -> None:
     }
     for item in items:
         item.author_level = levels.get(item.author_id, 1)
+
+
+POSTS_FOUND = 30
+
+
+def community_posts_search(*, view: CommunityView, q: str) -> list[Post]:
+    """The newest visible posts of the community with every word of `q` in their title or
+    text, typos forgiven as in the shop's search."""
+    if not view.can_read:
+        raise Http404("No such community")
+    if not q.strip():
+        return []
+    posts = _visible_posts(view.community, AnonymousUser()).filter(
+        forgiving_match(q, ["title", "body"])
+    )
+    return list(posts.order_by("-created_at", "-id")[:POSTS_FOUND])
 
 
 def post_for(*, view: CommunityView, user: User, pk: int) -> Post:

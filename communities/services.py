@@ -14,6 +14,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import User
+from catalog.search_words import search_words_add
 from communities.feed_cache import feed_changed
 from communities.honour import (
     leaderboard_cache_key,
@@ -343,6 +344,7 @@ def _post_create(
         post.image.save(verified.content.name, verified.content, save=False)
     post.save()
     feed_changed(community_id=community.pk)
+    search_words_add(texts=[post.title, post.body])  # found by a mistyped search
     on_post_created(post=post)
     _notify_mentions(
         community=community,
@@ -377,6 +379,7 @@ def post_update(*, post: Post, editor: User, title: str, body: str) -> Post:
     post.full_clean(exclude=["image", "body_html"])
     post.save(update_fields=["title", "body", "body_html", "edited_at"])
     feed_changed(community_id=post.community_id)
+    search_words_add(texts=[post.title, post.body])
     # Members the edit mentions for the first time are told; those mentioned before, not again.
     for user_id in mentioned_members(community=post.community, author=editor, text=body):
         if user_id not in before:

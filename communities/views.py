@@ -44,6 +44,7 @@ from communities.selectors import (
     community_feed,
     community_feed_cursor,
     community_for,
+    community_posts_search,
     honour_of,
     member_badges,
     pending_requests,
@@ -113,7 +114,11 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
             community_feed_cursor(cursor)
         except BadCursor as exc:
             return _bad_request(request, str(exc), view.community.get_absolute_url())
-    if view.can_read:
+    q = request.GET.get("q", "")[:100].strip()
+    found = None
+    if view.can_read and q:
+        found = community_posts_search(view=view, q=q)
+    elif view.can_read:
         # Everyone shares cached fragments; a member's likes are filled in (one query).
         feed_html = feed_fragment(request=request, view=view, cursor=cursor)
     return render(
@@ -123,6 +128,8 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
             "view": view,
             "community": view.community,
             "feed_html": feed_html,
+            "q": q,
+            "found": found,
             "post_form": PostForm() if view.is_member else None,
             "requests": pending_requests(view=view),
             "my_badges": member_badges(view=view),

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from PIL import Image
 
+from catalog.search_words import search_words_add
 from communities.models import (
     Community,
     Membership,
@@ -717,3 +718,47 @@ def test_a_members_new_post_shows_on_their_next_request(client, django_capture_o
         response = client.post("/c/nimbus-fans/posts/new/", {"title": "Desk setup", "body": "x"})
     assert response.status_code == 302
     assert "Desk setup" in _visitor_feed(client)[0]
+
+
+def test_the_directory_forgives_typos(client, admin_client):
+    _community(slug="nimbus-fans")
+    Community.objects.create(name="Berlin Makers", slug="berlin", kind="region")
+    search_words_add(texts=["Nimbus Fans", "Berlin Makers"])  # what the admin's save does
+    names = lambda q: [c.name for c in client.get("/c/", {"q": q}).context["communities"]]  # noqa: E731
+    assert names("nimbsu") == ["Nimbus Fans"]  # a swap: one typo in a 6-letter word
+    assert names("berlin mkaers") == ["Berlin Makers"]
+    assert names("nmbs") == []  # 4 letters: no typo allowed
+    # A community saved in the admin is found by a mistyped word at once.
+    data = {
+        "kind": "hobby",
+        "name": "Keyboard Tinkerers",
+        "slug": "tinkerers",
+        "description": "Switches and keycaps",
+        "rules": "",
+        "visibility": "public",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+    }
+    assert admin_client.post("/admin/communities/community/add/", data).status_code == 302
+    assert names("keycpas") == ["Keyboard Tinkerers"]
+
+
+def test_a_communitys_posts_are_searched_with_typos_forgiven(client):
+    community = _community()
+    fan = _member(community)
+    post_create(community=community, author=fan, title="Headphone stand", body="Walnut, oiled")
+    post_create(community=community, author=fan, title="Desk setup", body="A monitor arm")
+    hidden = post_create(community=community, author=fan, title="Walnut desk", body="x")
+    hidden.hidden_at = hidden.created_at
+    hidden.save(update_fields=["hidden_at"])
+    page = client.get("/c/nimbus-fans/", {"q": "haedphone"}).content.decode()
+    assert "1 post found" in page and "Headphone stand" in page and "Desk setup" not in page
+    page = client.get("/c/nimbus-fans/", {"q": "walntu"}).content.decode()
+    assert "Headphone stand" in page and "Walnut desk" not in page  # hidden posts stay hidden
+    page = client.get("/c/nimbus-fans/", {"q": "zebra"}).content.decode()
+    assert "No post matches" in page
+    private = _community(visibility=Visibility.PRIVATE, slug="secret")
+    post_create(community=private, author=_member(private), title="Headphone secret", body="x")
+    assert "Headphone secret" not in client.get("/c/secret/", {"q": "headphone"}).content.decode()
