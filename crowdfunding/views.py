@@ -63,7 +63,7 @@ def _render_detail(request, campaign, *, forms=None, status=200) -> HttpResponse
     if request.user.is_authenticated and page.progress.is_open and page.my_pledge is None:
         form, address_form, card_form = forms or (
             PledgeForm(tiers=page.tiers, initial={"tier": request.GET.get("tier")}),
-            AddressForm(prefix="address"),
+            AddressForm(prefix="address", use_required_attribute=False),
             CardForm(saved_cards=page.cards),
         )
         context.update(
@@ -120,7 +120,7 @@ def pledge_create_view(request: HttpRequest, slug: str) -> HttpResponse:
     tiers = list(campaign.tiers.all())
     cards = list(SavedCard.objects.filter(user=request.user, deleted_at__isnull=True))
     form = PledgeForm(request.POST, tiers=tiers)
-    address_form = AddressForm(request.POST, prefix="address")
+    address_form = AddressForm(request.POST, prefix="address", use_required_attribute=False)
     card_form = CardForm(request.POST, saved_cards=cards)
     if form.is_valid() and card_form.is_valid():
         tier = form.cleaned_data["tier"]
@@ -166,7 +166,9 @@ def _pledge_context(request, pledge, **extra) -> dict:
             "change_form",
             PledgeForm(tiers=tiers, initial={"tier": pledge.tier_id, "amount": pledge.amount}),
         )
-        context.setdefault("address_form", AddressForm(prefix="address"))
+        context.setdefault(
+            "address_form", AddressForm(prefix="address", use_required_attribute=False)
+        )
     if pledge.status == PledgeStatus.PAYMENT_FAILED:
         cards = list(SavedCard.objects.filter(user=request.user, deleted_at__isnull=True))
         context.setdefault("card_form", CardForm(saved_cards=cards))
@@ -188,7 +190,7 @@ def pledge_change_view(request: HttpRequest, pk: int) -> HttpResponse:
     pledge = pledge_of(user=request.user, pk=pk)
     tiers = list(pledge.campaign.tiers.all())
     form = PledgeForm(request.POST, tiers=tiers)
-    address_form = AddressForm(request.POST, prefix="address")
+    address_form = AddressForm(request.POST, prefix="address", use_required_attribute=False)
     if form.is_valid():
         tier = form.cleaned_data["tier"]
         address = _address(tier, address_form) if tier and tier.pk != pledge.tier_id else {}

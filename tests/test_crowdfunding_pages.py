@@ -125,3 +125,16 @@ def test_comments_mark_backers_and_my_pledges_page(client):
     assert campaign.title in mine
     other = pledge(campaign=campaign)
     assert client.get(other.get_absolute_url()).status_code == 404
+
+
+def test_the_campaign_shows_on_the_brand_page_and_the_community_fragment(client):
+    campaign = campaign_live(goal="100.00")
+    pledge(campaign=campaign, amount="40.00")
+    brand = campaign.brand
+    assert campaign.title in client.get(brand.get_absolute_url()).content.decode()
+    fragment = client.get(f"/brands/{brand.slug}/offers/").content.decode()
+    assert campaign.title in fragment and "40% funded" in fragment
+    community_page = client.get(campaign.community.get_absolute_url()).content.decode()
+    assert f"/brands/{brand.slug}/offers/" in community_page  # loaded by htmx
+    progress = client.get(f"/campaigns/{campaign.slug}/progress/").content.decode()
+    assert "40% funded" in progress and "hx-trigger" in progress
