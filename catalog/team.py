@@ -74,13 +74,19 @@ def is_brand_owner(*, user, brand_id: int) -> bool:
 
 
 def owned_brand_ids(*, user) -> set[int]:
+    """The brands `user` owns. Kept on the user object for the request (the admin asks on
+    every permission check of every page); a role change is seen by the next request."""
     if not getattr(user, "pk", None):
         return set()
-    return set(
-        BrandOperator.objects.filter(user_id=user.pk, role=BrandRole.OWNER).values_list(
-            "brand_id", flat=True
+    cached = getattr(user, "_owned_brand_ids", None)
+    if cached is None:
+        cached = set(
+            BrandOperator.objects.filter(user_id=user.pk, role=BrandRole.OWNER).values_list(
+                "brand_id", flat=True
+            )
         )
-    )
+        user._owned_brand_ids = cached
+    return set(cached)
 
 
 def brand_check_refund(*, brand: Brand, actor, amount: Decimal) -> None:

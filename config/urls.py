@@ -5,6 +5,7 @@ from django.views.generic import TemplateView
 
 from catalog.admin_scoping import admin_shortcut
 from config import health
+from console import views as console_views
 from storefront import views as storefront_views
 
 
@@ -32,6 +33,15 @@ urlpatterns = [
     path(
         "admin/r/<int:content_type_id>/<path:object_id>/",
         admin.site.admin_view(admin_shortcut),
+    ),
+    # The brand console's own pages (console.views), behind the admin's sign-in.
+    path(
+        "admin/customers/", admin.site.admin_view(console_views.customers), name="console_customers"
+    ),
+    path(
+        "admin/customers/<int:user_id>/",
+        admin.site.admin_view(console_views.customer),
+        name="console_customer",
     ),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

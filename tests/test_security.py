@@ -218,6 +218,8 @@ SWEEP = {
     "catalog:category": ("GET", "/categories/{category}/", {200}),  # public
     # A team invitation is found by its secret token only: a guessed one does not exist.
     "catalog:invitation": ("GET", "/team/invitations/not-a-token/", {404}),
+    # A fan's page in the brand console: the admin's sign-in first.
+    "console_customer": ("GET", "/admin/customers/{owner}/", {302}),
     "notifications:open": ("POST", "/notifications/{notification}/open/", {404}),
     # A private community: its page says it is private; its content is 404 to outsiders.
     "communities:detail": ("GET", "/c/secret/", {200}),
