@@ -1,17 +1,24 @@
-"""Pre-order throughput: settling a confirmed batch of 100,000 reservations with real Celery
-worker processes, and taking reservations under contention.
+"""Pre-order throughput: taking reservations in a flash sale (service level and through the
+HTTP stack), settling a confirmed batch of 100,000 with real Celery worker processes, and the
+Stripe path's charges against localstripe. Each figure has its floor from the same run.
 
+- intake: `reservation_create` from 16 threads into one capped batch (blocks written by
+  payments.commitments.intake); floor: the same rows as single-row INSERTs in autocommit from
+  16 threads (what pgbench would measure). Checked: the counter, the cap, the limit.
+- http: the reserve POST on gunicorn (gthread) by 1,000 signed-in fans with real sessions and
+  CSRF tokens, loaded by wrk; floor: a signed-in trivial view on the same server.
 - settle: 1,000 fans with a saved local card, 100,000 held reservations (COPY), a ladder;
   `batch_close(force=True)` with Celery not eager, so the chunk tasks go through Redis to 2
   `celery worker --pool=solo` processes; timed until the batch is `confirmed`. Baseline: the
   same number of rows of a second batch moved to `charged` by one raw SQL UPDATE.
-- reserve: `reservation_create` from 16 threads against one batch (every call takes the
-  batch row lock), against the same number of calls made one after another.
+- stripe: `StripeProvider.charge_many` against localstripe, concurrent within the pacing,
+  against the same charges one after another.
 
-The workers use the bench settings (database fanhub_bench, Redis databases 4-6; the broker's
-and the cache's are flushed before and after). With PREORDERS_PROFILE=<directory> the workers
-run under cProfile with every SQL statement timed (bench/profiled_worker.py), and the top of
-both is printed.
+PREORDERS_ONLY=intake,http,settle,stripe runs some of them. The workers use the bench
+settings (database fanhub_bench or BENCH_DATABASE, Redis databases 4-6; the broker's and the
+cache's are flushed before and after). With PREORDERS_PROFILE=<directory> the workers run
+under cProfile with every SQL statement timed (bench/profiled_worker.py), and the top of both
+is printed.
 """
 
 from __future__ import annotations
@@ -584,7 +591,7 @@ def _threaded(function: Callable[[list], int], calls: list, threads: int) -> tup
 
 # --- intake ----------------------------------------------------------------------------------
 
-INTAKE_CALLS = 20_000
+INTAKE_CALLS = 10_000
 INTAKE_WARMUP = 1_000
 INTAKE_RUNS = 3
 INTAKE_LIMIT = INTAKE_CALLS // USERS + 1

@@ -117,11 +117,17 @@ def _parts_for(order: Order, lines: list[OrderLine]) -> list[OrderPart]:
     return parts
 
 
-def orders_parts_create(*, orders: list[Order]) -> list[OrderPart]:
+def orders_parts_create(
+    *, orders: list[Order], lines: list[OrderLine] | None = None
+) -> list[OrderPart]:
     """One part per brand for each order whose lines have no part yet, in bulk; the lines
-    join their part. Runs in the caller's transaction, right after the lines are written."""
+    join their part. Runs in the caller's transaction, right after the lines are written;
+    or before, given the `lines` about to be written: they get their part, and the caller
+    inserts them with it (no UPDATE of the lines)."""
     lines_by_order: dict[int, list[OrderLine]] = defaultdict(list)
-    for line in OrderLine.objects.filter(order__in=orders, part=None).order_by("id"):
+    if lines is None:
+        lines = OrderLine.objects.filter(order__in=orders, part=None).order_by("id")
+    for line in lines:
         lines_by_order[line.order_id].append(line)
     parts = [
         part
@@ -139,9 +145,13 @@ def orders_parts_create(*, orders: list[Order]) -> list[OrderPart]:
     lines = [line for order_lines in lines_by_order.values() for line in order_lines]
     for line in lines:
         line.part = part_of[(line.order_id, line.brand_id)]
-    # One UPDATE ... FROM unnest for all the lines (bulk_update's CASE per row is slower
-    # to build than to run at a settlement chunk's thousands of lines).
-    rows_update(model=OrderLine, fields=["part"], rows=[(line.pk, line.part_id) for line in lines])
+    # One UPDATE ... FROM unnest for the lines already written (bulk_update's CASE per row
+    # is slower to build than to run at a settlement chunk's thousands of lines).
+    rows_update(
+        model=OrderLine,
+        fields=["part"],
+        rows=[(line.pk, line.part_id) for line in lines if line.pk is not None],
+    )
     return parts
 
 

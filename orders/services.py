@@ -572,23 +572,22 @@ def orders_create_paid(*, specs: list[PaidOrderSpec], shipping_method: str) -> l
         for number, spec in zip(numbers, specs, strict=True)
     ]
     Order.objects.bulk_create(orders)
-    OrderLine.objects.bulk_create(
-        [
-            OrderLine(
-                order=order,
-                variant=spec.variant,
-                brand_id=spec.variant.product.brand_id,
-                product_name=spec.variant.product.name,
-                variant_label=spec.variant.option_label,
-                sku=spec.variant.sku,
-                unit_price=spec.unit_price,
-                quantity=spec.quantity,
-                line_total=spec.unit_price * spec.quantity,
-            )
-            for order, spec in zip(orders, specs, strict=True)
-        ]
-    )
-    orders_parts_create(orders=orders)
+    lines = [
+        OrderLine(
+            order=order,
+            variant=spec.variant,
+            brand_id=spec.variant.product.brand_id,
+            product_name=spec.variant.product.name,
+            variant_label=spec.variant.option_label,
+            sku=spec.variant.sku,
+            unit_price=spec.unit_price,
+            quantity=spec.quantity,
+            line_total=spec.unit_price * spec.quantity,
+        )
+        for order, spec in zip(orders, specs, strict=True)
+    ]
+    orders_parts_create(orders=orders, lines=lines)  # the lines get their parts first
+    OrderLine.objects.bulk_create(lines)
     for order, spec in zip(orders, specs, strict=True):
         if spec.payment_references:
             order_payments_record(

@@ -16,6 +16,7 @@ reservation is the slow part there, and `preorders.services` keeps its one-by-on
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -69,20 +70,27 @@ class ReservationRequest:
     request_key: str
 
 
+@functools.cache
+def _ship_rules() -> list[tuple[str, str, bool, int]]:
+    return [
+        (key, name, field.blank, field.max_length)
+        for key, name in SHIP_FIELDS.items()
+        for field in [Reservation._meta.get_field(name)]
+    ]
+
+
 def _address(address: dict[str, str]) -> dict[str, str]:
     """The shipping columns, checked as full_clean would (required, lengths)."""
     values, errors = {}, {}
-    for key, name in SHIP_FIELDS.items():
-        field = Reservation._meta.get_field(name)
+    for key, name, blank, max_length in _ship_rules():
         value = address.get(key) or ""
         if not isinstance(value, str):
             value = str(value)
-        if not value and not field.blank:
+        if not value and not blank:
             errors[name] = ["This field cannot be blank."]
-        elif len(value) > field.max_length:
+        elif len(value) > max_length:
             errors[name] = [
-                f"Ensure this value has at most {field.max_length} characters"
-                f" (it has {len(value)})."
+                f"Ensure this value has at most {max_length} characters (it has {len(value)})."
             ]
         values[name] = value
     if errors:
