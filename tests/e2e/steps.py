@@ -39,7 +39,7 @@ def sign_up(page: Page, base: str, email: str, display_name: str = "") -> None:
     page.fill("input[name=email]", email)
     page.fill("input[name=password1]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
-    page.click("form button[type=submit]")
+    page.click("main form button[type=submit]")
     expect(page.locator("main")).to_contain_text("Check your email")
 
 
