@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import F, Sum
 from django.utils import timezone
 
 from formatting.formats import money
 from notifications.models import NotificationKind
+from notifications.services import notification_send
 from orders.models import Order
 from orders.services import order_refund_recorded
 from payments.commitments.book import CommitmentBook
@@ -92,6 +94,51 @@ class PreorderBook(CommitmentBook):
     def deposit_required(self, commitment: Reservation) -> Decimal:
         per_unit = commitment.batch.deposit_per_unit
         return per_unit * commitment.quantity if per_unit > 0 else Decimal("0.00")
+
+    def deposit_short(self, commitment, *, parent, cover, actor, expired: bool) -> int:
+        """The units no deposit covers go back to the batch (a refused deposit cancels a
+        reservation left with none; an expired one releases it), and the fan is told."""
+        from preorders.services import _units_give_back
+
+        keep = cover.units(parent.deposit_per_unit, with_pending=not expired)
+        if keep >= commitment.quantity:
+            return 0
+        if not expired:
+            return _units_give_back(
+                reservation=commitment,
+                batch=parent,
+                keep=keep,
+                actor=actor,
+                to=ReservationStatus.CANCELLED,
+                note="Deposit declined",
+            )
+        minutes = getattr(settings, "PREORDER_DEPOSIT_MINUTES", 10)
+        units = _units_give_back(
+            reservation=commitment,
+            batch=parent,
+            keep=keep,
+            actor=None,
+            note=f"Deposit not paid within {minutes} minutes: "
+            + (
+                "units released"
+                if keep == 0
+                else f"{commitment.quantity - keep} added units released"
+            ),
+        )
+        name = parent.product.name
+        notification_send(
+            recipient_id=commitment.user_id,
+            kind=NotificationKind.PREORDER,
+            title=(
+                f"Your reservation of {name} was released"
+                if keep == 0
+                else f"Your reservation of {name} is back to {keep} units"
+            ),
+            body=f"The deposit was not confirmed with your bank within {minutes} minutes,"
+            f" so {units} units went back to the batch.",
+            url=commitment.get_absolute_url(),
+        )
+        return units
 
     def deposit_refundable(self, parent: PreorderBatch) -> bool:
         return parent.deposit_refundable

@@ -26,14 +26,15 @@ from django.utils.translation import ngettext
 from accounts.models import User
 from audit.services import audit_record
 from catalog.models import ProductStatus, Variant
-from notifications.models import NotificationKind
-from notifications.services import email_send_on_commit, notification_send
+from notifications.services import email_send_on_commit
 from orders.services import PaidOrderSpec, orders_create_paid
 from payments.commitments import machine
 from payments.commitments.deposits import (
     DepositCover,
     DepositRefund,
     commitment_deposit_pay,
+    commitment_deposit_refused,
+    commitments_deposit_expire,
     deposit_cover,
     deposit_refund,
 )
@@ -53,7 +54,6 @@ from payments.services import (
     DECLINE_MESSAGE,
     card_delete,
     card_save,
-    payment_refresh,
 )
 from preorders.book import SETTLEMENT_KIND as SETTLEMENT_KIND  # the settlement kind
 from preorders.book import preorder_book
@@ -575,14 +575,7 @@ def _units_give_back(
         reservation.quantity = keep
         reservation.variant = variant or reservation.variant
         reservation.save(update_fields=["quantity", "variant", "updated_at"])
-        PreorderEvent.objects.create(
-            batch=batch,
-            reservation=reservation,
-            actor=actor,
-            from_status=reservation.status,
-            to_status=reservation.status,
-            note=note[:300],
-        )
+        RESERVATION_MACHINE.note(reservation, actor=actor, note=note)
     PreorderBatch.objects.filter(pk=batch.pk).update(reserved_units=F("reserved_units") - given)
     batch.refresh_from_db()
     _waitlist_offer(batch)
@@ -609,13 +602,8 @@ def reservation_change(
             if excess > 0:
                 done = _deposit_refund(locked, excess, "Quantity reduced")
                 if done.note:
-                    PreorderEvent.objects.create(
-                        batch_id=locked.batch_id,
-                        reservation=locked,
-                        actor=user,
-                        from_status=locked.status,
-                        to_status=locked.status,
-                        note=(done.note[:1].upper() + done.note[1:])[:300],
+                    RESERVATION_MACHINE.note(
+                        locked, actor=user, note=done.note[:1].upper() + done.note[1:]
                     )
     deposit = None
     if delta > 0 and batch.deposit_per_unit > 0:
@@ -666,12 +654,9 @@ def _reservation_change_units(
     reservation.variant, reservation.quantity = variant, quantity
     reservation.save(update_fields=["variant", "quantity", "updated_at"])
     PreorderBatch.objects.filter(pk=batch.pk).update(reserved_units=F("reserved_units") + delta)
-    PreorderEvent.objects.create(
-        batch=batch,
-        reservation=reservation,
+    RESERVATION_MACHINE.note(
+        reservation,
         actor=user,
-        from_status=reservation.status,
-        to_status=reservation.status,
         note=f"Changed from {old} to {quantity} × {variant.option_label or 'One size'}",
     )
     if delta < 0:
@@ -691,91 +676,13 @@ def reservation_cancel(
 def reservation_deposit_refused(*, reservation: Reservation, user: User) -> Reservation:
     """The shopper's bank refused the deposit (3-D Secure): the units no deposit covers (paid,
     or still waiting for the bank) are given back; a reservation with none left is cancelled."""
-    with transaction.atomic():
-        reservation = _locked_reservation(reservation, user)
-        if reservation.status != ReservationStatus.HELD:
-            return reservation
-        batch = _locked(reservation.batch)
-        if batch.status != BatchStatus.OPEN:
-            return reservation  # the close charges it in full
-        keep = _deposit_cover(reservation).units(batch.deposit_per_unit, with_pending=True)
-        _units_give_back(
-            reservation=reservation,
-            batch=batch,
-            keep=keep,
-            actor=user,
-            to=ReservationStatus.CANCELLED,
-            note="Deposit declined",
-        )
-    return reservation
+    return commitment_deposit_refused(book=preorder_book(), commitment=reservation, user=user)
 
 
 def reservations_deposit_expire(*, limit: int = 200) -> int:
-    """Beat, every minute: a reservation whose deposit was not paid in time (a card left at
-    3-D Secure) gives back the units no paid deposit covers, so nobody holds a batch's units
-    for free. Asks the provider first about payments still waiting for the bank (no lock
-    held). Returns the units given back."""
-    now = timezone.now()
-    due = list(
-        Reservation.objects.filter(
-            status=ReservationStatus.HELD, deposit_due_at__lte=now
-        ).values_list("pk", flat=True)[:limit]
-    )
-    given = 0
-    for pk in due:
-        reservation = Reservation.objects.get(pk=pk)
-        try:
-            for payment in Payment.objects.filter(
-                reference=reservation.deposit_reference, status=PaymentStatus.REQUIRES_ACTION
-            ):
-                payment_refresh(payment=payment)  # 3-D Secure completed but not heard of yet
-        except Exception:  # the provider is unreachable: ask again next minute
-            logger.exception("refreshing the deposit of reservation %s failed", pk)
-            continue
-        with transaction.atomic():
-            reservation = _locked_reservation(reservation, None)
-            if (
-                reservation.status != ReservationStatus.HELD
-                or reservation.deposit_due_at is None
-                or reservation.deposit_due_at > now
-            ):
-                continue
-            batch = _locked(reservation.batch)
-            keep = _deposit_cover(reservation).units(batch.deposit_per_unit, with_pending=False)
-            if batch.status != BatchStatus.OPEN or keep >= reservation.quantity:
-                # Covered after all, or closed: the close charges what the deposit lacks.
-                reservation.deposit_due_at = None
-                reservation.save(update_fields=["deposit_due_at", "updated_at"])
-                continue
-            minutes = getattr(settings, "PREORDER_DEPOSIT_MINUTES", 10)
-            units = _units_give_back(
-                reservation=reservation,
-                batch=batch,
-                keep=keep,
-                actor=None,
-                note=f"Deposit not paid within {minutes} minutes: "
-                + (
-                    "units released"
-                    if keep == 0
-                    else f"{reservation.quantity - keep} added units released"
-                ),
-            )
-            reservation.deposit_due_at = None
-            reservation.save(update_fields=["deposit_due_at", "updated_at"])
-            given += units
-            notification_send(
-                recipient_id=reservation.user_id,
-                kind=NotificationKind.PREORDER,
-                title=(
-                    f"Your reservation of {batch.product.name} was released"
-                    if keep == 0
-                    else f"Your reservation of {batch.product.name} is back to {keep} units"
-                ),
-                body=f"The deposit was not confirmed with your bank within {minutes} minutes,"
-                f" so {units} units went back to the batch.",
-                url=reservation.get_absolute_url(),
-            )
-    return given
+    """Beat, every minute: units whose deposit was not paid in time (a card left at 3-D
+    Secure) go back to the batch (the engine's deposit clock). Returns the units."""
+    return commitments_deposit_expire(book=preorder_book(), limit=limit)
 
 
 def reservation_retry_pay(

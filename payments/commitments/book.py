@@ -147,6 +147,12 @@ class CommitmentBook:
         """The deposit the commitment needs now (0: none)."""
         return 0
 
+    def deposit_short(self, commitment, *, parent, cover, actor, expired: bool) -> int:
+        """Its deposit was refused (`expired` False: what is waiting for the bank still
+        counts) or not paid in time: give back what `cover` does not pay for (both rows
+        locked). Returns what was given back (0: it is covered)."""
+        return 0
+
     def deposit_refundable(self, parent: models.Model) -> bool:
         """Is a commitment's deposit refunded when it is cancelled or released (a failed or
         cancelled parent always refunds)?"""

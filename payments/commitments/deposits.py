@@ -9,6 +9,7 @@ called after it (never under a row lock)."""
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,7 +22,9 @@ from django.utils import timezone
 
 from payments.commitments.models import CommitmentStatus
 from payments.models import Payment, PaymentStatus, Refund, RefundStatus
-from payments.services import PaymentError, payment_charge, refund_create
+from payments.services import PaymentError, payment_charge, payment_refresh, refund_create
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -249,3 +252,72 @@ def commitment_deposit_changed(*, book, payment: Payment) -> None:
         commitment,
         note=book.text("deposit_excess_note", commitment, excess=excess, done=done.note),
     )
+
+
+# --- the deposit clock: what an unpaid deposit was for is given back ---------------------------
+
+
+def _locked_pair(book, pk: int, user=None):
+    commitment = (
+        book.model.objects.select_for_update().select_related(*book.related_for_lock).get(pk=pk)
+    )
+    if user is not None and commitment.user_id != user.pk:
+        raise PermissionError("Not yours")
+    parent = (
+        book.parent_model.objects.select_for_update()
+        .select_related(*book.parent_related)
+        .get(pk=getattr(commitment, book.parent_field))
+    )
+    return commitment, parent
+
+
+def commitment_deposit_refused(*, book, commitment, user):
+    """The shopper's bank refused a deposit (3-D Secure): what no deposit covers (paid, or
+    still waiting for the bank) is given back (the book's `deposit_short`)."""
+    with transaction.atomic():
+        commitment, parent = _locked_pair(book, commitment.pk, user)
+        if commitment.status != CommitmentStatus.HELD or parent.status != book.statuses["open"]:
+            return commitment  # the close charges it in full
+        cover = deposit_cover(book=book, commitment=commitment)
+        book.deposit_short(commitment, parent=parent, cover=cover, actor=user, expired=False)
+    return commitment
+
+
+def commitments_deposit_expire(*, book, limit: int = 200) -> int:
+    """Beat, every minute: a commitment whose deposit was not paid in time (a card left at
+    3-D Secure) gives back what no paid deposit covers, so nobody holds a parent's stock for
+    free. Asks the provider first about payments still waiting for the bank (no lock held).
+    Returns what was given back (the book's count: units)."""
+    now = timezone.now()
+    due = list(
+        book.model.objects.filter(
+            status=CommitmentStatus.HELD, deposit_due_at__lte=now
+        ).values_list("pk", flat=True)[:limit]
+    )
+    given = 0
+    for pk in due:
+        try:
+            for payment in Payment.objects.filter(
+                reference=book.deposit_reference(pk), status=PaymentStatus.REQUIRES_ACTION
+            ):
+                payment_refresh(payment=payment)  # 3-D Secure completed but not heard of yet
+        except Exception:  # the provider is unreachable: ask again next minute
+            logger.exception("refreshing the deposit of %s %s failed", book.kind, pk)
+            continue
+        with transaction.atomic():
+            commitment, parent = _locked_pair(book, pk)
+            if (
+                commitment.status != CommitmentStatus.HELD
+                or commitment.deposit_due_at is None
+                or commitment.deposit_due_at > now
+            ):
+                continue
+            if parent.status == book.statuses["open"]:
+                cover = deposit_cover(book=book, commitment=commitment)
+                given += book.deposit_short(
+                    commitment, parent=parent, cover=cover, actor=None, expired=True
+                )
+            # Covered now, or closed (the close charges what the deposit lacks), or given back.
+            commitment.deposit_due_at = None
+            commitment.save(update_fields=["deposit_due_at", "updated_at"])
+    return given
