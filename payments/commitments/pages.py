@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 
 from payments.commitments.lifecycle import commitment_pay_again
 from payments.commitments.models import CommitmentStatus
@@ -120,7 +121,7 @@ def chosen_card(card_form, saved_cards) -> tuple[bool, SavedCard | None]:
     chosen = card_form.cleaned_data.get("saved_card")
     saved = next((card for card in saved_cards if card.pk == chosen), None)
     if chosen and saved is None:
-        card_form.add_error("saved_card", "Choose one of your cards.")
+        card_form.add_error("saved_card", _("Choose one of your cards."))
         return False, None
     return True, saved
 
@@ -159,12 +160,15 @@ def commitment_after_charge(request: HttpRequest, *, book, commitment, payment: 
         if payment.saved_card:
             messages.info(
                 request,
-                f"Your bank still has to confirm this payment with {payment.saved_card}. "
-                "Confirm it, or refuse it to pay with another card.",
+                _(
+                    "Your bank still has to confirm this payment with %(card)s. "
+                    "Confirm it, or refuse it to pay with another card."
+                )
+                % {"card": payment.saved_card},
             )
         return redirect(book.authenticate_url(commitment))
     if payment.status == PaymentStatus.PENDING and not payment.failure_code:
-        messages.info(request, "Your payment is being confirmed; you will not be charged twice.")
+        messages.info(request, _("Your payment is being confirmed; you will not be charged twice."))
         return redirect(commitment.get_absolute_url())
     return None
 
@@ -219,7 +223,7 @@ def commitment_authenticate_view(
     deposit's outcome (what a refused one gives back is its decision)."""
     payment = commitment_payment_awaiting_action(book=book, commitment=commitment)
     if payment is None:
-        messages.info(request, "There is no payment waiting for your bank.")
+        messages.info(request, _("There is no payment waiting for your bank."))
         return redirect(commitment.get_absolute_url())
     answered = bank_answer(request, payment)
     if answered is None:
