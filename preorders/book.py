@@ -22,6 +22,7 @@ from preorders.honour import reservation_honour_award
 from preorders.models import (
     BATCH_MACHINE,
     RESERVATION_MACHINE,
+    BatchStatus,
     PreorderBatch,
     Reservation,
     ReservationStatus,
@@ -84,6 +85,17 @@ class PreorderBook(CommitmentBook):
     def is_due(self, parent: PreorderBatch) -> bool:
         full = parent.cap is not None and parent.reserved_units >= parent.cap
         return parent.closes_at <= timezone.now() or (parent.close_when_full and full)
+
+    def due_parents(self):
+        open_batches = PreorderBatch.objects.filter(status=BatchStatus.OPEN)
+        return open_batches.filter(closes_at__lte=timezone.now()) | open_batches.filter(
+            close_when_full=True, cap__isnull=False, reserved_units__gte=F("cap")
+        )
+
+    def check_ready(self, parent: PreorderBatch) -> None:
+        from preorders.services import batch_check_ready
+
+        batch_check_ready(batch=parent)
 
     def threshold_met(self, parent: PreorderBatch) -> bool:
         return parent.reserved_units >= parent.min_quantity

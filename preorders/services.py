@@ -48,6 +48,10 @@ from payments.commitments.lifecycle import (
     commitments_grace_sweep,
     parent_cancel,
     parent_close,
+    parent_fulfil,
+    parent_publish,
+    parents_close_due,
+    parents_open_due,
 )
 from payments.models import Payment, PaymentStatus, SavedCard
 from payments.services import (
@@ -140,40 +144,14 @@ def _locked(batch: PreorderBatch) -> PreorderBatch:
     return PreorderBatch.objects.select_for_update().select_related("product").get(pk=batch.pk)
 
 
-@transaction.atomic
 def batch_publish(*, batch: PreorderBatch, actor: User | None) -> PreorderBatch:
     """Draft -> scheduled, or straight to open when the window has started."""
-    batch = _locked(batch)
-    batch_check_ready(batch=batch)
-    if batch.opens_at <= timezone.now():
-        return batch_transition(batch=batch, to=BatchStatus.OPEN, actor=actor, note="Published")
-    return batch_transition(batch=batch, to=BatchStatus.SCHEDULED, actor=actor, note="Published")
+    return parent_publish(book=preorder_book(), parent=batch, actor=actor)
 
 
 def batches_open_due() -> int:
     """Beat: scheduled batches whose window has started become open."""
-    opened = 0
-    due = PreorderBatch.objects.filter(
-        status=BatchStatus.SCHEDULED, opens_at__lte=timezone.now()
-    ).values_list("pk", flat=True)
-    for pk in list(due):
-        with transaction.atomic():
-            batch = PreorderBatch.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
-            if batch is None or batch.status != BatchStatus.SCHEDULED:
-                continue
-            try:
-                batch_check_ready(batch=batch)
-            except ValidationError as exc:  # e.g. the product was archived meanwhile
-                batch_transition(
-                    batch=batch,
-                    to=BatchStatus.DRAFT,
-                    actor=None,
-                    note="Not opened: " + " ".join(exc.messages),
-                )
-                continue
-            batch_transition(batch=batch, to=BatchStatus.OPEN, actor=None, note="Window opened")
-            opened += 1
-    return opened
+    return parents_open_due(book=preorder_book())
 
 
 def batch_close(*, batch: PreorderBatch, actor: User | None = None, force: bool = False) -> bool:
@@ -189,18 +167,9 @@ def batch_close(*, batch: PreorderBatch, actor: User | None = None, force: bool 
 
 
 def batches_close_due() -> int:
-    """Beat, and `manage.py close_due_batches`: close every open batch that is due. Batches
-    another worker is closing are skipped (skip_locked), never waited for."""
-    now = timezone.now()
-    candidates = PreorderBatch.objects.filter(status=BatchStatus.OPEN).filter(
-        closes_at__lte=now
-    ) | PreorderBatch.objects.filter(
-        status=BatchStatus.OPEN,
-        close_when_full=True,
-        cap__isnull=False,
-        reserved_units__gte=F("cap"),
-    )
-    return sum(batch_close(batch=batch) for batch in candidates.only("pk"))
+    """Beat, and `manage.py close_due_batches`: close every open batch that is due (its
+    window over, or full when it closes when full)."""
+    return parents_close_due(book=preorder_book())
 
 
 def _audit_batch(batch: PreorderBatch, actor: User, action: str, before: str) -> None:
@@ -223,12 +192,9 @@ def batch_cancel(*, batch: PreorderBatch, actor: User, reason: str = "") -> Preo
     return batch
 
 
-@transaction.atomic
 def batch_fulfil(*, batch: PreorderBatch, actor: User) -> PreorderBatch:
     """Production delivered: the batch is done (its orders ship through the order flow)."""
-    return batch_transition(
-        batch=_locked(batch), to=BatchStatus.FULFILLED, actor=actor, note="Fulfilled"
-    )
+    return parent_fulfil(book=preorder_book(), parent=batch, actor=actor)
 
 
 # --- reservations -------------------------------------------------------------------------------

@@ -105,6 +105,9 @@ class CommitmentBook:
     # The parent's states by role, for a feature whose names differ (a campaign's
     # "successful" is a batch's "confirmed").
     statuses: dict[str, str] = {
+        "draft": ParentStatus.DRAFT,
+        "scheduled": ParentStatus.SCHEDULED,
+        "fulfilled": ParentStatus.FULFILLED,
         "open": ParentStatus.OPEN,
         "settling": ParentStatus.SETTLING,
         "cancelling": ParentStatus.CANCELLING,
@@ -190,6 +193,15 @@ class CommitmentBook:
     def is_due(self, parent: models.Model) -> bool:
         """Is an open parent due to close (its window over, or full)?"""
         return parent.closes_at <= timezone.now()
+
+    def due_parents(self):
+        """The open parents due to close (a queryset: the beat's sweep)."""
+        return self.parent_model.objects.filter(
+            status=self.statuses["open"], closes_at__lte=timezone.now()
+        )
+
+    def check_ready(self, parent: models.Model) -> None:
+        """Raise ValidationError (listing everything) unless it may take commitments."""
 
     def on_refund(self, commitment: models.Model, payment) -> None:
         """A refund reached one of its payments (its order's refund, say): keep books."""

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -91,6 +92,61 @@ def commitment_commit(*, book, parent, user, saved_card: SavedCard, request_key:
 
 
 # --- the parent: close, cancel, finish ----------------------------------------------------------
+
+
+@transaction.atomic
+def parent_publish(*, book, parent, actor):
+    """Draft -> scheduled, or straight to open when its window has started; refused (the
+    book's check_ready says what is missing) until it is ready to take commitments."""
+    parent = _locked_parent(book, parent)
+    book.check_ready(parent)
+    started = parent.opens_at <= timezone.now()
+    return book.parent_machine.transition(
+        parent, to=book.statuses["open" if started else "scheduled"], actor=actor, note="Published"
+    )
+
+
+def parents_open_due(*, book) -> int:
+    """Beat: scheduled parents whose window has started open (or go back to draft, saying
+    why, when they are no longer ready: a product archived meanwhile)."""
+    opened = 0
+    due = book.parent_model.objects.filter(
+        status=book.statuses["scheduled"], opens_at__lte=timezone.now()
+    ).values_list("pk", flat=True)
+    for pk in list(due):
+        with transaction.atomic():
+            parent = (
+                book.parent_model.objects.select_for_update(skip_locked=True)
+                .select_related(*book.parent_related)
+                .filter(pk=pk)
+                .first()
+            )
+            if parent is None or parent.status != book.statuses["scheduled"]:
+                continue
+            try:
+                book.check_ready(parent)
+            except ValidationError as exc:
+                book.parent_machine.transition(
+                    parent, to=book.statuses["draft"], note="Not opened: " + " ".join(exc.messages)
+                )
+                continue
+            book.parent_machine.transition(parent, to=book.statuses["open"], note="Window opened")
+            opened += 1
+    return opened
+
+
+def parents_close_due(*, book) -> int:
+    """Beat (and the developers' command): close every open parent that is due. Those
+    another worker is closing are skipped (skip_locked), never waited for."""
+    return sum(parent_close(book=book, parent=parent) for parent in book.due_parents().only("pk"))
+
+
+@transaction.atomic
+def parent_fulfil(*, book, parent, actor):
+    """What was settled has been delivered: the parent is done."""
+    return book.parent_machine.transition(
+        _locked_parent(book, parent), to=book.statuses["fulfilled"], actor=actor, note="Fulfilled"
+    )
 
 
 @transaction.atomic
