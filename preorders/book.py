@@ -48,6 +48,7 @@ class PreorderBook(CommitmentBook):
     parent_machine = BATCH_MACHINE
     charge_prefix = "preorder-res"
     deposit_prefix = "preorder-deposit"
+    metadata_name = "reservation"
     email_templates = "preorders/email"
     notification_kind = NotificationKind.PREORDER
     urls = {

@@ -1,7 +1,9 @@
-"""Every write of a pre-order batch: its life (schedule, open, close, cancel, fulfil), the
-shopper's reservation (create, change, cancel, deposit, pay again after a failed charge), the
-waitlist, and the grace period. The settlement itself is `payments.settlement`, driven by the
-book in `preorders.settlement`.
+"""Every write of a pre-order batch, by name. What is the batch's own lives here: the ladder
+and its readiness, taking a reservation (caps, per-customer limit), changing it, and the
+waitlist. The lifecycle every conditional sale shares (publish, open, close, cancel, fulfil;
+deposits; the fix-payment window; pay again; release and finish) is the commitments engine's
+(payments.commitments), called with the batch's book (preorders.book); the functions below of
+those names are one-line calls into it, kept for the views, the admin, tasks and tests.
 
 Cap rule: a reservation is taken under the batch row lock, `reserved_units` grows by an F()
 update, and a CheckConstraint (reserved + offered <= cap) stands behind it, so no race can

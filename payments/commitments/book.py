@@ -77,6 +77,7 @@ class CommitmentBook:
     # Payment references "<charge_prefix>:<id>" and idempotency keys "<charge_prefix>-<id>".
     charge_prefix: str = ""
     deposit_prefix: str = ""
+    metadata_name: str = "commitment"  # names the commitment's id in the provider's metadata
     email_templates: str = ""  # "preorders/email": where payment_failed.{txt,html} live
     notification_kind: str = ""
     parent_related: tuple[str, ...] = ()  # select_related when the parent is locked

@@ -136,7 +136,7 @@ def commitment_deposit_pay(*, book, commitment) -> Payment | None:
         saved_card=commitment.saved_card,
         idempotency_key=key,
         off_session=False,
-        metadata={book.kind: str(commitment.pk), "purpose": "deposit"},
+        metadata={book.metadata_name: str(commitment.pk), "purpose": "deposit"},
     )
 
 

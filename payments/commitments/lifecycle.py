@@ -450,7 +450,7 @@ def commitment_retry_pay(*, book, commitment, user, saved_card: SavedCard) -> Pa
         saved_card=saved_card,
         idempotency_key=book.charge_key(commitment.pk),
         off_session=False,
-        metadata={book.kind: str(commitment.pk)},
+        metadata={book.metadata_name: str(commitment.pk)},
     )
 
 
