@@ -55,6 +55,7 @@ urlpatterns = [
     path("", include("communities.urls")),
     path("", include("preorders.urls")),
     path("", include("crowdfunding.urls")),
+    path("", include("marketing.urls")),
 ]
 
 if settings.DEBUG:

@@ -18,3 +18,16 @@ def cart_for_request(request: HttpRequest, *, create: bool = False) -> Cart | No
         cart = Cart.objects.create()
         request.session[SESSION_KEY] = cart.pk
     return cart
+
+
+def code_client_keys(request: HttpRequest) -> list[str]:
+    """Who is trying discount codes (orders.services.cart_code_apply counts wrong tries):
+    the account, or the session, and the address."""
+    if not request.user.is_authenticated and not request.session.session_key:
+        request.session.save()  # a key of its own, not one shared by every new visitor
+    who = (
+        f"user:{request.user.pk}"
+        if request.user.is_authenticated
+        else f"session:{request.session.session_key}"
+    )
+    return [who, f"ip:{request.META.get('REMOTE_ADDR', '')}"]

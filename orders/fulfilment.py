@@ -39,7 +39,7 @@ from catalog.team import brand_check_refund
 from formatting.formats import money
 from notifications.models import NotificationKind
 from notifications.services import email_send_on_commit, notification_send
-from orders.listeners import order_refunded_notify
+from orders.listeners import order_refunded_notify, order_voided_notify
 from orders.models import (
     ORDER_MACHINE,
     PART_MACHINE,
@@ -91,14 +91,19 @@ def amount_split(*, amount: Decimal, weights: list[Decimal]) -> list[Decimal]:
     return shares
 
 
-def _parts_for(order: Order, lines: list[OrderLine]) -> list[OrderPart]:
+def _parts_for(
+    order: Order, lines: list[OrderLine], shipping_discounts: dict[int, Decimal] | None = None
+) -> list[OrderPart]:
     by_brand: dict[int, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    discounts: dict[int, Decimal] = defaultdict(lambda: Decimal("0.00"))
     for line in lines:
         by_brand[line.brand_id] += line.line_total
+        discounts[line.brand_id] += line.discount
     brands = sorted(by_brand)
     shipping = amount_split(
         amount=order.shipping_cost, weights=[by_brand[brand] for brand in brands]
     )
+    shipping_discounts = shipping_discounts or {}
     parts = [
         OrderPart(
             order=order,
@@ -106,24 +111,37 @@ def _parts_for(order: Order, lines: list[OrderLine]) -> list[OrderPart]:
             status=order.status,
             subtotal=by_brand[brand],
             shipping_share=share,
-            total=by_brand[brand] + share,
+            shipping_discount=shipping_discounts.get(brand, Decimal("0.00")),
+            discount=discounts[brand] + shipping_discounts.get(brand, Decimal("0.00")),
+            total=by_brand[brand]
+            + share
+            - discounts[brand]
+            - shipping_discounts.get(brand, Decimal("0.00")),
         )
         for brand, share in zip(brands, shipping, strict=True)
     ]
-    if sum(p.subtotal for p in parts) != order.subtotal or sum(p.total for p in parts) != (
-        order.total
+    if (
+        sum(p.subtotal for p in parts) != order.subtotal
+        or sum(p.total for p in parts) != order.total
+        or sum(p.discount for p in parts) != order.discount
     ):
         raise ValidationError(f"Order {order.number}: its parts do not add up to its totals.")
     return parts
 
 
 def orders_parts_create(
-    *, orders: list[Order], lines: list[OrderLine] | None = None
+    *,
+    orders: list[Order],
+    lines: list[OrderLine] | None = None,
+    shipping_discounts: dict[int, dict[int, Decimal]] | None = None,
 ) -> list[OrderPart]:
     """One part per brand for each order whose lines have no part yet, in bulk; the lines
     join their part. Runs in the caller's transaction, right after the lines are written;
     or before, given the `lines` about to be written: they get their part, and the caller
-    inserts them with it (no UPDATE of the lines)."""
+    inserts them with it (no UPDATE of the lines). `shipping_discounts`: order id -> brand
+    id -> what a price adjuster took off that brand's shipping share (the lines carry their
+    own discounts)."""
+    shipping_discounts = shipping_discounts or {}
     lines_by_order: dict[int, list[OrderLine]] = defaultdict(list)
     if lines is None:
         lines = OrderLine.objects.filter(order__in=orders, part=None).order_by("id")
@@ -133,7 +151,7 @@ def orders_parts_create(
         part
         for order in orders
         if lines_by_order[order.pk]
-        for part in _parts_for(order, lines_by_order[order.pk])
+        for part in _parts_for(order, lines_by_order[order.pk], shipping_discounts.get(order.pk))
     ]
     OrderPart.objects.bulk_create(parts)
     # The checkout's payment (or a pre-order's balance) is the first a refund takes from.
@@ -155,8 +173,12 @@ def orders_parts_create(
     return parts
 
 
-def order_parts_create(*, order: Order) -> list[OrderPart]:
-    return orders_parts_create(orders=[order])
+def order_parts_create(
+    *, order: Order, shipping_discounts: dict[int, Decimal] | None = None
+) -> list[OrderPart]:
+    return orders_parts_create(
+        orders=[order], shipping_discounts={order.pk: shipping_discounts or {}}
+    )
 
 
 def order_payments_record(*, order: Order, references: list[str]) -> None:
@@ -218,6 +240,8 @@ def order_status_refresh(*, order: Order, actor: User | None = None, note: str =
             order=order, actor=actor, from_status=order.status, to_status=derived, note=note[:300]
         )
         order.status, fields = derived, [*fields, "status"]
+        if derived in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+            order_voided_notify(order_id=order.pk)  # a voucher's use comes back
         now = timezone.now()
         if (
             derived != OrderStatus.PENDING_PAYMENT
@@ -497,10 +521,12 @@ def _refund_open(
     if cancel:
         amount = refundable
     elif chosen or shipping:
+        # What was paid for them: a discounted line refunds its discounted price, shipping
+        # what was paid of the part's share (orders.models.OrderLine.refund_amount).
         amount = sum(
-            (part_lines[line_id].unit_price * qty for line_id, qty in chosen.items()),
+            (part_lines[line_id].refund_amount(qty) for line_id, qty in chosen.items()),
             Decimal("0.00"),
-        ) + (part.shipping_share if shipping else Decimal("0.00"))
+        ) + (part.shipping_share - part.shipping_discount if shipping else Decimal("0.00"))
     elif amount is None:
         raise RefundError("Choose the lines and quantities to refund, or an amount.")
     if not cancel and (not amount.is_finite() or amount <= 0 or amount > refundable):

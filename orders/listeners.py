@@ -11,6 +11,7 @@ from django.db import transaction
 
 _paid: list[Callable[..., None]] = []
 _refunded: list[Callable[..., None]] = []
+_voided: list[Callable[..., None]] = []
 
 
 def order_paid_register(listener: Callable[..., None]) -> None:
@@ -33,3 +34,15 @@ def order_paid_notify(*, order_id: int) -> None:
 def order_refunded_notify(*, refund_id: int) -> None:
     for listener in _refunded:
         transaction.on_commit(lambda listener=listener: listener(refund_id=refund_id))
+
+
+def order_voided_register(listener: Callable[..., None]) -> None:
+    """`listener(order_id=...)`, inside the transaction, when the whole order became
+    cancelled or refunded (a voucher gives its use back)."""
+    if listener not in _voided:
+        _voided.append(listener)
+
+
+def order_voided_notify(*, order_id: int) -> None:
+    for listener in _voided:
+        listener(order_id=order_id)

@@ -22,6 +22,9 @@ class Cart(models.Model):
     # Bumped by every change of the lines: one order per revision, however many checkouts of
     # it are submitted at once (orders.services.order_place).
     revision = models.PositiveIntegerField(default=0)
+    # The discount code the shopper entered (one per order; which app it belongs to is for
+    # the price adjusters of orders.adjusters to say). Changing it bumps the revision.
+    discount_code = models.CharField(max_length=40, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -126,6 +129,10 @@ class Order(models.Model):
     subtotal = models.DecimalField(max_digits=12, decimal_places=2)
     shipping_method = models.CharField(max_length=30)
     shipping_cost = models.DecimalField(max_digits=12, decimal_places=2)
+    # Discounts of the price adjusters (orders.adjusters): the lines' and the shipping's, as
+    # recorded on the lines and parts. total = subtotal + shipping_cost - discount.
+    discount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    discount_code = models.CharField(max_length=40, blank=True, default="")
     total = models.DecimalField(max_digits=12, decimal_places=2)
     amount_refunded = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
     # The address as it was at checkout (a saved address may change later).
@@ -155,7 +162,11 @@ class Order(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(total=F("subtotal") + F("shipping_cost")), name="orders_total_adds_up"
+                condition=Q(total=F("subtotal") + F("shipping_cost") - F("discount")),
+                name="orders_total_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(discount__gte=0) & Q(total__gte=0), name="orders_discount_in_bounds"
             ),
             models.CheckConstraint(
                 condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=F("total")),
@@ -202,6 +213,9 @@ class OrderPart(models.Model):
     )
     subtotal = models.DecimalField(max_digits=12, decimal_places=2)
     shipping_share = models.DecimalField(max_digits=12, decimal_places=2)
+    # The part's discounts: its lines' discounts plus `shipping_discount` (of its share).
+    discount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    shipping_discount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
     total = models.DecimalField(max_digits=12, decimal_places=2)
     # Refunds of this part that the provider has made (pending ones are OrderRefund rows).
     amount_refunded = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
@@ -216,8 +230,15 @@ class OrderPart(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["order", "brand"], name="orders_part_once_per_brand"),
             models.CheckConstraint(
-                condition=Q(total=F("subtotal") + F("shipping_share")),
+                condition=Q(total=F("subtotal") + F("shipping_share") - F("discount")),
                 name="orders_part_total_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(shipping_discount__gte=0)
+                & Q(shipping_discount__lte=F("shipping_share"))
+                & Q(discount__gte=F("shipping_discount"))
+                & Q(total__gte=0),
+                name="orders_part_discount_in_bounds",
             ),
             models.CheckConstraint(
                 condition=Q(subtotal__gte=0) & Q(shipping_share__gte=0),
@@ -324,6 +345,8 @@ class OrderLine(models.Model):
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     quantity = models.PositiveIntegerField()
     line_total = models.DecimalField(max_digits=12, decimal_places=2)
+    # What the price adjusters took off this line (a voucher); paid = line_total - discount.
+    discount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
     quantity_refunded = models.PositiveIntegerField(default=0)
     quantity_restocked = models.PositiveIntegerField(default=0)
 
@@ -340,10 +363,31 @@ class OrderLine(models.Model):
                 condition=Q(line_total=F("unit_price") * F("quantity")),
                 name="orders_line_total_adds_up",
             ),
+            models.CheckConstraint(
+                condition=Q(discount__gte=0) & Q(discount__lte=F("line_total")),
+                name="orders_line_discount_in_bounds",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.product_name} ({self.sku})"
+
+    @property
+    def paid(self) -> Decimal:
+        return self.line_total - self.discount
+
+    def paid_for(self, count: int) -> Decimal:
+        """What the first `count` units of the line were paid: the discount spread over the
+        units rounded down to the cent, the last unit taking the rest, so refunding the
+        units one by one adds up to exactly what was paid."""
+        if count >= self.quantity:
+            return self.paid
+        return (self.paid * count / self.quantity).quantize(Decimal("0.01"), rounding="ROUND_DOWN")
+
+    def refund_amount(self, quantity: int) -> Decimal:
+        """What refunding `quantity` more units gives back: what they were paid."""
+        done = self.quantity_refunded
+        return self.paid_for(done + quantity) - self.paid_for(done)
 
 
 class OrderEvent(models.Model):

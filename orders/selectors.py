@@ -9,7 +9,7 @@ from django.http import Http404
 from accounts.models import User
 from catalog.models import ProductImage
 from orders.models import Address, Cart, CartLine, Order, OrderEvent, OrderPart
-from orders.pricing import shipping_methods
+from orders.pricing import CheckoutTotals, checkout_totals, shipping_methods
 
 
 @dataclass
@@ -31,7 +31,7 @@ def cart_summary(cart: Cart | None) -> CartSummary:
         return CartSummary(None, [], Decimal("0.00"), 0)
     lines = list(
         CartLine.objects.filter(cart=cart)
-        .select_related("variant__product__brand")
+        .select_related("variant__product__brand", "variant__product__category")
         .prefetch_related(
             Prefetch(
                 "variant__product__images",
@@ -97,3 +97,14 @@ def order_for(*, user: User, number: str) -> Order:
 
 def addresses_for(*, user: User) -> QuerySet[Address]:
     return Address.objects.filter(user=user)
+
+
+def checkout_totals_by_method(*, user, summary: CartSummary) -> dict[str, CheckoutTotals]:
+    """The totals for each shipping method (the page shows the chosen one, and sends the
+    one for each method back, so the order is refused if it changed meanwhile)."""
+    return {
+        code: checkout_totals(
+            user=user, cart=summary.cart, cart_lines=summary.lines, shipping_method=code
+        )
+        for code in shipping_methods()
+    }

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import User
 from catalog.models import ProductStatus, Variant
@@ -24,6 +25,7 @@ from catalog.services import product_refresh_summary
 from formatting.formats import money
 from notifications.models import NotificationKind
 from notifications.services import notification_send
+from orders.adjusters import CodeRefused, code_known, code_normalise
 from orders.context_processors import cart_count_forget
 from orders.fulfilment import (
     order_email,
@@ -44,7 +46,7 @@ from orders.models import (
     OrderStatus,
     StockHold,
 )
-from orders.pricing import shipping_methods
+from orders.pricing import CODE_UNKNOWN, checkout_totals, shipping_methods
 from payments.models import Payment, PaymentStatus, SavedCard
 from payments.selectors import payment_card_label
 from payments.services import card_delete, card_save, payment_charge, refund_create
@@ -127,9 +129,87 @@ def cart_merge(*, source: Cart, user: User) -> Cart:
         CartLine.objects.update_or_create(
             cart=target, variant=line.variant, defaults={"quantity": quantity}
         )
+    if source.discount_code and not target.discount_code:
+        Cart.objects.filter(pk=target.pk).update(discount_code=source.discount_code)
+        target.discount_code = source.discount_code
     source.delete()
     _cart_changed(target.pk)
     return target
+
+
+# --- discount codes -------------------------------------------------------------------------
+
+CODE_TRIES_WINDOW_SECONDS = 900
+
+
+class CodeTriesExceeded(CheckoutError):
+    pass
+
+
+def _code_tries_take(client_keys: list[str]) -> None:
+    """One failed try more for each key (the account, the address); past the limit every
+    try is refused, the right code too, so codes cannot be found by guessing."""
+    from django.core.cache import cache
+
+    for key in client_keys:
+        cache_key = f"orders:code-tries:{key}"
+        cache.add(cache_key, 0, timeout=CODE_TRIES_WINDOW_SECONDS)
+        try:
+            cache.incr(cache_key)
+        except ValueError:
+            cache.add(cache_key, 1, timeout=CODE_TRIES_WINDOW_SECONDS)
+
+
+def _code_tries_exceeded(client_keys: list[str]) -> bool:
+    from django.core.cache import cache
+
+    limit = settings.DISCOUNT_CODE_TRIES
+    return any((cache.get(f"orders:code-tries:{key}") or 0) >= limit for key in client_keys)
+
+
+CODE_TOO_MANY = "Too many codes tried. Please wait 15 minutes and try again."
+
+
+def cart_code_apply(*, cart: Cart, user: User | None, code: str, client_keys: list[str]) -> str:
+    """Put a discount code on the cart (one per order: it replaces the one there). A code
+    nobody knows gets one generic answer; a known one that does not apply says why (and is
+    not kept). Wrong tries count against `client_keys` (the account, the IP address):
+    past settings.DISCOUNT_CODE_TRIES in 15 minutes every code is refused. Returns the code;
+    raises CheckoutError."""
+    code = code_normalise(code)
+    if not code:
+        raise CheckoutError(gettext("Enter a code."))
+    if _code_tries_exceeded(client_keys):
+        raise CodeTriesExceeded(gettext(CODE_TOO_MANY))
+    if not code_known(code):
+        _code_tries_take(client_keys)
+        raise CheckoutError(gettext(CODE_UNKNOWN))
+    lines = list(cart.lines.select_related("variant__product__brand", "variant__product__category"))
+    probe = Cart(pk=cart.pk, discount_code=code)
+    totals = checkout_totals(user=user, cart=probe, cart_lines=lines, shipping_method="standard")
+    if totals.code_problem:
+        _code_tries_take(client_keys)
+        raise CheckoutError(totals.code_problem)
+    with transaction.atomic():
+        Cart.objects.filter(pk=cart.pk).update(discount_code=code)
+        _cart_changed(cart.pk)
+    cart.discount_code = code
+    return code
+
+
+def cart_code_set(*, cart: Cart, code: str) -> None:
+    """Put a code on the cart without the checks (a scan-claimed voucher: its app checked)."""
+    with transaction.atomic():
+        Cart.objects.filter(pk=cart.pk).update(discount_code=code_normalise(code))
+        _cart_changed(cart.pk)
+    cart.discount_code = code_normalise(code)
+
+
+def cart_code_remove(*, cart: Cart) -> None:
+    with transaction.atomic():
+        if Cart.objects.filter(pk=cart.pk).exclude(discount_code="").update(discount_code=""):
+            _cart_changed(cart.pk)
+    cart.discount_code = ""
 
 
 # --- orders ---------------------------------------------------------------------------------
@@ -232,11 +312,20 @@ def _release_other_holds(user: User) -> None:
 
 @transaction.atomic
 def order_place(
-    *, user: User, cart: Cart, address: dict, shipping_method: str, save_address: bool = False
+    *,
+    user: User,
+    cart: Cart,
+    address: dict,
+    shipping_method: str,
+    save_address: bool = False,
+    expected_total: Decimal | None = None,
 ) -> Order:
-    """Turn the cart into an order awaiting payment, at today's prices, and hold its stock.
-    Once per cart revision: submits of the same cart (a double click, a second tab) wait on
-    the cart's row lock and then get the first order."""
+    """Turn the cart into an order awaiting payment, at today's prices with the cart's
+    discount code (orders.adjusters), and hold its stock. Once per cart revision: submits of
+    the same cart (a double click, a second tab) wait on the cart's row lock and then get the
+    first order. `expected_total`, the total the shopper was shown: a different one now (a
+    code that just expired, a price change) refuses the order, so nobody pays what they did
+    not see."""
     cart = Cart.objects.select_for_update().get(pk=cart.pk)
     checkout_key = f"{cart.pk}:{cart.revision}"
     existing = Order.objects.filter(checkout_key=checkout_key).first()
@@ -252,11 +341,25 @@ def order_place(
     if not cart.lines.exists():
         raise CheckoutError("Your cart is empty.")
     _release_other_holds(user)  # before the stock checks: the units it held count as free
-    lines = list(cart.lines.select_related("variant__product__brand").order_by("variant_id"))
+    lines = list(
+        cart.lines.select_related("variant__product__brand", "variant__product__category").order_by(
+            "variant_id"
+        )
+    )
     for line in lines:
         _check_quantity(line.variant, line.quantity)
-    subtotal = sum((line.variant.price * line.quantity for line in lines), Decimal("0.00"))
-    shipping = methods[shipping_method].cost_for(subtotal)
+    totals = checkout_totals(
+        user=user, cart=cart, cart_lines=lines, shipping_method=shipping_method
+    )
+    if expected_total is not None and totals.total != expected_total:
+        raise CheckoutError(
+            gettext(
+                "The total changed to %(total)s since the page was shown: check it and "
+                "place the order again."
+            )
+            % {"total": money(totals.total)}
+        )
+    subtotal, shipping, adjustment = totals.subtotal, totals.shipping, totals.adjustment
     fields = {
         ("ship_name" if key == "full_name" else f"ship_{key}"): value
         for key, value in address.items()
@@ -272,7 +375,9 @@ def order_place(
                     subtotal=subtotal,
                     shipping_method=shipping_method,
                     shipping_cost=shipping,
-                    total=subtotal + shipping,
+                    discount=totals.discount,
+                    discount_code=adjustment.code if adjustment else "",
+                    total=totals.total,
                     checkout_key=checkout_key,
                     **fields,
                 )
@@ -293,11 +398,28 @@ def order_place(
                 unit_price=line.variant.price,
                 quantity=line.quantity,
                 line_total=line.variant.price * line.quantity,
+                discount=totals.line_discount(line.variant_id),
             )
             for line in lines
         ]
     )
-    order_parts_create(order=order)
+    order_parts_create(
+        order=order, shipping_discounts=adjustment.shipping_discounts if adjustment else None
+    )
+    if adjustment is not None:
+        try:
+            totals.adjuster.claim(basket=totals.basket, adjustment=adjustment, order=order)
+        except CodeRefused as refused:  # used up or used meanwhile: the order rolls back
+            raise CheckoutError(
+                gettext(
+                    "%(code)s: %(reason)s Nothing was charged; the total without it is %(total)s."
+                )
+                % {
+                    "code": adjustment.code,
+                    "reason": refused.reason,
+                    "total": money(totals.subtotal + totals.shipping),
+                }
+            ) from refused
     OrderEvent.objects.create(
         order=order, actor=user, to_status=OrderStatus.PENDING_PAYMENT, note="Order placed"
     )
@@ -382,6 +504,7 @@ def checkout_submit(
     saved_card: SavedCard | None,
     card_input: dict | None,
     keep_card: bool,
+    expected_total: Decimal | None = None,
 ) -> CheckoutOutcome:
     """Place the cart's order and pay it: one order and one charge per cart revision however
     many submits arrive at once. A typed card is saved only for this payment unless the
@@ -400,6 +523,7 @@ def checkout_submit(
             address=address,
             shipping_method=shipping_method,
             save_address=save_address,
+            expected_total=expected_total,
         )
         in_progress = order_payment_in_progress(order=order) if order.can_pay else None
         if not order.can_pay or in_progress is not None:  # a twin submit got there first
@@ -475,6 +599,10 @@ def order_payment_changed(*, payment: Payment) -> None:
         )
         cart_ids = set(emptied.values_list("cart_id", flat=True))
         emptied.delete()
+        if order.discount_code:  # its one use is taken: the code leaves the cart too
+            Cart.objects.filter(user=order.user, discount_code=order.discount_code).update(
+                discount_code=""
+            )
         for cart_id in cart_ids:
             _cart_changed(cart_id)
         order_email(

@@ -1,3 +1,5 @@
+from decimal import Decimal, InvalidOperation
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -6,16 +8,26 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.models import ProductStatus, Variant
-from orders.carts import cart_for_request
+from orders.carts import cart_for_request, code_client_keys
 from orders.forms import AddressForm, AddToCartForm, CardForm, CartQuantityForm, CheckoutForm
 from orders.models import Order, OrderStatus
-from orders.selectors import cart_summary, order_for, order_list_for, shipping_options
+from orders.pricing import checkout_totals
+from orders.selectors import (
+    cart_summary,
+    checkout_totals_by_method,
+    order_for,
+    order_list_for,
+    shipping_options,
+)
 from orders.services import (
     CheckoutError,
     cart_add,
+    cart_code_apply,
+    cart_code_remove,
     cart_set_quantity,
     checkout_submit,
     order_checked_out_from,
@@ -40,7 +52,67 @@ ADDRESS_FIELDS = ["full_name", "line1", "line2", "city", "postal_code", "country
 @require_GET
 def cart_view(request: HttpRequest) -> HttpResponse:
     summary = cart_summary(cart_for_request(request))
-    return render(request, "orders/cart.html", {"summary": summary})
+    totals = (
+        checkout_totals(
+            user=request.user,
+            cart=summary.cart,
+            cart_lines=summary.lines,
+            shipping_method="standard",
+        )
+        if not summary.is_empty
+        else None
+    )
+    return render(request, "orders/cart.html", {"summary": summary, "totals": totals})
+
+
+@require_POST
+def cart_code_view(request: HttpRequest) -> HttpResponse:
+    """Apply or remove the cart's discount code: from the cart, or from checkout (htmx
+    swaps the checkout's totals; without JavaScript the page comes back)."""
+    back = "orders:checkout" if request.POST.get("next") == "checkout" else "orders:cart"
+    cart = cart_for_request(request, create=True)
+    problem = ""
+    if request.POST.get("code_action") == "remove":
+        cart_code_remove(cart=cart)
+    else:
+        try:
+            cart_code_apply(
+                cart=cart,
+                user=request.user if request.user.is_authenticated else None,
+                code=request.POST.get("code", "")[:100],
+                client_keys=code_client_keys(request),
+            )
+        except CheckoutError as exc:
+            problem = " ".join(exc.messages)
+    if request.htmx and back == "orders:checkout" and request.user.is_authenticated:
+        return _checkout_totals_response(request, code_problem=problem)
+    if problem:
+        messages.error(request, problem)
+    elif request.POST.get("code_action") == "remove":
+        messages.info(request, gettext("The code was removed."))
+    else:
+        messages.success(request, gettext("Code %(code)s applied.") % {"code": cart.discount_code})
+    return redirect(back)
+
+
+def _checkout_totals_context(request: HttpRequest, summary, shipping_method: str | None) -> dict:
+    by_method = checkout_totals_by_method(user=request.user, summary=summary)
+    chosen = shipping_method if shipping_method in by_method else next(iter(by_method))
+    return {"summary": summary, "totals": by_method[chosen], "totals_by_method": by_method}
+
+
+def _checkout_totals_response(request: HttpRequest, *, code_problem: str = "") -> HttpResponse:
+    summary = cart_summary(cart_for_request(request))
+    context = _checkout_totals_context(request, summary, request.POST.get("shipping_method"))
+    context["code_problem"] = code_problem
+    return render(request, "orders/_checkout_totals.html", context)
+
+
+@login_required
+@require_POST
+def checkout_totals_view(request: HttpRequest) -> HttpResponse:
+    """htmx: the checkout's totals again, for the shipping method and address now chosen."""
+    return _checkout_totals_response(request)
 
 
 @require_POST
@@ -211,6 +283,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
                     saved_card=saved_card,
                     card_input=None if saved_card else card_form.card_input(),
                     keep_card=bool(card_form.cleaned_data.get("save_card")),
+                    expected_total=_expected_total(request, form.cleaned_data["shipping_method"]),
                 )
             except CheckoutError as exc:
                 form.add_error(None, " ".join(exc.messages))
@@ -219,6 +292,9 @@ def checkout(request: HttpRequest) -> HttpResponse:
             else:
                 return _after_payment(request, outcome.order, outcome.payment)
     context = {
+        **_checkout_totals_context(
+            request, summary, request.POST.get("shipping_method") if data else None
+        ),
         "summary": summary,
         "form": form,
         "address_form": address_form,
@@ -231,6 +307,14 @@ def checkout(request: HttpRequest) -> HttpResponse:
     return render(
         request, "orders/checkout.html", context, status=400 if request.method == "POST" else 200
     )
+
+
+def _expected_total(request: HttpRequest, shipping_method: str) -> Decimal | None:
+    """The total the page showed for the chosen method (None from an older page)."""
+    try:
+        return Decimal(request.POST.get(f"expected_total_{shipping_method}", ""))
+    except (InvalidOperation, ValueError):
+        return None
 
 
 def _stripe_key() -> str:

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "orders",
     "preorders",
     "crowdfunding",
+    "marketing",
     "reviews",
     "storefront",
     "console",
@@ -86,6 +87,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "orders.middleware.CartMergeMiddleware",
+    "marketing.middleware.ScanFollowMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -373,6 +375,8 @@ SHIPPING_STANDARD_COST = env("SHIPPING_STANDARD_COST", default="9.90")
 SHIPPING_EXPRESS_COST = env("SHIPPING_EXPRESS_COST", default="19.90")
 SHIPPING_FREE_ABOVE = env("SHIPPING_FREE_ABOVE", default="99.00")
 CART_MAX_QUANTITY_PER_LINE = 10
+# Wrong discount codes one account or one address may try in 15 minutes (orders.services).
+DISCOUNT_CODE_TRIES = env.int("DISCOUNT_CODE_TRIES", default=10)
 STOCK_HOLD_MINUTES = 15  # from placing the order; paying again later does not renew it
 # Unpaid checkouts of the last STOCK_HOLD_BUDGET_HOURS hold stock for this long together.
 STOCK_HOLD_BUDGET_MINUTES = 30

@@ -36,4 +36,10 @@
       window.location.hash = "product-gallery";
     }
   });
+  // Checkout: Enter in the voucher field applies the code (not "place order").
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !event.target.matches || !event.target.matches("#checkout-code-input")) { return; }
+    var apply = document.querySelector('#checkout-totals button[value="apply"]');
+    if (apply) { event.preventDefault(); apply.click(); }
+  });
 })();

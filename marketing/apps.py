@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class MarketingConfig(AppConfig):
+    name = "marketing"
+    verbose_name = "Vouchers and placements"
+
+    def ready(self) -> None:
+        from marketing.targets import targets_register_defaults
+        from marketing.vouchers import VoucherAdjuster, voucher_order_voided
+        from orders.adjusters import price_adjuster_register
+        from orders.listeners import order_voided_register
+
+        price_adjuster_register(VoucherAdjuster())
+        order_voided_register(voucher_order_voided)
+        targets_register_defaults()
