@@ -24,6 +24,7 @@ from communities.moderation import report_create
 from communities.services import post_create
 from crowdfunding.models import RewardTicket, StretchGoal
 from crowdfunding.services import comment_create, comment_report, update_publish
+from marketing.models import Placement, Voucher, VoucherCode
 from orders.models import Cart, Order, OrderEvent, OrderLine, OrderPart
 from orders.services import cart_add, order_pay, order_place
 from payments.services import card_save
@@ -102,6 +103,10 @@ def _world(name: str) -> Brand:
             "phone": "",
         },
     )
+    # A voucher with a code, and a placement claiming it.
+    voucher = Voucher.objects.create(brand=brand, name=f"{name} 10%", value=10)
+    VoucherCode.objects.create(voucher=voucher, code=f"{name.upper()}10")
+    Placement.objects.create(brand=brand, name=f"{name} poster", kind="poster", voucher=voucher)
     # A full pre-order batch: a tier, a cap per option, a reservation, a waitlist entry, events.
     batch = batch_open(product=product, cap=1, per_customer_limit=1)
     VariantCap.objects.create(batch=batch, variant=product.variants.get(), cap=1)
