@@ -41,7 +41,14 @@ from orders.models import (
 from payments.services import PaymentError
 
 # Whole-order money: an operator sees their parts' shares instead (they hold other brands').
-ORDER_MONEY_FIELDS = {"subtotal", "shipping_cost", "total", "amount_refunded", "paid_through"}
+ORDER_MONEY_FIELDS = {
+    "subtotal",
+    "shipping_cost",
+    "discount",
+    "total",
+    "amount_refunded",
+    "paid_through",
+}
 # A part's operations are its state machine's actions (orders.models.PART_MACHINE).
 PART_OPERATIONS = {action.name: action.label for action in PART_MACHINE.actions}
 
@@ -101,6 +108,7 @@ class OrderPartInline(BrandScopedInline, admin.TabularInline):
         "status",
         "subtotal",
         "shipping_share",
+        "discount",
         "total",
         "amount_refunded",
         "pending_refund",
@@ -130,6 +138,7 @@ class OrderLineInline(BrandScopedInline, admin.TabularInline):
         "unit_price",
         "quantity",
         "line_total",
+        "discount",
         "quantity_refunded",
         "quantity_restocked",
     ]

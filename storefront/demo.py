@@ -20,6 +20,7 @@ from crowdfunding.permissions import CROWDFUNDING_OPERATOR_PERMISSIONS
 from storefront.demo_campaigns import demo_seed_campaigns
 from storefront.demo_catalog import demo_seed_catalog
 from storefront.demo_communities import demo_seed_communities
+from storefront.demo_marketing import demo_seed_marketing
 from storefront.demo_orders import demo_seed_orders
 from storefront.demo_preorders import demo_seed_preorders
 from storefront.info_pages import pages_seed
@@ -40,6 +41,15 @@ OPERATOR_PERMISSIONS = {
         "view_stockalert",  # who waits for a sold-out variant (storefront/migrations/0003)
     ],
     "reviews": ["view_review", "change_review", "view_reviewreport"],
+    # Vouchers (codes inline, their uses) and QR placements (storefront/migrations/0005).
+    "marketing": [
+        *(
+            f"{action}_{model}"
+            for action in ("view", "add", "change", "delete")
+            for model in ("voucher", "vouchercode", "placement")
+        ),
+        "view_voucheruse",
+    ],
     # Their parts of shared orders and those parts' refunds (storefront/migrations/0002).
     "orders": [
         "view_order",
@@ -232,4 +242,5 @@ def demo_seed() -> DemoSummary:
         fans=fans, operators_by_brand=operators_by_brand
     )
     summary.created["site pages"] = pages_seed()
+    summary.created["brands with vouchers and placements"] = demo_seed_marketing(fans=fans)
     return summary
