@@ -221,6 +221,9 @@ SWEEP = {
     # A fan's page in the brand console: the admin's sign-in first.
     "console_customer": ("GET", "/admin/customers/{owner}/", {302}),
     "notifications:open": ("POST", "/notifications/{notification}/open/", {404}),
+    # A placement's QR code and a voucher link: a guessed token or code finds nothing.
+    "marketing:scan": ("GET", "/q/not-a-token/", {404}),
+    "marketing:voucher_link": ("GET", "/v/NOT-A-CODE/", {302}),  # "isn't valid", in the cart
     # A private community: its page says it is private; its content is 404 to outsiders.
     "communities:detail": ("GET", "/c/secret/", {200}),
     "communities:leaderboard": ("GET", "/c/secret/leaderboard/", {404}),
