@@ -176,7 +176,7 @@ def test_the_funnel_matches_hand_computed_figures(client, world):
     assert (funnel.vouchers_claimed, funnel.vouchers_used) == (2, 1)
     assert funnel.orders == 2
     assert funnel.revenue == Decimal("81.90") + Decimal("49.90") - Decimal("9.90")
-    assert funnel.extra["reservations"][1] == 0
+    assert funnel.extra["reservations"][1] == 0 and funnel.extra["pledges"][1] == 0
     empty = placement_funnel(other_placement)
     assert (empty.scans, empty.fans, empty.orders, empty.revenue) == (0, 0, 0, 0)
     today = placement_funnel_by_day(placement)
