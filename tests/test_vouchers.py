@@ -436,3 +436,23 @@ def test_a_voucher_link_puts_the_code_in_the_cart(client, shop):
     # A link preview changes nothing.
     client.get("/v/OTHER/", HTTP_USER_AGENT="WhatsApp/2.23")
     assert Cart.objects.get().discount_code == "LINK15"
+
+
+@pytest.mark.parametrize("lines", [1, 6])
+def test_the_checkout_totals_cost_the_same_queries_whatever_the_cart(
+    client, shop, lines, django_assert_num_queries
+):
+    voucher_make(brand=shop["nimbus"], code="COUNT", value=Decimal("10"))
+    buyer = UserFactory()
+    items = [
+        (VariantFactory(product=shop["phone"].product, options={"n": str(n)}), 1)
+        for n in range(lines)
+    ]
+    cart_with(user=buyer, items=items, code="COUNT")
+    client.force_login(buyer)
+    client.get("/")  # the session and the cart count cached
+    # The session, the user, the cart, its lines and their images; for each shipping method
+    # the code with its voucher and the once-per-customer checks. 12 for 1 line as for 6.
+    with django_assert_num_queries(12):
+        response = client.post("/checkout/totals/", {"shipping_method": "standard"})
+    assert "COUNT" in response.content.decode()
