@@ -76,3 +76,37 @@ def test_fifty_checkouts_at_once_never_exceed_the_usage_limit():
     assert orders.count() == LIMIT
     assert {order.discount for order in orders} == {Decimal("4.00")}
     assert all(order.status == "paid" for order in orders)
+
+
+def test_the_same_scan_eight_times_at_once_counts_once_and_claims_once():
+    from marketing.models import PlacementFan, Scan, VoucherClaim
+    from marketing.placements import scan_record
+    from tests.marketing import placement_make
+
+    variant = VariantFactory(price=Decimal("40.00"))
+    brand = variant.product.brand
+    voucher = voucher_make(brand=brand, code="CLAIMME", claim_only=True)
+    placement = placement_make(brand=brand, voucher=voucher)
+    fan = UserFactory()
+    start = threading.Barrier(8)
+    errors = []
+
+    def scan():
+        start.wait()
+        try:
+            scan_record(placement=placement, visitor="same-browser", user=fan)
+        except Exception as exc:  # noqa: BLE001 - any error fails the test below
+            errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scan) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Scan.objects.count() == 1
+    assert PlacementFan.objects.count() == 1
+    assert VoucherClaim.objects.filter(user=fan).count() == 1
+    assert VoucherCode.objects.filter(user=fan).count() == 1

@@ -95,6 +95,13 @@ def test_a_new_fan_scans_signs_up_and_buys_with_the_claimed_voucher(
     expect(total).to_have_text("$70.90")
     page.get_by_text("Standard (3–5 days)").click()
     expect(total).to_have_text("$60.90")
+    # Taking the code off and typing it in again (htmx both ways, nothing else posted).
+    page.get_by_role("button", name="Remove code").click()
+    expect(total).to_have_text("$69.90")
+    page.fill("#checkout-code-input", claim.code.code.lower())
+    page.get_by_role("button", name="Apply").click()
+    expect(total).to_have_text("$60.90")
+    expect(page.locator("#checkout-totals")).to_contain_text("15% off Nimbus Mobile")
     check_out(page, card=CARD_OK)
     expect(page.locator("body")).to_contain_text("is paid")
     order = Order.objects.get(user__email="mia@fans.example")
