@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0008_stock_alerts_and_option_images'),
-        ('orders', '0006_discounts'),
+        ('orders', '0007_discounts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

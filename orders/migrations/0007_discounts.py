@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0008_stock_alerts_and_option_images'),
-        ('orders', '0005_refund_collect_lease'),
+        ('orders', '0006_drop_redundant_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
