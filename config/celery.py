@@ -53,6 +53,10 @@ app.conf.beat_schedule = {
         "task": "orders.tasks.stock_holds_expire",
         "schedule": 60.0,
     },
+    "marketing-voucher-unpaid-orders-cancel": {
+        "task": "marketing.tasks.voucher_unpaid_orders_cancel",
+        "schedule": 600.0,
+    },
     "preorders-close-due": {
         "task": "preorders.tasks.batches_close_due_task",
         "schedule": 60.0,

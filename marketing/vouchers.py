@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import ValidationError
@@ -376,3 +377,40 @@ def voucher_claim(*, voucher: Voucher, user: User, placement=None) -> VoucherCla
             )
     except IntegrityError:  # claimed at the same moment in another tab
         return VoucherClaim.objects.select_related("code").get(voucher=voucher, user=user)
+
+
+def voucher_unpaid_orders_cancel(*, older_than: timedelta | None = None, limit: int = 200) -> int:
+    """Beat sweep: an order placed with a voucher but never paid holds a use (and, with a
+    usage limit, a place someone else could take). After VOUCHER_UNPAID_HOURS such an order
+    is cancelled, which gives the use back; one whose payment is still being confirmed (3-D
+    Secure, in flight) is left alone. In chunks; each order under its own lock."""
+    from django.conf import settings
+
+    from orders.fulfilment import order_cancel
+    from orders.services import order_payment_in_progress
+
+    older_than = older_than or timedelta(hours=settings.VOUCHER_UNPAID_HOURS)
+    order_ids = list(
+        VoucherUse.objects.filter(
+            released_at=None,
+            order__status=OrderStatus.PENDING_PAYMENT,
+            created_at__lt=timezone.now() - older_than,
+        )
+        .order_by("order_id")
+        .values_list("order_id", flat=True)[:limit]
+    )
+    cancelled = 0
+    for order_id in order_ids:
+        with transaction.atomic():
+            order = Order.objects.select_for_update().get(pk=order_id)
+            if order.status != OrderStatus.PENDING_PAYMENT or order_payment_in_progress(
+                order=order
+            ):
+                continue
+            order_cancel(  # its held stock goes back too
+                order=order,
+                actor=None,
+                reason="Not paid in time: cancelled, its voucher use given back",
+            )
+            cancelled += 1
+    return cancelled

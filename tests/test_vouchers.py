@@ -5,6 +5,7 @@ changed emails, 3-D Secure), giving a use back, the guessing limit, the checkout
 from decimal import Decimal
 
 import pytest
+import time_machine
 from allauth.account.models import EmailAddress
 from django.core.cache import cache
 from django.utils import timezone
@@ -456,3 +457,26 @@ def test_the_checkout_totals_cost_the_same_queries_whatever_the_cart(
     with django_assert_num_queries(12):
         response = client.post("/checkout/totals/", {"shipping_method": "standard"})
     assert "COUNT" in response.content.decode()
+
+
+def test_an_unpaid_order_past_its_time_gives_its_use_back(shop):
+    from marketing.vouchers import voucher_unpaid_orders_cancel
+
+    voucher = voucher_make(brand=shop["nimbus"], code="LAST", usage_limit=2)
+    abandoned, waiting, paid = UserFactory(), UserFactory(), UserFactory()
+    first = _place(abandoned, cart_with(user=abandoned, items=[(shop["phone"], 1)], code="LAST"))
+    second = _place(waiting, cart_with(user=waiting, items=[(shop["phone"], 1)], code="LAST"))
+    _pay(second, CARD_3DS)  # the bank is still asking
+    later = timezone.now() + timezone.timedelta(hours=25)
+    with time_machine.travel(later):
+        assert voucher_unpaid_orders_cancel() == 1
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == OrderStatus.CANCELLED
+    assert second.status == OrderStatus.PENDING_PAYMENT  # 3-D Secure: left alone
+    voucher.refresh_from_db()
+    assert voucher.used == 1
+    shop["phone"].refresh_from_db()
+    assert shop["phone"].stock == 9  # the abandoned order's unit is back; 3-D Secure holds one
+    third = _place(paid, cart_with(user=paid, items=[(shop["phone"], 1)], code="LAST"))
+    assert third.discount == Decimal("4.00")

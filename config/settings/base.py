@@ -377,6 +377,8 @@ SHIPPING_FREE_ABOVE = env("SHIPPING_FREE_ABOVE", default="99.00")
 CART_MAX_QUANTITY_PER_LINE = 10
 # Wrong discount codes one account or one address may try in 15 minutes (orders.services).
 DISCOUNT_CODE_TRIES = env.int("DISCOUNT_CODE_TRIES", default=10)
+# An order placed with a voucher and not paid within this is cancelled (its use comes back).
+VOUCHER_UNPAID_HOURS = env.int("VOUCHER_UNPAID_HOURS", default=24)
 STOCK_HOLD_MINUTES = 15  # from placing the order; paying again later does not renew it
 # Unpaid checkouts of the last STOCK_HOLD_BUDGET_HOURS hold stock for this long together.
 STOCK_HOLD_BUDGET_MINUTES = 30
