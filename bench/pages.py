@@ -81,6 +81,16 @@ BATCH_RESERVATIONS = 300
 
 
 def _pages(product_slug: str) -> list[Page]:
+    """All pages, or those BENCH_PAGES names (comma-separated; the trivial view always)."""
+    chosen = {name for name in os.environ.get("BENCH_PAGES", "").split(",") if name}
+    return [
+        page
+        for page in _all_pages(product_slug)
+        if not chosen or page.name in chosen or page.name == "trivial"
+    ]
+
+
+def _all_pages(product_slug: str) -> list[Page]:
     return [
         Page("trivial", "/__trivial__"),
         Page("home", "/"),
@@ -412,12 +422,19 @@ def run() -> dict[str, Figure]:
             loads: dict[str, Load] = {}
             for page in pages:
                 print(f"  loading {page.name} ({page.path})...", flush=True)
-                loads[page.name] = _load(page, wrk, port, cookie if page.member else None, script)
+                try:
+                    loads[page.name] = _load(
+                        page, wrk, port, cookie if page.member else None, script
+                    )
+                except RuntimeError as exc:  # errors or timeouts: no figure, the others stand
+                    print(f"  {page.name}: no figure, {str(exc)[:200]}", flush=True)
         finally:
             _stop_server(server)
 
     base = loads["trivial"]
     for page in pages:
+        if page.name not in loads:
+            continue
         load, who = loads[page.name], "signed in" if page.member else "anonymous"
         note = (
             f"GET {page.path} ({who}): wrk -t{THREADS} -c{CONNECTIONS} -d{SECONDS}s after a "
