@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from import_export.admin import ImportExportModelAdmin
 from import_export.forms import ImportForm
 
@@ -334,6 +335,17 @@ class ProductImageInline(BrandScopedInline, admin.TabularInline):
     model = ProductImage
     form = VerifiedImageForm
     extra = 1
+    readonly_fields = ["preview"]
+
+    @admin.display(description="preview")
+    def preview(self, image: ProductImage):
+        if not image.pk or not image.image:
+            return "-"
+        return format_html(
+            '<img src="{}" alt="{}" class="admin-thumb" loading="lazy">',
+            image.small_url,
+            image.alt_text,
+        )
 
 
 class VariantInline(BrandScopedInline, admin.TabularInline):

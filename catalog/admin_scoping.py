@@ -53,6 +53,11 @@ class _ScopedChoicesMixin:
         related = db_field.related_model
         if brand_owned(related) and "queryset" not in kwargs:
             kwargs["queryset"] = scope_queryset(related._default_manager.all(), request)
+            # An operator of one brand finds it chosen already on every form.
+            if related.brand_lookup == "" and not request.user.is_superuser:
+                only = list(kwargs["queryset"][:2])
+                if len(only) == 1:
+                    kwargs.setdefault("initial", only[0].pk)
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if field is not None and type(field.widget) is AutocompleteSelect:
             field.widget.__class__ = TamperProofAutocompleteSelect

@@ -1,6 +1,9 @@
+import json
 from decimal import Decimal
 
 from django import forms
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 
 from catalog.models import Variant
 from catalog.selectors import SORTS
@@ -30,6 +33,55 @@ class ProductFilterForm(forms.Form):
         return cleaned
 
 
+class OptionsWidget(forms.Widget):
+    """The variant's options as rows of name and value ("colour" / "Black") instead of raw
+    JSON. Posts as `<name>_name_<i>` / `<name>_value_<i>`; a post that sends `<name>`
+    itself (JSON, as scripts and older forms do) is taken as it is. The same name twice
+    posts a list of pairs, which the form refuses with a message."""
+
+    template_name = "admin/catalog/options_widget.html"
+    blank_rows = 2
+    max_rows = 20
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        pairs: list[tuple[str, str]] = []
+        try:
+            loaded = json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            loaded = None
+        if isinstance(loaded, dict):
+            pairs = [(str(k), str(v)) for k, v in loaded.items()]
+        elif isinstance(loaded, list):
+            pairs = [(str(p[0]), str(p[1])) for p in loaded if isinstance(p, list) and len(p) == 2]
+        pairs += [("", "")] * self.blank_rows
+        context["widget"]["pairs"] = list(enumerate(pairs))
+        return context
+
+    def value_from_datadict(self, data, files, name):
+        if name in data:
+            return data[name]
+        pairs = []
+        for index in range(self.max_rows):
+            key = f"{name}_name_{index}"
+            if key not in data:
+                break
+            option, value = data.get(key, "").strip(), data.get(f"{name}_value_{index}", "").strip()
+            if option or value:
+                pairs.append([option, value])
+        names = [option for option, _ in pairs]
+        if len(set(names)) != len(names) or any(not o or not v for o, v in pairs):
+            return json.dumps(pairs)  # refused in clean_options, and shown again as typed
+        return json.dumps(dict(pairs))
+
+    def value_omitted_from_data(self, data, files, name):
+        return name not in data and f"{name}_name_0" not in data
+
+    def _render(self, template_name, context, renderer=None):
+        # The project's templates (templates/admin/...), not only the form renderer's own.
+        return mark_safe(render_to_string(template_name, context))  # noqa: S308 - autoescaped
+
+
 class VariantAdminForm(forms.ModelForm):
     """The admin's variant rows (change page, product inline, list edits). Every field also
     renders the value it showed (a hidden `initial-` input), so `changed_data` names what
@@ -56,10 +108,15 @@ class VariantAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
             field.show_hidden_initial = True
+        self.fields["options"].widget = OptionsWidget()
 
     def clean_options(self):
         # JSON `null` is "no options" (the column is not nullable).
         options = self.cleaned_data.get("options")
+        if isinstance(options, list):
+            raise forms.ValidationError(
+                "Give each option a name and a value, and each name once (colour, size...)."
+            )
         return {} if options is None else options
 
     def seen(self, name: str):

@@ -111,7 +111,13 @@ def admin_add_product(
     page.select_option("#id_status", "active")
     page.fill("#id_description", "Planar drivers, **tuned by fans**.")
     page.select_option("#id_category", label=category)
-    variant = {"sku": sku, "options": f'{{"colour": "{colour}"}}', "price": price, "stock": stock}
+    variant = {
+        "sku": sku,
+        "options_name_0": "colour",  # the option builder: a name and a value per row
+        "options_value_0": colour,
+        "price": price,
+        "stock": stock,
+    }
     for field, value in variant.items():
         page.fill(f"#id_variants-0-{field}", value)
     if picture:
