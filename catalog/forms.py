@@ -70,7 +70,8 @@ class OptionsWidget(forms.Widget):
             if option or value:
                 pairs.append([option, value])
         names = [option for option, _ in pairs]
-        if len(set(names)) != len(names) or any(not o or not v for o, v in pairs):
+        self.refused_rows = len(set(names)) != len(names) or any(not o or not v for o, v in pairs)
+        if self.refused_rows:
             return json.dumps(pairs)  # refused in clean_options, and shown again as typed
         return json.dumps(dict(pairs))
 
@@ -108,12 +109,13 @@ class VariantAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
             field.show_hidden_initial = True
-        self.fields["options"].widget = OptionsWidget()
+        if "options" in self.fields:  # not on the list's editable cells
+            self.fields["options"].widget = OptionsWidget()
 
     def clean_options(self):
         # JSON `null` is "no options" (the column is not nullable).
         options = self.cleaned_data.get("options")
-        if isinstance(options, list):
+        if getattr(self.fields["options"].widget, "refused_rows", False):
             raise forms.ValidationError(
                 "Give each option a name and a value, and each name once (colour, size...)."
             )
