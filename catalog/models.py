@@ -484,3 +484,22 @@ class SearchWord(models.Model):
 
     def __str__(self) -> str:
         return self.word
+
+
+class ProductViewDay(models.Model):
+    """How many times a product's page was seen on a day (the store's time zone), folded in
+    from Redis counters by catalog.product_views."""
+
+    brand_lookup = "product__brand"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="view_days")
+    day = models.DateField()
+    views = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["product", "day"], name="catalog_product_view_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} on {self.day}: {self.views}"

@@ -24,3 +24,11 @@ def stock_alerts_sweep() -> None:
 
     if stock_alerts_send_due(limit=SWEEP_CHUNK) == SWEEP_CHUNK:
         stock_alerts_sweep.delay()
+
+
+@house_task()
+def product_views_flush() -> None:
+    """Beat: fold the product page counters from Redis into the database."""
+    from catalog.product_views import product_views_flush as flush
+
+    flush()

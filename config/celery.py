@@ -66,6 +66,11 @@ app.conf.beat_schedule = {
         "task": "catalog.tasks.stock_alerts_sweep",
         "schedule": 60.0,
     },
+    # Product page views for the operators' funnel (catalog.product_views).
+    "catalog-product-views-flush": {
+        "task": "catalog.tasks.product_views_flush",
+        "schedule": 60.0,
+    },
     "preorders-sweeps": {
         "task": "preorders.tasks.preorder_sweeps",
         "schedule": 300.0,

@@ -21,7 +21,7 @@ from django.db.models import Count, Min, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from catalog.models import Brand, Variant
+from catalog.models import Brand, ProductViewDay, Variant
 from communities.models import Membership, MembershipStatus, Post, Reaction, Report
 from orders.models import CartLine, Order, OrderPart, OrderRefund, OrderStatus, RefundState
 from preorders.models import BatchStatus, PreorderBatch
@@ -32,7 +32,7 @@ LOW_STOCK = 5
 DAYS = 14
 WEEKS = 8
 FUNNEL_DAYS = 30
-DASHBOARD_QUERIES = 17
+DASHBOARD_QUERIES = 18
 
 
 def store_zone() -> ZoneInfo:
@@ -171,8 +171,8 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
         .order_by("stock", "sku")[:10]
     )
 
-    # 8-10. The funnel over the last FUNNEL_DAYS days: carts, checkouts (orders placed),
-    # paid orders.
+    # 8-11. The funnel over the last FUNNEL_DAYS days: product page views (counted in Redis,
+    # folded in by catalog.product_views), carts, checkouts (orders placed), paid orders.
     funnel_since = _start_of(today - timedelta(days=FUNNEL_DAYS - 1))
     carts = (
         CartLine.objects.filter(
@@ -199,9 +199,24 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
     )
     # A paid order's lines leave the cart: carts started = carts still holding the brand's
     # goods added in the window + orders paid in the window (each came from a cart).
-    funnel = _bars([("carts", carts + paid), ("checkouts", checkouts), ("paid orders", paid)])
+    views = (
+        ProductViewDay.objects.filter(
+            product__brand_id__in=brand_ids,
+            day__gte=today - timedelta(days=FUNNEL_DAYS - 1),
+            day__lte=today,
+        ).aggregate(total=Sum("views"))["total"]
+        or 0
+    )
+    funnel = _bars(
+        [
+            ("product views", views),
+            ("carts", carts + paid),
+            ("checkouts", checkouts),
+            ("paid orders", paid),
+        ]
+    )
 
-    # 11. Members who joined the brand's communities in the weeks shown (growth, cohorts).
+    # 12. Members who joined the brand's communities in the weeks shown (growth, cohorts).
     joins = list(
         Membership.objects.filter(
             community__brand_id__in=brand_ids,
@@ -222,7 +237,7 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
         ]
     )
 
-    # 12-14. What each joiner did, by week: posted, liked, bought from the brand.
+    # 13-15. What each joiner did, by week: posted, liked, bought from the brand.
     joiners = list(joined_week)
     active: dict[int, set[date]] = defaultdict(set)
     activity = [
@@ -257,7 +272,7 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
             cells.append({"count": count, "share": share})
         cohorts.append({"week": week, "size": len(cohort), "cells": cells})
 
-    # 15-16. Shares of the money charged in the weeks shown: from members of the brand's
+    # 16-18. Shares of the money charged in the weeks shown: from members of the brand's
     # communities, and from first-time buyers of the brand (their first paid order).
     sales = list(
         parts.filter(order__paid_at__gte=since, order__paid_at__lt=until).values_list(

@@ -14,6 +14,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext
 from django.views.decorators.http import require_GET, require_POST
 
+from catalog.product_views import product_view_count
 from catalog.selectors import (
     ProductFilters,
     ProductListingPaginator,
@@ -138,6 +139,7 @@ def _reviews_fragment(request: HttpRequest, product, own_review) -> SafeString:
 @require_GET
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     page = product_page(slug=slug)
+    product_view_count(product_id=page.product.pk)  # Redis only: the funnel's first step
     variant = _chosen_variant(request, page)
     own_review = review_of_user(product=page.product, user=request.user)
     # The batch only where the panel offers it (out of stock); the fan club and the batch

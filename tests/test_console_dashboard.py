@@ -10,7 +10,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog.models import BrandRole
+from catalog.models import BrandRole, ProductViewDay
 from communities.models import Community, Reaction
 from communities.moderation import report_create
 from communities.services import community_join, post_create
@@ -59,15 +59,19 @@ def known(settings):
     with at(2026, 3, 18, 14):
         order_part_refund(part=part_a, actor=owner, amount=Decimal("30.00"))
         order_part_ship(part=part_c, tracking_number="T1", actor=owner)
-    VariantFactory(product=ProductFactory(brand=mine), sku="LOW-1", stock=3)
-    VariantFactory(product=ProductFactory(brand=theirs), sku="LOW-THEIRS", stock=1)
+    low = VariantFactory(product=ProductFactory(brand=mine), sku="LOW-1", stock=3)
+    # Product page views, as the beat folds them in: 40 in the window, 5 before it.
+    ProductViewDay.objects.create(product=low.product, day=date(2026, 3, 10), views=40)
+    ProductViewDay.objects.create(product=low.product, day=date(2026, 2, 1), views=5)
+    theirs_low = VariantFactory(product=ProductFactory(brand=theirs), sku="LOW-THEIRS", stock=1)
+    ProductViewDay.objects.create(product=theirs_low.product, day=date(2026, 3, 10), views=100)
     return {"mine": mine, "theirs": theirs, "owner": owner}
 
 
 def test_the_figures_match_the_hand_worked_values(known):
     with time_machine.travel(NOW, tick=False), CaptureQueriesContext(connection) as queries:
         d = dashboard_for(brand_ids=[known["mine"].pk])
-    assert len(queries) == DASHBOARD_QUERIES == 17
+    assert len(queries) == DASHBOARD_QUERIES == 18
     assert d.today == date(2026, 3, 18)
     by_day = {bar.label: bar.value for bar in d.revenue_by_day}
     assert len(by_day) == 14 and list(by_day)[0] == "05 Mar" and list(by_day)[-1] == "18 Mar"
@@ -87,8 +91,9 @@ def test_the_figures_match_the_hand_worked_values(known):
     assert d.to_ship == 2  # ann's and cat's second; cat's first has shipped
     assert d.reports_waiting == 1
     assert [v.sku for v in d.low_stock] == ["LOW-1"]
-    # Funnel (30 days): 2 paid orders (their carts were emptied) and no open cart.
+    # Funnel (30 days): 40 views, 2 paid orders (their carts were emptied), no open cart.
     assert [(bar.label, bar.value) for bar in d.funnel] == [
+        ("product views", 40),
         ("carts", 2),
         ("checkouts", 2),
         ("paid orders", 2),
