@@ -115,9 +115,14 @@ def main(argv: list[str]) -> int:
     import django
 
     django.setup()
-    from bench import pages, preorders, search
+    from bench import campaigns, pages, preorders, search
 
-    benchmarks = {"search": search.run, "pages": pages.run, "preorders": preorders.run}
+    benchmarks = {
+        "search": search.run,
+        "pages": pages.run,
+        "preorders": preorders.run,
+        "campaigns": campaigns.run,
+    }
     chosen = argv or list(benchmarks)
     for name in chosen:
         print(f"== {name}", flush=True)
