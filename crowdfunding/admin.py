@@ -30,6 +30,7 @@ from catalog.admin_scoping import (
     related_as_text,
 )
 from crowdfunding.models import (
+    CAMPAIGN_MACHINE,
     Campaign,
     CampaignComment,
     CampaignEvent,
@@ -214,6 +215,7 @@ class CampaignAdmin(BrandScopedAdmin):
         "closed_at",
         "settled_at",
         "created_at",
+        "actions_now",
         "fulfilment_link",
     ]
 
@@ -240,6 +242,12 @@ class CampaignAdmin(BrandScopedAdmin):
     def progress(self, obj: Campaign) -> str:
         p = campaign_progress(campaign=obj)
         return f"{money(p.raised, p.currency)} / {money(p.goal, p.currency)} ({p.percent}%)"
+
+    @admin.display(description=_("actions open now"))
+    def actions_now(self, obj: Campaign) -> str:
+        """What the state machine allows from here (the list's actions do them)."""
+        labels = [action.label for action in CAMPAIGN_MACHINE.allowed_actions(obj)]
+        return ", ".join(labels) or "–"
 
     @admin.display(description=_("fulfilment"))
     def fulfilment_link(self, obj: Campaign) -> str:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from communities.models import Community
 from communities.services import post_create_from_brand
 from crowdfunding.book import (
     ADDRESS_FIELDS,
@@ -92,8 +93,7 @@ def campaign_save(*, campaign: Campaign) -> Campaign:
     campaign.story_html = markdown_render(campaign.story)
     if campaign.community_id and campaign.brand_id:
         community_brand = (
-            type(campaign)
-            .community.field.related_model.objects.filter(pk=campaign.community_id)
+            Community.objects.filter(pk=campaign.community_id)
             .values_list("brand_id", flat=True)
             .first()
         )
@@ -266,31 +266,22 @@ def _ship_fields(address: dict[str, str]) -> dict[str, str]:
 
 
 def pledge_committed(*, pledge: Pledge) -> None:
-    """The book's `on_commit`: the engine has saved the held pledge under the campaign's row
-    lock. One pledge per backer, the tier's place, the campaign's totals, the receipt; any
-    refusal here rolls the whole commit back."""
-    if (
-        Pledge.objects.filter(campaign_id=pledge.campaign_id, user_id=pledge.user_id)
-        .filter(status__in=COUNTED_STATUSES)
-        .exclude(pk=pledge.pk)
-        .exists()
-    ):
-        raise PledgeError(_("You already back this campaign: change your pledge instead."))
+    """The book's `on_commit`: the engine has validated (one pledge per backer included:
+    the constraint, checked under the lock) and saved the held pledge under the campaign's
+    row lock. Here the tier's place and the campaign's totals; a full tier rolls the whole
+    commit back. Nothing slow here: every pledge to the campaign waits for this."""
     if pledge.tier is not None:
         _tier_take(pledge.tier)
     Campaign.objects.filter(pk=pledge.campaign_id).update(
         pledged_total=F("pledged_total") + pledge.amount, backer_count=F("backer_count") + 1
     )
-    campaign = pledge.campaign
     PLEDGE_MACHINE.note(
         pledge,
         actor=pledge.user,
-        note=f"Pledged {money(pledge.amount, campaign.currency)}"
+        note=f"Pledged {money(pledge.amount)}"
         + (f" for “{pledge.tier.title}”" if pledge.tier else " with no reward"),
     )
-    from crowdfunding.receipts import pledge_receipt
-
-    pledge_receipt(pledge=pledge, what="made")
+    pledge.just_made = True  # its receipt is written once the campaign's lock is released
 
 
 def _pledge_create(
@@ -303,9 +294,6 @@ def _pledge_create(
     address: dict[str, str],
     request_key: str,
 ) -> tuple[Pledge, bool]:
-    existing = Pledge.objects.filter(user=user, request_key=request_key).first()
-    if existing:
-        return existing, False
     _check_tier(campaign, tier, amount)
     address = _check_address(tier, address)
     if campaign.launch_at > timezone.now():
@@ -320,7 +308,15 @@ def _pledge_create(
         amount=amount,
         **_ship_fields(address),
     )
-    return pledge, pledge.saved_card_id == saved_card.pk
+    made = getattr(pledge, "just_made", False)
+    if made:
+        # After the commit, outside the campaign's lock (rendering two templates there
+        # would make every other backer wait): the receipt and its notice.
+        from crowdfunding.receipts import pledge_receipt
+
+        with transaction.atomic():
+            pledge_receipt(pledge=pledge, what="made")
+    return pledge, made or pledge.saved_card_id == saved_card.pk
 
 
 def pledge_create(
