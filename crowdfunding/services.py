@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from audit.services import audit_record
 from communities.models import Community
 from communities.services import post_create_from_brand
 from crowdfunding.book import (
@@ -135,7 +136,23 @@ def campaign_close(*, campaign: Campaign, actor: User | None = None, force: bool
     """At the deadline (or now, `force`, from the admin): the engine charges every held
     pledge if the campaign succeeds, else releases them all. False when there was nothing to
     do (already closed, not yet due, being closed by another worker): safe to call twice."""
-    return lifecycle.parent_close(book=PLEDGE_BOOK, parent=campaign, actor=actor, force=force)
+    with transaction.atomic():
+        closed = lifecycle.parent_close(book=PLEDGE_BOOK, parent=campaign, actor=actor, force=force)
+        if closed and actor is not None:  # the operator's "close now" (the beat's: events)
+            _audit_campaign(campaign, actor, "campaign.close", CampaignStatus.LIVE)
+    return closed
+
+
+def _audit_campaign(campaign: Campaign, actor: User, action: str, before: str) -> None:
+    campaign.refresh_from_db(fields=["status", "brand"])
+    audit_record(
+        actor=actor,
+        action=action,
+        obj=campaign,
+        brand_id=campaign.brand_id,
+        before={"status": before},
+        after={"status": campaign.status},
+    )
 
 
 def campaigns_close_due(*, limit: int = 50) -> int:
@@ -162,12 +179,20 @@ def campaigns_close_due(*, limit: int = 50) -> int:
 def campaign_cancel(*, campaign: Campaign, actor: User, reason: str = "") -> Campaign:
     """The brand calls it off: a draft is marked failed; a live campaign releases every
     pledge (nobody is charged)."""
-    return lifecycle.parent_cancel(
-        book=PLEDGE_BOOK,
-        parent=campaign,
-        actor=actor,
-        reason=f"Cancelled{': ' + reason if reason else ''}",
-    )
+    with transaction.atomic():
+        before = (
+            Campaign.objects.select_for_update()
+            .values_list("status", flat=True)
+            .get(pk=campaign.pk)
+        )
+        campaign = lifecycle.parent_cancel(
+            book=PLEDGE_BOOK,
+            parent=campaign,
+            actor=actor,
+            reason=f"Cancelled{': ' + reason if reason else ''}",
+        )
+        _audit_campaign(campaign, actor, "campaign.cancel", before)
+    return campaign
 
 
 @transaction.atomic

@@ -193,3 +193,26 @@ def test_nobody_edits_or_deletes_an_entry(client, brands):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             attempt()
     assert AuditEntry.objects.get(pk=entry.pk).action == "team.role"
+
+
+def test_close_now_and_cancel_of_campaigns_are_audited():
+    from crowdfunding.services import campaign_cancel, campaign_close
+    from tests.crowdfunding import campaign_live, pledge
+
+    closing = campaign_live(goal="10.00")
+    pledge(campaign=closing, amount="20.00")
+    staff = operator_of(closing.brand, role=BrandRole.STAFF)
+    assert campaign_close(campaign=closing, actor=staff, force=True)
+    closed = _only("campaign.close")
+    assert (closed.actor, closed.brand_id, closed.object_id) == (
+        staff,
+        closing.brand_id,
+        str(closing.pk),
+    )
+    assert closed.before == {"status": "live"}
+    assert not campaign_close(campaign=closing, actor=staff, force=True)  # twice: one entry
+    assert AuditEntry.objects.filter(action="campaign.close").count() == 1
+    cancelling = campaign_live(goal="10.00", brand=closing.brand)
+    campaign_cancel(campaign=cancelling, actor=staff, reason="Supplier gone")
+    cancelled = _only("campaign.cancel")
+    assert cancelled.object_id == str(cancelling.pk) and cancelled.before == {"status": "live"}
