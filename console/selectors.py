@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from catalog.models import Brand, ProductViewDay, Variant
 from communities.models import Membership, MembershipStatus, Post, Reaction, Report
+from crowdfunding.models import Campaign, CampaignStatus
 from orders.models import CartLine, Order, OrderPart, OrderRefund, OrderStatus, RefundState
 from preorders.models import BatchStatus, PreorderBatch
 from reviews.models import ReviewReport
@@ -32,7 +33,7 @@ LOW_STOCK = 5
 DAYS = 14
 WEEKS = 8
 FUNNEL_DAYS = 30
-DASHBOARD_QUERIES = 18
+DASHBOARD_QUERIES = 19
 
 
 def store_zone() -> ZoneInfo:
@@ -84,6 +85,7 @@ class Dashboard:
     revenue_total: Decimal
     refunds_total: Decimal
     open_batches: list[PreorderBatch]
+    live_campaigns: list[Campaign]
     to_ship: int
     oldest_to_ship: datetime | None
     reports_waiting: int
@@ -147,6 +149,15 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
     for batch in batches:
         batch.progress = min(100, round(batch.reserved_units * 100 / max(batch.min_quantity, 1)))
         batch.time_left = max(batch.closes_at - now, timedelta(0))
+
+    # 3b. Live campaigns, with progress toward the goal and time left.
+    campaigns = list(
+        Campaign.objects.filter(brand_id__in=brand_ids, status=CampaignStatus.LIVE).order_by(
+            "deadline"
+        )[:10]
+    )
+    for campaign in campaigns:
+        campaign.time_left = max(campaign.deadline - now, timedelta(0))
 
     # 4. Parts paid and waiting to ship.
     waiting = parts.filter(status=OrderStatus.PAID).aggregate(
@@ -308,6 +319,7 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
         revenue_total=sum(week_net.values(), ZERO),
         refunds_total=sum(refunded.values(), ZERO),
         open_batches=batches,
+        live_campaigns=campaigns,
         to_ship=waiting["count"],
         oldest_to_ship=waiting["oldest"],
         reports_waiting=reports,

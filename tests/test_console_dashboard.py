@@ -2,7 +2,7 @@
 number of queries, and each matches what is worked out by hand below on known data (days in
 the store's time zone, refunds on their own day, cohorts by join week)."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,6 +17,7 @@ from communities.services import community_join, post_create
 from console.selectors import DASHBOARD_QUERIES, dashboard_for
 from orders.fulfilment import order_part_refund, order_part_ship
 from tests.console import operator_of, paid_order
+from tests.crowdfunding import campaign_live, pledge
 from tests.factories import BrandFactory, ProductFactory, UserFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db
@@ -65,13 +66,17 @@ def known(settings):
     ProductViewDay.objects.create(product=low.product, day=date(2026, 2, 1), views=5)
     theirs_low = VariantFactory(product=ProductFactory(brand=theirs), sku="LOW-THEIRS", stock=1)
     ProductViewDay.objects.create(product=theirs_low.product, day=date(2026, 3, 10), views=100)
-    return {"mine": mine, "theirs": theirs, "owner": owner}
+    with at(2026, 3, 15, 12):
+        live = campaign_live(brand=mine, goal="200.00", deadline_in=timedelta(days=10))
+        pledge(campaign=live, amount="50.00")
+        campaign_live(brand=theirs, goal="100.00")
+    return {"mine": mine, "theirs": theirs, "owner": owner, "live": live}
 
 
 def test_the_figures_match_the_hand_worked_values(known):
     with time_machine.travel(NOW, tick=False), CaptureQueriesContext(connection) as queries:
         d = dashboard_for(brand_ids=[known["mine"].pk])
-    assert len(queries) == DASHBOARD_QUERIES == 18
+    assert len(queries) == DASHBOARD_QUERIES == 19
     assert d.today == date(2026, 3, 18)
     by_day = {bar.label: bar.value for bar in d.revenue_by_day}
     assert len(by_day) == 14 and list(by_day)[0] == "05 Mar" and list(by_day)[-1] == "18 Mar"
@@ -91,6 +96,9 @@ def test_the_figures_match_the_hand_worked_values(known):
     assert d.to_ship == 2  # ann's and cat's second; cat's first has shipped
     assert d.reports_waiting == 1
     assert [v.sku for v in d.low_stock] == ["LOW-1"]
+    (campaign,) = d.live_campaigns  # ends 25 March: 6 days 20 hours from noon on the 18th
+    assert (campaign, campaign.percent) == (known["live"], 25)
+    assert campaign.time_left == timedelta(days=6, hours=20)
     # Funnel (30 days): 40 views, 2 paid orders (their carts were emptied), no open cart.
     assert [(bar.label, bar.value) for bar in d.funnel] == [
         ("product views", 40),
