@@ -206,3 +206,6 @@ def test_product_page_query_count_does_not_grow(client):
             assert client.get(product.get_absolute_url()).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1] <= 9
+    with CaptureQueriesContext(connection) as warm:
+        client.get(large.get_absolute_url())
+    assert len(warm) == counts[1] - 1  # the review list comes from the cache
