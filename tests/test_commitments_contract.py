@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.db import transaction
 from django.utils import timezone
 
 from notifications.models import Notification
@@ -337,3 +338,30 @@ def test_the_batch_admin_buttons_are_the_machines_allowed_actions(client, monkey
         BATCH_MACHINE, "actions", (*BATCH_MACHINE.actions, Action("undo", "Undo", to="cancelled"))
     )
     assert _buttons(client, batch) == ["cancel", "undo"]
+
+
+def test_a_move_costs_its_event_row_and_one_update(django_assert_num_queries):
+    parent = drop()
+    # In the caller's transaction, no savepoint of the machine's own: the event INSERT and
+    # the status UPDATE.
+    with transaction.atomic(), django_assert_num_queries(2):
+        DROP_MACHINE.transition(parent, to="cancelling", note="caller holds the lock")
+    # Without the caller's lock: its own transaction, the row lock re-reading the state, the
+    # two writes (BEGIN, SELECT ... FOR UPDATE, INSERT, UPDATE, COMMIT).
+    with django_assert_num_queries(5):
+        DROP_MACHINE.transition(parent, to="cancelled", locked=False)
+    parent.refresh_from_db()
+    assert parent.status == "cancelled"
+    assert list(parent.events.values_list("from_status", "to_status", "note")) == [
+        ("open", "cancelling", "caller holds the lock"),
+        ("cancelling", "cancelled", ""),
+    ]
+
+
+def test_a_stale_copy_is_moved_from_the_state_in_the_database():
+    parent = drop()
+    stale = FakeDrop.objects.get(pk=parent.pk)
+    DROP_MACHINE.transition(parent, to="cancelling", locked=False)
+    with pytest.raises(TransitionError, match="cancelling cannot become settling"):
+        DROP_MACHINE.transition(stale, to="settling", locked=False)  # was open when read
+    assert FakeEvent.objects.filter(drop=parent).count() == 1

@@ -150,24 +150,33 @@ class StateMachine:
         """Move `obj` to `to`: checked against the table, logged, saved (with `fields`,
         other columns the caller changed alongside). A caller that does not hold the row
         lock passes locked=False: the row is locked here and its state re-read first."""
-        with transaction.atomic():
-            if not locked:
-                current = (
-                    self.model.objects.select_for_update()
-                    .filter(pk=obj.pk)
-                    .values_list(self.status_field, flat=True)
-                    .get()
-                )
-                setattr(obj, self.status_field, current)
+        if locked:
+            # The caller holds the lock (the usual case): a refused move raises before any
+            # query, and the writes join the caller's transaction (no savepoint round trips).
             self.check(obj, to)
-            before = self.status_of(obj)
-            self.event(obj, from_status=before, to=to, actor=actor, note=note).save()
-            setattr(obj, self.status_field, to)
-            update = [self.status_field, *fields]
-            if "updated_at" in self._fields:
-                update.append("updated_at")
-            obj.save(update_fields=list(dict.fromkeys(update)))
+            with transaction.atomic(savepoint=False):
+                self._write(obj, to=to, actor=actor, note=note, fields=fields)
+            return obj
+        with transaction.atomic():
+            current = (
+                self.model.objects.select_for_update()
+                .filter(pk=obj.pk)
+                .values_list(self.status_field, flat=True)
+                .get()
+            )
+            setattr(obj, self.status_field, current)
+            self.check(obj, to)
+            self._write(obj, to=to, actor=actor, note=note, fields=fields)
         return obj
+
+    def _write(self, obj, *, to: str, actor, note: str, fields: Iterable[str]) -> None:
+        before = self.status_of(obj)
+        self.event(obj, from_status=before, to=to, actor=actor, note=note).save()
+        setattr(obj, self.status_field, to)
+        update = [self.status_field, *fields]
+        if "updated_at" in self._fields:
+            update.append("updated_at")
+        obj.save(update_fields=list(dict.fromkeys(update)))
 
     def note(self, obj: models.Model, *, note: str, actor=None) -> models.Model:
         """An event row without a move (a changed quantity, a refund): from = to = now."""
