@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -133,6 +134,23 @@ SELECT batch_id, variant_id, sum(quantity) FROM preorders_reservation
 """
 
 
+def _lock_and_read(batch_ids: list[int], params: dict) -> tuple[list[PreorderBatch], list]:
+    """The batches locked (in id order), then the block's reads: two statements sent in one
+    round trip (psycopg's pipeline mode). The server runs them in order, so the reads'
+    snapshot is taken once the locks are held: they see what the last holder committed."""
+    locking = PreorderBatch.objects.select_for_update().filter(pk__in=batch_ids).order_by("pk")
+    lock_sql, lock_params = locking.query.sql_with_params()
+    connection.ensure_connection()
+    raw = connection.connection
+    lock_cursor, read_cursor = psycopg.Cursor(raw), psycopg.Cursor(raw)
+    with raw.pipeline():
+        lock_cursor.execute(lock_sql, lock_params)
+        read_cursor.execute(_READ_SQL, params)
+    names = [field.attname for field in PreorderBatch._meta.concrete_fields]
+    batches = [PreorderBatch.from_db("default", names, row) for row in lock_cursor.fetchall()]
+    return batches, read_cursor.fetchall()
+
+
 def _columns() -> list:
     return [f for f in Reservation._meta.concrete_fields if not f.primary_key]
 
@@ -146,12 +164,6 @@ class ReservationWriter:
         now = timezone.now()
         batch_ids = sorted({r.batch_id for r in requests})
         user_ids = sorted({r.user.pk for r in requests})
-        batches = {
-            batch.pk: batch
-            for batch in PreorderBatch.objects.select_for_update()
-            .filter(pk__in=batch_ids)
-            .order_by("pk")
-        }
         params = {
             "users": [r.user.pk for r in requests],
             "keys": [r.request_key[:64] for r in requests],
@@ -162,9 +174,10 @@ class ReservationWriter:
         existing_ids: dict[tuple[int, str], int] = {}
         units: dict[tuple[int, int], int] = defaultdict(int)
         caps: dict[tuple[int, int], int] = {}
+        locked, read = _lock_and_read(batch_ids, params)
+        batches = {batch.pk: batch for batch in locked}
         with connection.cursor() as cursor:
-            cursor.execute(_READ_SQL, params)
-            for kind, batch_id, user_id, key, value in cursor.fetchall():
+            for kind, batch_id, user_id, key, value in read:
                 if kind == "k":
                     existing_ids[user_id, key] = value
                 elif kind == "u":
