@@ -736,9 +736,9 @@ def _fan_sessions(users, cards) -> list[tuple[str, str, int]]:
     from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
     from django.test import Client
 
-    client = Client()
     fans = []
     for user in users:
+        client = Client()  # one each: a second login on a client ends the first's session
         client.force_login(user)
         session = client.cookies[settings.SESSION_COOKIE_NAME].value
         secret = _get_new_csrf_string()
@@ -752,6 +752,11 @@ def _wrk_fans(
 ) -> tuple[float, int]:
     from bench import pages
 
+    # A fresh run id in the form keys of each wrk run (its counters start again at 0).
+    text = script.read_text()
+    script.write_text(
+        re.sub(r"request_key=[\w-]+?-\" \.\.", f'request_key={time.time_ns()}-" ..', text)
+    )
     command = [wrk, "-t2", f"-c{HTTP_CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s"]
     command += ["-s", str(script)]
     out = subprocess.run(  # noqa: S603 - wrk from PATH, fixed arguments
