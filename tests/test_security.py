@@ -18,6 +18,9 @@ from communities.models import (
     Visibility,
 )
 from communities.services import comment_create, post_create
+from crowdfunding.models import UpdateAudience
+from crowdfunding.services import comment_create as campaign_comment_create
+from crowdfunding.services import update_publish
 from notifications.models import Notification, NotificationKind
 from notifications.services import notification_send
 from orders.models import Cart, OrderPart
@@ -25,6 +28,7 @@ from orders.services import cart_add, order_pay, order_place
 from payments.services import card_save
 from preorders.models import PreorderBatch
 from reviews.services import review_save
+from tests.crowdfunding import campaign_live, pledge
 from tests.factories import BrandFactory, ProductFactory, UserFactory, VariantFactory
 from tests.preorders import batch_open, reserve
 
@@ -74,7 +78,23 @@ def world():
         "card": card,
         "notification": notification_send_and_get(owner),
         **private_community(owner),
+        **campaign_world(owner, product.brand),
     }
+
+
+def campaign_world(owner, brand) -> dict:
+    """A live campaign the owner backs, with a backers-only update and a comment."""
+    campaign = campaign_live(brand=brand, goal="100.00")
+    backing = pledge(campaign=campaign, user=owner, amount="25.00")
+    secret = update_publish(
+        campaign=campaign,
+        author=owner,
+        title="Backers only",
+        body="For backers",
+        audience=UpdateAudience.BACKERS,
+    )
+    remark = campaign_comment_create(campaign=campaign, author=owner, body="Love it")
+    return {"campaign": campaign, "pledge": backing, "update": secret, "remark": remark}
 
 
 def private_community(owner) -> dict:
@@ -111,6 +131,10 @@ def _ids(world) -> dict:
         "batch": world["batch"].slug,
         "reservation": world["reservation"].pk,
         "handle": world["owner"].handle,
+        "campaign": world["campaign"].slug,
+        "pledge": world["pledge"].pk,
+        "update": world["update"].pk,
+        "remark": world["remark"].pk,
     }
 
 
@@ -273,6 +297,22 @@ SWEEP = {
         "/preorders/reservations/{reservation}/authenticate/",
         {404},
     ),
+    "crowdfunding:detail": ("GET", "/campaigns/{campaign}/", {200}),  # public
+    "crowdfunding:progress": ("GET", "/campaigns/{campaign}/progress/", {200}),  # public
+    "crowdfunding:pledge_create": ("POST", "/campaigns/{campaign}/pledge/", {400}),  # own
+    "crowdfunding:follow": ("POST", "/campaigns/{campaign}/follow/", {302}),  # own follow
+    "crowdfunding:comment": ("POST", "/campaigns/{campaign}/comments/", {302}),  # empty: refused
+    "crowdfunding:comment_report": (
+        "POST",
+        "/campaigns/{campaign}/comments/{remark}/report/",
+        {302},
+    ),  # allowed: reporting
+    # A backers-only update is no page for anyone else.
+    "crowdfunding:update": ("GET", "/campaigns/{campaign}/updates/{update}/", {404}),
+    "crowdfunding:pledge": ("GET", "/campaigns/pledges/{pledge}/", {404}),
+    "crowdfunding:pledge_change": ("POST", "/campaigns/pledges/{pledge}/change/", {404}),
+    "crowdfunding:pledge_cancel": ("POST", "/campaigns/pledges/{pledge}/cancel/", {404}),
+    "crowdfunding:pledge_pay": ("POST", "/campaigns/pledges/{pledge}/pay/", {404}),
 }
 NOT_OBJECT_URLS = {
     "account_confirm_email",
@@ -308,6 +348,8 @@ def test_another_users_objects_are_out_of_reach(client, world):
     assert not Invite.objects.exists()  # the outsider could not make an invite link
     world["reservation"].refresh_from_db()
     assert world["reservation"].status == "held" and world["reservation"].quantity == 1
+    world["pledge"].refresh_from_db()
+    assert world["pledge"].status == "held" and world["pledge"].amount == Decimal("25.00")
 
 
 def test_csrf_is_enforced_on_every_state_changing_view(world):
