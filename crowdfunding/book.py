@@ -96,6 +96,7 @@ class PledgeBook(CommitmentBook):
     deposit_prefix = "pledge-deposit"
     email_templates = "crowdfunding/email"
     notification_kind = NotificationKind.CAMPAIGN
+    urls = {"pay": "crowdfunding:pledge_pay", "authenticate": "crowdfunding:pledge_authenticate"}
     parent_related = ("brand", "community")
     related_for_lock = ("campaign",)
     related_for_pay = ("campaign", "saved_card", "user")

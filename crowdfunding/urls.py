@@ -10,6 +10,11 @@ urlpatterns = [
     path("campaigns/pledges/<int:pk>/change/", views.pledge_change_view, name="pledge_change"),
     path("campaigns/pledges/<int:pk>/cancel/", views.pledge_cancel_view, name="pledge_cancel"),
     path("campaigns/pledges/<int:pk>/pay/", views.pledge_pay_view, name="pledge_pay"),
+    path(
+        "campaigns/pledges/<int:pk>/authenticate/",
+        views.pledge_authenticate,
+        name="pledge_authenticate",
+    ),
     path("campaigns/<slug:slug>/", views.campaign_detail, name="detail"),
     path("campaigns/<slug:slug>/progress/", views.campaign_progress_fragment, name="progress"),
     path("campaigns/<slug:slug>/pledge/", views.pledge_create_view, name="pledge_create"),

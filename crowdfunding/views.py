@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from crowdfunding.book import PLEDGE_BOOK
 from crowdfunding.forms import CommentForm, PledgeForm, ReportForm
 from crowdfunding.models import CampaignComment, PledgeStatus, RewardKind
 from crowdfunding.selectors import (
@@ -39,6 +40,11 @@ from crowdfunding.services import (
     pledge_pay_again,
 )
 from orders.forms import AddressForm, CardForm
+from payments.commitments.pages import (
+    AuthPage,
+    commitment_authenticate_view,
+    commitment_payment_awaiting_action,
+)
 from payments.models import PaymentStatus, SavedCard
 from payments.providers.base import CardError
 from payments.providers.registry import provider_get
@@ -174,6 +180,9 @@ def _pledge_context(request, pledge, **extra) -> dict:
         context.setdefault("card_form", CardForm(saved_cards=cards))
         context.update(saved_cards=cards, stripe_publishable_key=_stripe_key())
     context["ticket"] = getattr(pledge, "ticket", None)
+    context["awaiting_action"] = commitment_payment_awaiting_action(
+        book=PLEDGE_BOOK, commitment=pledge
+    )
     return context
 
 
@@ -249,14 +258,32 @@ def pledge_pay_view(request: HttpRequest, pk: int) -> HttpResponse:
                 if payment.status == PaymentStatus.SUCCEEDED:
                     messages.success(request, _("Paid. Thank you for backing this campaign!"))
                 elif payment.status == PaymentStatus.REQUIRES_ACTION:
-                    messages.warning(
-                        request, _("Your bank asks you to confirm this payment with it.")
-                    )
+                    return redirect("crowdfunding:pledge_authenticate", pk=pledge.pk)
                 else:
                     messages.error(request, payment.failure_message or _("The card was declined."))
                 return redirect(pledge.get_absolute_url())
     context = _pledge_context(request, pledge, card_form=card_form)
     return render(request, "crowdfunding/pledge.html", context, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def pledge_authenticate(request: HttpRequest, pk: int) -> HttpResponse:
+    """3-D Secure for the pledge's charge (the engine's page): after the close, or when a
+    pay-again in the fix-payment window needs the bank. Pledges take no deposit."""
+    pledge = pledge_of(user=request.user, pk=pk)
+    return commitment_authenticate_view(
+        request,
+        book=PLEDGE_BOOK,
+        commitment=pledge,
+        context={"pledge": pledge, "campaign": pledge.campaign},
+        page=AuthPage(
+            purpose=_("your pledge to %(title)s") % {"title": pledge.campaign.title},
+            back_url=pledge.get_absolute_url(),
+            back_label=_("Back to your pledge"),
+        ),
+        after_deposit=lambda request, payment: redirect(pledge.get_absolute_url()),
+    )
 
 
 @login_required

@@ -138,3 +138,33 @@ def test_the_campaign_shows_on_the_brand_page_and_the_community_fragment(client)
     assert f"/brands/{brand.slug}/offers/" in community_page  # loaded by htmx
     progress = client.get(f"/campaigns/{campaign.slug}/progress/").content.decode()
     assert "40% funded" in progress and "hx-trigger" in progress
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pledge_charge_that_needs_authentication_is_confirmed_on_the_bank_page(client):
+    from crowdfunding.book import PLEDGE_BOOK
+    from crowdfunding.services import campaign_close
+    from payments.models import Payment, PaymentStatus
+    from tests.preorders import CARD_NEEDS_AUTH
+
+    campaign = campaign_live(goal="10.00")
+    backing = pledge(campaign=campaign, amount="20.00", card=CARD_NEEDS_AUTH)
+    assert campaign_close(campaign=campaign, force=True)
+    backing.refresh_from_db()
+    assert backing.status == "payment_failed"
+    client.force_login(backing.user)
+    authenticate = f"/campaigns/pledges/{backing.pk}/authenticate/"
+    assert authenticate in client.get(backing.get_absolute_url()).content.decode()
+    response = client.post(
+        f"/campaigns/pledges/{backing.pk}/pay/", {"saved_card": backing.saved_card_id}
+    )
+    assert response.status_code == 302 and response["Location"] == authenticate
+    assert "$20.00" in client.get(authenticate).content.decode()
+    response = client.post(authenticate, {"decision": "approve"})
+    assert response["Location"] == backing.get_absolute_url()
+    backing.refresh_from_db()
+    assert backing.status == "charged" and backing.amount_charged == 20
+    payments = Payment.objects.filter(reference=PLEDGE_BOOK.reference(backing.pk))
+    assert [p.status for p in payments] == [PaymentStatus.SUCCEEDED]
+    # Nothing waits for the bank any more: the page says so instead of asking again.
+    assert client.get(authenticate)["Location"] == backing.get_absolute_url()

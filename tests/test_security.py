@@ -313,6 +313,11 @@ SWEEP = {
     "crowdfunding:pledge_change": ("POST", "/campaigns/pledges/{pledge}/change/", {404}),
     "crowdfunding:pledge_cancel": ("POST", "/campaigns/pledges/{pledge}/cancel/", {404}),
     "crowdfunding:pledge_pay": ("POST", "/campaigns/pledges/{pledge}/pay/", {404}),
+    "crowdfunding:pledge_authenticate": (
+        "GET",
+        "/campaigns/pledges/{pledge}/authenticate/",
+        {404},
+    ),
 }
 NOT_OBJECT_URLS = {
     "account_confirm_email",
