@@ -237,6 +237,16 @@ def communities_featured(limit: int = 6) -> QuerySet[Community]:
     return Community.objects.filter(visibility="public").order_by("-member_count", "name")[:limit]
 
 
+def posts_by(*, author: User) -> QuerySet[Post]:
+    """The author's own posts, newest first, with their community; those they deleted are
+    left out (those a moderator hid stay, with `hidden_at`, so the author knows)."""
+    return (
+        Post.objects.filter(author=author, deleted_at__isnull=True)
+        .select_related("community")
+        .order_by("-created_at", "-id")
+    )
+
+
 def honour_of(*, user: User) -> list[dict]:
     """Per community: level, points and badge names, in two queries."""
     memberships = list(

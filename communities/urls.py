@@ -5,7 +5,6 @@ from communities import views
 app_name = "communities"
 urlpatterns = [
     path("c/", views.directory, name="index"),
-    path("c/me/honour/", views.my_honour, name="my_honour"),
     path("c/<slug:slug>/", views.detail, name="detail"),
     path("c/<slug:slug>/join/", views.join, name="join"),
     path("c/<slug:slug>/mentions/", views.mention_suggestions, name="mention_suggestions"),

@@ -45,7 +45,6 @@ from communities.selectors import (
     community_feed_cursor,
     community_for,
     community_posts_search,
-    honour_of,
     member_badges,
     pending_requests,
     post_comments,
@@ -579,14 +578,6 @@ def post_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         {"view": view, "community": view.community, "post": post, "form": form},
         status=400 if request.method == "POST" else 200,
     )
-
-
-@login_required
-@require_GET
-def my_honour(request: HttpRequest) -> HttpResponse:
-    """The signed-in member's level, points and badges in each community: a fragment for the
-    profile page (accounts does not import communities)."""
-    return render(request, "communities/_my_honour.html", {"rows": honour_of(user=request.user)})
 
 
 @require_GET

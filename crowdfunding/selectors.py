@@ -266,12 +266,17 @@ class MyCampaigns:
     tickets: list[RewardTicket]
 
 
-def my_campaigns(*, user: User) -> MyCampaigns:
-    pledges = list(
+def pledges_of(*, user: User) -> QuerySet[Pledge]:
+    """The user's pledges, newest first, with their campaign, tier and order."""
+    return (
         Pledge.objects.filter(user=user)
         .select_related("campaign", "tier", "order")
-        .order_by("-created_at", "-pk")[:100]
+        .order_by("-created_at", "-pk")
     )
+
+
+def my_campaigns(*, user: User) -> MyCampaigns:
+    pledges = list(pledges_of(user=user)[:100])
     tickets = list(
         RewardTicket.objects.filter(pledge__user=user)
         .select_related("pledge__campaign", "pledge__tier")

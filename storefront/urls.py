@@ -15,4 +15,5 @@ urlpatterns = [
     ),
     path("brands/<slug:slug>/", views.brand_detail, name="brand"),
     path("brands/<slug:slug>/offers/", views.brand_offers, name="brand_offers"),
+    path("account/summary/", views.my_summary, name="my_summary"),
 ]

@@ -39,7 +39,7 @@ from reviews.selectors import (
     review_of_user,
     wishlist_contains,
 )
-from storefront.selectors import brand_community, page_by_slug, product_open_batch
+from storefront.selectors import brand_community, fan_summary, page_by_slug, product_open_batch
 
 HOME_BATCHES = 4
 BRAND_BATCHES = 8
@@ -266,6 +266,16 @@ def brand_offers(request: HttpRequest, slug: str) -> HttpResponse:
             "open_batches": batches_open(limit=OFFER_BATCHES, brand_id=brand.pk),
             "live_campaigns": campaigns_live(limit=OFFER_CAMPAIGNS, brand_id=brand.pk),
         },
+    )
+
+
+@login_required
+@require_GET
+def my_summary(request: HttpRequest) -> HttpResponse:
+    """The signed-in fan's own orders, pre-orders, pledges, posts and levels across every
+    brand: a fragment for the profile page (accounts does not import the feature apps)."""
+    return render(
+        request, "storefront/_my_summary.html", {"summary": fan_summary(user=request.user)}
     )
 
 

@@ -578,8 +578,8 @@ def test_profile_shows_levels_and_badges_per_community(client):
     community_join(community=community, user=fan)
     post_create(community=community, author=fan, title="Hi", body="x")
     client.force_login(fan)
-    assert reverse("communities:my_honour") in client.get("/accounts/profile/").content.decode()
-    html = client.get(reverse("communities:my_honour")).content.decode()
+    assert reverse("storefront:my_summary") in client.get("/accounts/profile/").content.decode()
+    html = client.get(reverse("storefront:my_summary")).content.decode()
     assert "Nimbus Fans" in html and "Lv1" in html and "5 points" in html
     assert "First post" in html and "Founding member" in html
 
