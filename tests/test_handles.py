@@ -270,7 +270,7 @@ def test_the_profile_shows_progress_to_the_next_level_and_the_pre_orders_link(cl
     fan = _member(club)
     points_award(community=club, user_id=fan.pk, points=30, reason="test", source="t:2")
     client.force_login(fan)
-    honour = client.get("/c/me/honour/").content.decode()
+    honour = client.get("/account/summary/").content.decode()
     assert "20 points to Lv3" in honour and 'value="50"' in honour
     profile = client.get("/accounts/profile/").content.decode()
     assert profile.count('href="/preorders/mine/"') == 2  # the account menu and the nav
