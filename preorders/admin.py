@@ -225,12 +225,33 @@ class VariantCapInline(_SetupInline):
         return super().get_formset(request, obj, **kwargs)
 
     def _formfield(self, db_field, request, batch=None, **kwargs):
-        if db_field.name == "variant":
-            variants = Variant.objects.select_related("product")
-            if batch is not None:  # editing: only the batch product's options
-                variants = variants.filter(product_id=batch.product_id)
-            kwargs["queryset"] = scope_queryset(variants, request)
-        return self.formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name != "variant":
+            return self.formfield_for_dbfield(db_field, request, **kwargs)
+        variants = Variant.objects.select_related("product")
+        known, product_id = _batch_product(request, batch)
+        if known:  # only the options of the batch's product (as posted, when adding)
+            variants = variants.filter(product_id=product_id) if product_id else variants.none()
+        kwargs["queryset"] = scope_queryset(variants, request)
+        field = self.formfield_for_dbfield(db_field, request, **kwargs)
+        field.error_messages["invalid_choice"] = "Choose an option of this batch's product."
+        return field
+
+
+def _batch_product(request, batch: PreorderBatch | None) -> tuple[bool, int | None]:
+    """The batch's product for its option caps: the saved one when editing, else the one
+    posted with the new batch (or given as ?product= on the add page). (False, None) when
+    no product is chosen yet; (True, None) when the posted one is no id."""
+    if batch is not None:
+        return True, batch.product_id
+    data = request.POST if request.method == "POST" else request.GET
+    raw = data.get("product")
+    if raw is None or (raw == "" and request.method != "POST"):
+        return False, None
+    try:
+        product_id = PreorderBatch._meta.get_field("product").target_field.to_python(raw)
+    except ValidationError:
+        return True, None
+    return True, product_id
 
 
 class _EventInline(BrandScopedInline, admin.TabularInline):

@@ -255,6 +255,62 @@ def test_a_bad_batch_is_refused_with_form_errors(client, worlds):
     assert not PreorderBatch.objects.filter(slug="mine-z1-first-batch").exists()
 
 
+def _cap_choices(html):
+    """The variant ids the option caps' (empty) row offers."""
+    select = re.search(r'<select name="variant_caps-__prefix__-variant".*?</select>', html, re.S)
+    return set(re.findall(r'<option value="(\d+)"', select.group(0)))
+
+
+def _ids(product):
+    return {str(pk) for pk in product.variants.values_list("pk", flat=True)}
+
+
+def test_the_caps_offer_only_the_chosen_products_options(client, worlds):
+    my_batch, their_batch, operator = worlds
+    product = _product(my_batch.product.brand, "Mine Z1")
+    client.force_login(operator)
+    page = client.get(f"{BATCHES}add/?product={product.pk}").content.decode()
+    assert _cap_choices(page) == _ids(product)
+    # No product chosen yet: the options of the operator's brands only.
+    choices = _cap_choices(client.get(f"{BATCHES}add/").content.decode())
+    assert choices == _ids(product) | _ids(my_batch.product)
+
+    # Another product's option posted with the new batch, even when the product was switched
+    # in the same submit: refused on the page, nothing saved.
+    for other in (my_batch.product, their_batch.product):
+        data = _batch_data(product, {"variant_caps-0-variant": other.variants.first().pk})
+        response = client.post(f"{BATCHES}add/?product={other.pk}", data)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "Choose an option of this batch&#x27;s product." in html
+        assert _cap_choices(html) == _ids(product)
+    # A product that is no id is a form error too, not a crash.
+    response = client.post(f"{BATCHES}add/", _batch_data(product, {"product": "abc"}))
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    assert not PreorderBatch.objects.filter(slug="mine-z1-first-batch").exists()
+    assert not VariantCap.objects.exists()
+
+    # Editing a batch being set up: only its product's options, another one is refused.
+    PreorderBatch.objects.filter(pk=my_batch.pk).update(status=BatchStatus.SCHEDULED)
+    page = client.get(f"{BATCHES}{my_batch.pk}/change/")
+    assert _cap_choices(page.content.decode()) == _ids(my_batch.product)
+    data = _change_data(page)
+    data.update(
+        {
+            "variant_caps-TOTAL_FORMS": "1",
+            "variant_caps-0-variant": str(product.variants.first().pk),
+            "variant_caps-0-cap": "5",
+            "min_quantity": "7",
+        }
+    )
+    response = client.post(f"{BATCHES}{my_batch.pk}/change/", data)
+    assert response.status_code == 200
+    assert "Choose an option of this batch&#x27;s product." in response.content.decode()
+    assert not VariantCap.objects.exists()
+    my_batch.refresh_from_db()
+    assert my_batch.min_quantity == 5
+
+
 def test_the_window_and_ladder_are_read_only_once_open(client, worlds):
     my_batch, _, operator = worlds
     client.force_login(operator)
