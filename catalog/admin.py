@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -30,6 +31,8 @@ from catalog.models import (
     BrandOperator,
     BrandRole,
     Category,
+    ExportJob,
+    ExportJobStatus,
     ImportJob,
     Product,
     ProductImage,
@@ -589,3 +592,74 @@ class StockAlertAdmin(BrandScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(BrandScopedAdmin):
+    """Exports run by a worker: an operator sees only the jobs they asked for (of their
+    brands) and downloads a file only of their own job; the list refreshes while one runs."""
+
+    list_display = ["id", "file_name", "brand", "status", "progress", "created_at", "download"]
+    list_filter = ["status"]
+    fields = ["file_name", "brand", "kind", "status", "progress", "created_at", "finished_at"]
+    readonly_fields = fields
+    change_list_template = "admin/catalog/exportjob/change_list.html"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("brand").defer("content", "params")
+        if not request.user.is_superuser:
+            queryset = queryset.filter(user=request.user)
+        return queryset
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="progress")
+    def progress(self, obj: ExportJob) -> str:
+        return f"{obj.rows_done} / {obj.rows_total} rows"
+
+    @admin.display(description="file")
+    def download(self, obj: ExportJob) -> str:
+        if obj.status != ExportJobStatus.DONE:
+            return "-"
+        url = reverse("admin:catalog_exportjob_download", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, "Download")
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/download/",
+                self.admin_site.admin_view(self.download_view),
+                name="catalog_exportjob_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request, pk: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(
+            self.get_queryset(request).defer(None), pk=pk, status=ExportJobStatus.DONE
+        )
+        response = HttpResponse(job.content, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{job.file_name}"'
+        return response
+
+    def changelist_view(self, request, extra_context=None):
+        running = self.get_queryset(request).filter(
+            status__in=[ExportJobStatus.QUEUED, ExportJobStatus.RUNNING]
+        )
+        extra_context = {**(extra_context or {}), "export_running": running.exists()}
+        return super().changelist_view(request, extra_context)

@@ -503,3 +503,43 @@ class ProductViewDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_id} on {self.day}: {self.views}"
+
+
+class ExportJobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class ExportJob(models.Model):
+    """A CSV export run by a worker (catalog.exports): a feature app registers an exporter
+    for its `kind`; the file is kept here and offered to the operator who asked, and only
+    to them, once it is done."""
+
+    brand_lookup = "brand"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="export_jobs")
+    kind = models.CharField(max_length=40)
+    # What to export, e.g. {"ids": [...]}: read by the exporter, scoped to `brand`.
+    params = models.JSONField(default=dict, blank=True)
+    file_name = models.CharField(max_length=255)
+    status = models.CharField(
+        max_length=20, choices=ExportJobStatus.choices, default=ExportJobStatus.QUEUED
+    )
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_total = models.PositiveIntegerField(default=0)
+    content = models.TextField(blank=True, help_text="The CSV text, once done.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk}: {self.file_name}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in (ExportJobStatus.QUEUED, ExportJobStatus.RUNNING)

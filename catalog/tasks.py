@@ -32,3 +32,11 @@ def product_views_flush() -> None:
     from catalog.product_views import product_views_flush as flush
 
     flush()
+
+
+@house_task(acks_late=True)
+def export_job_process(job_id: int) -> None:
+    """Idempotent: only a queued job is claimed and run."""
+    from catalog.exports import export_job_run
+
+    export_job_run(job_id=job_id)

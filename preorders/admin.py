@@ -8,7 +8,6 @@ and the ladder can be changed only while a batch is a draft or scheduled."""
 
 from __future__ import annotations
 
-import csv
 from functools import partial
 
 from django import forms
@@ -18,13 +17,14 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timeuntil
+from django.utils.translation import gettext as _
 
 from catalog.admin_scoping import (
     BrandScopedAdmin,
@@ -33,7 +33,8 @@ from catalog.admin_scoping import (
     related_as_text,
     scope_queryset,
 )
-from catalog.models import Variant
+from catalog.exports import export_job_create
+from catalog.models import Brand, Variant
 from formatting.formats import money
 from payments.services import PaymentError
 from preorders.models import (
@@ -51,7 +52,6 @@ from preorders.reports import (
     production_report,
     production_report_csv,
     production_report_totals,
-    reservations_csv_rows,
 )
 from preorders.selectors import deposit_refunds_pending
 from preorders.services import (
@@ -684,13 +684,6 @@ class _ReadOnlyAdmin(BrandScopedAdmin):
         return flatten_fieldsets(self.get_fieldsets(request, obj))
 
 
-class _Echo:
-    """A file-like object whose write() hands the line back, for a streamed CSV."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 @admin.register(Reservation)
 class ReservationAdmin(_ReadOnlyAdmin):
     """Operators read reservations and export them; money and statuses move only through the
@@ -774,13 +767,26 @@ class ReservationAdmin(_ReadOnlyAdmin):
 
     @admin.action(description="Export selected reservations to CSV", permissions=["view"])
     def export_csv(self, request, queryset):
-        writer = csv.writer(_Echo())
-        response = StreamingHttpResponse(
-            (writer.writerow(row) for row in reservations_csv_rows(reservations=queryset)),
-            content_type="text/csv; charset=utf-8",
+        """A worker writes the file (one export job a brand of the selection); the operator
+        follows its progress on the exports page and downloads it there."""
+        by_brand: dict[int, list[int]] = {}
+        for pk, brand_id in queryset.values_list("pk", "batch__product__brand_id").order_by("pk"):
+            by_brand.setdefault(brand_id, []).append(pk)
+        brands = Brand.objects.in_bulk(list(by_brand))
+        for brand_id, ids in by_brand.items():
+            export_job_create(
+                user=request.user,
+                brand=brands[brand_id],
+                kind="preorders.reservations",
+                params={"ids": ids},
+                file_name="reservations.csv",
+            )
+        self.message_user(
+            request,
+            _("The export is being prepared; it can be downloaded here when it is ready."),
+            messages.SUCCESS,
         )
-        response["Content-Disposition"] = 'attachment; filename="reservations.csv"'
-        return response
+        return redirect("admin:catalog_exportjob_changelist")
 
 
 @admin.register(WaitlistEntry)

@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog.models import Variant
-from preorders.models import PreorderBatch, ReservationStatus
+from preorders.models import PreorderBatch, Reservation, ReservationStatus
 
 ZERO = Decimal("0.00")
 # A spreadsheet runs a cell that starts with one of these as a formula.
@@ -207,3 +207,12 @@ def csv_safe(row: list) -> list:
         f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
         for value in row
     ]
+
+
+def reservations_export(*, brand, params: dict) -> tuple[int, Iterator[list]]:
+    """The reservations CSV of the selected ids, scoped to `brand`, for a worker's export
+    job (catalog.exports)."""
+    reservations = Reservation.objects.filter(
+        pk__in=params.get("ids", []), batch__product__brand=brand
+    )
+    return reservations.count(), reservations_csv_rows(reservations=reservations)

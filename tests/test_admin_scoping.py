@@ -15,7 +15,15 @@ from django.test import RequestFactory
 from PIL import Image
 
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, brand_owned
-from catalog.models import Brand, Product, ProductImage, ProductSpecification, StockAlert, Variant
+from catalog.models import (
+    Brand,
+    ExportJob,
+    Product,
+    ProductImage,
+    ProductSpecification,
+    StockAlert,
+    Variant,
+)
 from catalog.services import product_image_add
 from catalog.team import brand_invitation_create
 from communities.ideas import idea_create
@@ -142,7 +150,11 @@ def _shared_order(mine: Brand, theirs: Brand):
 def two_worlds():
     mine, theirs = _world("Mine"), _world("Theirs")
     _shared_order(mine, theirs)
-    return mine, theirs, _operator(mine)
+    operator = _operator(mine)
+    # An export job of each brand's operator (each sees only their own).
+    ExportJob.objects.create(user=operator, brand=mine, kind="k", file_name="mine.csv")
+    ExportJob.objects.create(user=UserFactory(), brand=theirs, kind="k", file_name="theirs.csv")
+    return mine, theirs, operator
 
 
 def _request(user):

@@ -14,17 +14,25 @@ from django.contrib.messages import ERROR, SUCCESS
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
+from catalog.exports import export_job_run
+from catalog.models import ExportJob
 from preorders.models import (
     BatchStatus,
     PreorderBatch,
     PreorderEvent,
     PriceTier,
+    Reservation,
     ReservationStatus,
     VariantCap,
 )
-from preorders.reports import production_report, production_report_csv
+from preorders.reports import (
+    production_report,
+    production_report_csv,
+    reservations_csv_rows,
+)
 from preorders.services import waitlist_join
 from storefront.demo import OPERATOR_PERMISSIONS
 from tests.factories import BrandFactory, ProductFactory, UserFactory, VariantFactory
@@ -587,8 +595,23 @@ def test_reservations_are_read_only_and_export_to_csv(client, worlds):
         RESERVATIONS,
         {"action": "export_csv", "_selected_action": [mine.pk, theirs.pk], "index": "0"},
     )
-    assert response.status_code == 200
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    # A worker writes the file: the action queues an export job of the operator's brand
+    # only and leads to the exports page, where the file is offered once it is done.
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:catalog_exportjob_changelist")
+    job = ExportJob.objects.get()
+    assert (job.user, job.brand, job.status) == (operator, my_batch.product.brand, "queued")
+    export_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.rows_done, job.rows_total) == ("done", 1, 1)
+    page = client.get(reverse("admin:catalog_exportjob_changelist"))
+    download = reverse("admin:catalog_exportjob_download", args=[job.pk])
+    assert download in page.content.decode()
+    response = client.get(download)
+    assert response["Content-Disposition"] == 'attachment; filename="reservations.csv"'
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    before = reservations_csv_rows(reservations=Reservation.objects.filter(pk=mine.pk))
+    assert rows == [[str(value) for value in row] for row in before]  # the CSV as before
     assert rows[0][:4] == ["id", "created_at", "email", "batch"]
     assert [row[0] for row in rows[1:]] == [str(mine.pk)]
     assert rows[1][2] == "'=cmd@example.com"  # never a formula in a spreadsheet
