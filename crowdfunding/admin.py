@@ -29,6 +29,8 @@ from catalog.admin_scoping import (
     as_text_for_operators,
     related_as_text,
 )
+from catalog.exports import export_job_create
+from catalog.models import Brand
 from crowdfunding.models import (
     CAMPAIGN_MACHINE,
     Campaign,
@@ -42,7 +44,7 @@ from crowdfunding.models import (
     RewardTier,
     StretchGoal,
 )
-from crowdfunding.selectors import campaign_progress, fulfilment_rows
+from crowdfunding.selectors import campaign_progress, fulfilment_csv_rows
 from crowdfunding.services import (
     campaign_cancel,
     campaign_close,
@@ -319,7 +321,26 @@ class CampaignAdmin(BrandScopedAdmin):
 
     @admin.action(description=_("Export the fulfilment list (CSV)"), permissions=["view"])
     def fulfilment_csv(self, request, queryset):
-        return _csv_response(list(queryset))
+        """A worker writes the file (one export job a brand of the selection); the operator
+        follows its progress on the exports page and downloads it there."""
+        by_brand: dict[int, list[int]] = {}
+        for pk, brand_id in queryset.values_list("pk", "brand_id"):
+            by_brand.setdefault(brand_id, []).append(pk)
+        brands = Brand.objects.in_bulk(list(by_brand))
+        for brand_id, ids in by_brand.items():
+            export_job_create(
+                user=request.user,
+                brand=brands[brand_id],
+                kind="crowdfunding.fulfilment",
+                params={"ids": ids},
+                file_name="fulfilment.csv",
+            )
+        self.message_user(
+            request,
+            _("The export is being prepared; it can be downloaded here when it is ready."),
+            messages.SUCCESS,
+        )
+        return redirect("admin:catalog_exportjob_changelist")
 
 
 class _Echo:
@@ -330,15 +351,8 @@ class _Echo:
 def _csv_response(campaigns: list[Campaign]) -> HttpResponse:
     writer = csv.writer(_Echo())
 
-    def rows():
-        for index, campaign in enumerate(campaigns):
-            for n, row in enumerate(fulfilment_rows(campaign=campaign)):
-                if n == 0 and index > 0:
-                    continue
-                # A cell starting with = + - @ would run as a formula in a spreadsheet.
-                yield writer.writerow(["'" + str(v) if str(v)[:1] in "=+-@" else v for v in row])
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv")
+    rows = (writer.writerow(row) for row in fulfilment_csv_rows(campaigns=campaigns))
+    response = StreamingHttpResponse(rows, content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="fulfilment.csv"'
     return response
 

@@ -356,3 +356,24 @@ def fulfilment_rows(*, campaign: Campaign):
             p.ship_country,
             p.ship_phone,
         ]
+
+
+def fulfilment_csv_rows(*, campaigns: list[Campaign]):
+    """The fulfilment list of several campaigns as CSV rows: one header, then each
+    campaign's backers; a cell starting with = + - @ would run as a formula in a
+    spreadsheet, so it gets a leading apostrophe."""
+    for index, campaign in enumerate(campaigns):
+        for n, row in enumerate(fulfilment_rows(campaign=campaign)):
+            if n == 0 and index > 0:
+                continue
+            yield ["'" + str(v) if str(v)[:1] in "=+-@" else v for v in row]
+
+
+def fulfilment_export(*, brand, params: dict):
+    """The fulfilment CSV of the selected campaigns of `brand`, for a worker's export job
+    (catalog.exports): the number of backers' rows and the rows."""
+    ids = list(params.get("ids", []))
+    found = Campaign.objects.filter(pk__in=ids, brand=brand).in_bulk()
+    campaigns = [found[pk] for pk in ids if pk in found]
+    total = Pledge.objects.filter(campaign__in=campaigns, status__in=COUNTED_STATUSES).count()
+    return total, fulfilment_csv_rows(campaigns=campaigns)

@@ -7,8 +7,11 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.urls import reverse
 from django.utils import timezone
 
+from catalog.exports import export_job_run
+from catalog.models import ExportJob
 from crowdfunding.models import (
     Campaign,
     CampaignEvent,
@@ -169,6 +172,19 @@ def test_close_now_csv_pledges_search_and_ticket_check_in(client):
     ticket = RewardTicket.objects.get(pledge=backer)
     assert ticket.code in csv_text
     assert other.pledges.get().user.email not in csv_text
+    # The action: a worker writes the same file, offered on the exports page.
+    response = client.post(
+        "/admin/crowdfunding/campaign/",
+        {"action": "fulfilment_csv", "_selected_action": [campaign.pk, other.pk]},
+    )
+    assert response["Location"] == reverse("admin:catalog_exportjob_changelist")
+    job = ExportJob.objects.get()  # the other brand's campaign is not the operator's
+    assert (job.user, job.brand, job.params) == (operator, campaign.brand, {"ids": [campaign.pk]})
+    export_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.rows_done, job.rows_total) == ("done", 1, 1)
+    download = client.get(reverse("admin:catalog_exportjob_download", args=[job.pk]))
+    assert download.content.decode() == csv_text
     # Check-in: once; a second time says when; another brand's operator finds no ticket.
     first = client.post("/admin/crowdfunding/rewardticket/check-in/", {"code": ticket.code})
     assert "checked in" in first.content.decode()
