@@ -337,26 +337,37 @@ def voucher_codes_generate(
     return made
 
 
-def voucher_codes_csv(*, vouchers) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["voucher", "code", "usage_limit", "used", "personal", "created_at"])
-    for code in (
+def voucher_codes_rows(*, vouchers):
+    """The header, then one row per code of the (already scoped) vouchers, in chunks."""
+    yield ["voucher", "code", "usage_limit", "used", "personal", "created_at"]
+    codes = (
         VoucherCode.objects.filter(voucher__in=vouchers)
         .select_related("voucher")
         .order_by("voucher_id", "id")
-    ):
-        writer.writerow(
-            [
-                code.voucher.name,
-                code.code,
-                "" if code.usage_limit is None else code.usage_limit,
-                code.used,
-                "yes" if code.user_id else "",
-                code.created_at.isoformat(),
-            ]
-        )
+    )
+    for code in codes.iterator(chunk_size=2000):
+        yield [
+            code.voucher.name,
+            code.code,
+            "" if code.usage_limit is None else code.usage_limit,
+            code.used,
+            "yes" if code.user_id else "",
+            code.created_at.isoformat(),
+        ]
+
+
+def voucher_codes_csv(*, vouchers) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerows(voucher_codes_rows(vouchers=vouchers))
     return out.getvalue()
+
+
+def voucher_codes_export(*, brand, params: dict):
+    """The codes CSV of the selected vouchers of `brand`, for a worker's export job
+    (catalog.exports)."""
+    vouchers = Voucher.objects.filter(pk__in=params.get("ids", []), brand=brand)
+    total = VoucherCode.objects.filter(voucher__in=vouchers).count()
+    return total, voucher_codes_rows(vouchers=vouchers)
 
 
 def voucher_claim(*, voucher: Voucher, user: User, placement=None) -> VoucherClaim:
