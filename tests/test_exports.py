@@ -5,6 +5,8 @@ import csv
 import io
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog import exports
@@ -123,3 +125,29 @@ def test_the_list_refreshes_while_a_job_runs_and_offers_no_file_yet(client):
     export_job_run(job_id=job.pk)
     html = client.get(reverse("admin:catalog_exportjob_changelist")).content.decode()
     assert 'http-equiv="refresh"' not in html and download in html
+
+
+def _count(client, url) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+def test_the_exports_page_is_a_fixed_number_of_queries_whatever_the_jobs(client):
+    brand = BrandFactory()
+    owner = _operator(brand)
+    client.force_login(owner)
+    url = reverse("admin:catalog_exportjob_changelist")
+
+    def job():
+        made = export_job_create(
+            user=owner, brand=brand, kind="test.numbers", params={"n": 1}, file_name="n.csv"
+        )
+        export_job_run(job_id=made.pk)
+
+    job()
+    _count(client, url)  # warm-up: the first page fills per-process caches
+    one = _count(client, url)
+    for _ in range(5):
+        job()
+    assert _count(client, url) == one
