@@ -22,6 +22,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from catalog.admin_exports import export_selection
 from catalog.admin_scoping import (
     BrandScopedAdmin,
     BrandScopedInline,
@@ -29,8 +30,6 @@ from catalog.admin_scoping import (
     as_text_for_operators,
     related_as_text,
 )
-from catalog.exports import export_job_create
-from catalog.models import Brand
 from crowdfunding.models import (
     CAMPAIGN_MACHINE,
     Campaign,
@@ -323,24 +322,13 @@ class CampaignAdmin(BrandScopedAdmin):
     def fulfilment_csv(self, request, queryset):
         """A worker writes the file (one export job a brand of the selection); the operator
         follows its progress on the exports page and downloads it there."""
-        by_brand: dict[int, list[int]] = {}
-        for pk, brand_id in queryset.values_list("pk", "brand_id"):
-            by_brand.setdefault(brand_id, []).append(pk)
-        brands = Brand.objects.in_bulk(list(by_brand))
-        for brand_id, ids in by_brand.items():
-            export_job_create(
-                user=request.user,
-                brand=brands[brand_id],
-                kind="crowdfunding.fulfilment",
-                params={"ids": ids},
-                file_name="fulfilment.csv",
-            )
-        self.message_user(
+        return export_selection(
+            self,
             request,
-            _("The export is being prepared; it can be downloaded here when it is ready."),
-            messages.SUCCESS,
+            rows=queryset.values_list("pk", "brand_id").order_by("pk"),
+            kind="crowdfunding.fulfilment",
+            file_name="fulfilment.csv",
         )
-        return redirect("admin:catalog_exportjob_changelist")
 
 
 class _Echo:

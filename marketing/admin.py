@@ -11,14 +11,12 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from catalog.admin_exports import export_selection
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, as_text_for_operators
-from catalog.exports import export_job_create
-from catalog.models import Brand
 from formatting.formats import money
 from marketing.models import Placement, Voucher, VoucherCode, VoucherUse
 from marketing.selectors import placement_funnel, placement_funnel_by_day
@@ -164,24 +162,13 @@ class VoucherAdmin(BrandScopedAdmin):
     def export_codes(self, request, queryset):
         """A worker writes the file (one export job a brand of the selection); the operator
         follows its progress on the exports page and downloads it there."""
-        by_brand: dict[int, list[int]] = {}
-        for pk, brand_id in queryset.values_list("pk", "brand_id").order_by("pk"):
-            by_brand.setdefault(brand_id, []).append(pk)
-        brands = Brand.objects.in_bulk(list(by_brand))
-        for brand_id, ids in by_brand.items():
-            export_job_create(
-                user=request.user,
-                brand=brands[brand_id],
-                kind="marketing.voucher_codes",
-                params={"ids": ids},
-                file_name="voucher-codes.csv",
-            )
-        self.message_user(
+        return export_selection(
+            self,
             request,
-            _("The export is being prepared; it can be downloaded here when it is ready."),
-            messages.SUCCESS,
+            rows=queryset.values_list("pk", "brand_id").order_by("pk"),
+            kind="marketing.voucher_codes",
+            file_name="voucher-codes.csv",
         )
-        return redirect("admin:catalog_exportjob_changelist")
 
 
 class PlacementForm(VerifiedImagesModelForm):

@@ -24,8 +24,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timeuntil
-from django.utils.translation import gettext as _
 
+from catalog.admin_exports import export_selection
 from catalog.admin_scoping import (
     BrandScopedAdmin,
     BrandScopedInline,
@@ -33,8 +33,7 @@ from catalog.admin_scoping import (
     related_as_text,
     scope_queryset,
 )
-from catalog.exports import export_job_create
-from catalog.models import Brand, Variant
+from catalog.models import Variant
 from formatting.formats import money
 from payments.services import PaymentError
 from preorders.models import (
@@ -769,24 +768,13 @@ class ReservationAdmin(_ReadOnlyAdmin):
     def export_csv(self, request, queryset):
         """A worker writes the file (one export job a brand of the selection); the operator
         follows its progress on the exports page and downloads it there."""
-        by_brand: dict[int, list[int]] = {}
-        for pk, brand_id in queryset.values_list("pk", "batch__product__brand_id").order_by("pk"):
-            by_brand.setdefault(brand_id, []).append(pk)
-        brands = Brand.objects.in_bulk(list(by_brand))
-        for brand_id, ids in by_brand.items():
-            export_job_create(
-                user=request.user,
-                brand=brands[brand_id],
-                kind="preorders.reservations",
-                params={"ids": ids},
-                file_name="reservations.csv",
-            )
-        self.message_user(
+        return export_selection(
+            self,
             request,
-            _("The export is being prepared; it can be downloaded here when it is ready."),
-            messages.SUCCESS,
+            rows=queryset.values_list("pk", "batch__product__brand_id").order_by("pk"),
+            kind="preorders.reservations",
+            file_name="reservations.csv",
         )
-        return redirect("admin:catalog_exportjob_changelist")
 
 
 @admin.register(WaitlistEntry)
