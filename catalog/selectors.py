@@ -70,8 +70,13 @@ def _first_image_prefetch() -> Prefetch:
 
 
 def product_cards(queryset: QuerySet[Product]) -> QuerySet[Product]:
-    """What a product card needs: brand name and the images (first one shown)."""
-    return queryset.select_related("brand").prefetch_related(_first_image_prefetch())
+    """What a product card needs: brand name and the images (first one shown). The long
+    columns are left out: a ranked search sorts every match's whole row for its top 24."""
+    return (
+        queryset.select_related("brand")
+        .defer("description", "description_html", "search_vector")
+        .prefetch_related(_first_image_prefetch())
+    )
 
 
 def search_query(words: list[str]) -> SearchQuery:

@@ -286,3 +286,29 @@ def test_every_page_has_a_search_box_in_the_header(client, audio):
     # The listing keeps what was typed in the box; a swapped pair of letters still finds it.
     page = client.get("/products/?q=fogre+studoi").content.decode()
     assert 'name="q" value="fogre studoi"' in page and "Forge Studio Headphones" in page
+
+
+def test_search_uses_its_index_right_after_writes(audio):
+    """The search GIN indexes keep no pending list (fastupdate off): with one, products just
+    written wait in a list the planner prices so high that it scans the whole table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s) ORDER BY relname",
+            [["catalog_product_search", "catalog_product_trgm", "catalog_searchword_deletes"]],
+        )
+        options = {name: [o.replace("=off", "=false") for o in opts] for name, opts in cursor}
+    assert options == {
+        "catalog_product_search": ["fastupdate=false"],
+        "catalog_product_trgm": ["fastupdate=false"],
+        "catalog_searchword_deletes": ["fastupdate=false"],
+    }
+
+
+def test_product_cards_leave_the_long_columns_out(audio):
+    with CaptureQueriesContext(connection) as queries:
+        names = _names(product_search(ProductFilters(q="headphones")))
+    [listing] = [q["sql"] for q in queries.captured_queries if "ts_rank(" in q["sql"]]
+    columns = listing.split(' FROM "catalog_product"')[0]
+    assert names and '"catalog_product"."name"' in columns
+    assert '"description' not in columns
+    assert '"catalog_product"."search_vector", "' not in columns  # ts_rank's argument is fine
