@@ -68,6 +68,14 @@ def commitment_commit(*, book, parent, user, saved_card: SavedCard, request_key:
         return existing
     if saved_card.user_id != user.pk or saved_card.deleted_at:
         raise book.error("Choose one of your cards.")
+    commitment = book.model(
+        **{book.parent_field: parent.pk},
+        user=user,
+        saved_card=saved_card,
+        request_key=request_key,
+        **fields,
+    )
+    _check_fields(commitment)
     with transaction.atomic():
         parent = _locked_parent(book, parent)
         existing = book.model.objects.filter(user=user, request_key=request_key).first()
@@ -75,20 +83,22 @@ def commitment_commit(*, book, parent, user, saved_card: SavedCard, request_key:
             return existing
         if parent.status != book.statuses["open"] or book.is_due(parent):
             raise book.error(book.text("closed", parent=parent))
-        commitment = book.model(
-            **{book.parent_field: parent.pk},
-            user=user,
-            saved_card=saved_card,
-            request_key=request_key,
-            **fields,
-        )
-        commitment.full_clean(exclude=["request_key"])
         commitment.save()
         book.machine.event(
             commitment, from_status="", to=commitment.status, actor=user, note="Committed"
         ).save()
         book.on_commit(commitment)
     return commitment
+
+
+def _check_fields(commitment) -> None:
+    """full_clean's field checks, before the parent's lock and without queries: the related
+    rows were passed in (no existence lookups), and the constraints (one per backer,
+    quantities, the request key) are the database's, raised by the save as IntegrityError.
+    Under the lock every query makes each other shopper of the parent wait."""
+    related = [f.name for f in commitment._meta.concrete_fields if f.is_relation]
+    commitment.clean_fields(exclude=["request_key", *related])
+    commitment.clean()
 
 
 # --- the parent: close, cancel, finish ----------------------------------------------------------
