@@ -4,9 +4,11 @@ are done by Postgres, grouped by day in the store's time zone; only the small gr
 are bucketed here (weeks, cohorts).
 
 Revenue is counted when money is charged: an order part on its order's payment day (a
-pre-order batch's orders are made when the batch's cards are charged), net of refunds on
-the day each refund was made. The shares (community members, first-time buyers) are of the
-money charged in the window, before refunds."""
+pre-order batch's orders are made when the batch's cards are charged), except a pre-order's
+deposit, counted on the day the deposit was charged (its order counts only what the deposit
+did not cover); net of refunds on the day each refund was made, a deposit's refunds too.
+The shares (community members, first-time buyers) are of the money charged in the window,
+before refunds."""
 
 from __future__ import annotations
 
@@ -17,15 +19,18 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, Min, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import CharField, Count, F, Min, Sum, Value
+from django.db.models.functions import Cast, Coalesce, Concat, TruncDate
 from django.utils import timezone
 
 from catalog.models import Brand, ProductViewDay, Variant
 from communities.models import Membership, MembershipStatus, Post, Reaction, Report
 from crowdfunding.models import Campaign, CampaignStatus
+from orders.fulfilment import REFUND_KEY_PREFIX
 from orders.models import CartLine, Order, OrderPart, OrderRefund, OrderStatus, RefundState
-from preorders.models import BatchStatus, PreorderBatch
+from payments.models import Payment, PaymentStatus, Refund, RefundStatus
+from preorders.book import PreorderBook
+from preorders.models import BatchStatus, PreorderBatch, Reservation
 from reviews.models import ReviewReport
 
 ZERO = Decimal("0.00")
@@ -33,7 +38,9 @@ LOW_STOCK = 5
 DAYS = 14
 WEEKS = 8
 FUNNEL_DAYS = 30
-DASHBOARD_QUERIES = 19
+DASHBOARD_QUERIES = 21
+# Payments that took money (a refund since does not undo the charge: it counts on its day).
+CHARGED = [PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED]
 
 
 def store_zone() -> ZoneInfo:
@@ -108,12 +115,46 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
     until = _start_of(today + timedelta(days=1))
     parts = OrderPart.objects.filter(brand_id__in=brand_ids)
 
-    # 1-2. Money charged per day, refunds per day (store time zone), over the weeks shown.
+    # 1-4. Money charged per day, refunds per day (store time zone), over the weeks shown.
+    # A pre-order's order holds its deposit, charged earlier: the order's day counts the
+    # rest (one order per reservation, so the join does not repeat parts).
+    kept_deposit = F("order__reservation__deposit_paid") - F("order__reservation__deposit_refunded")
     charged = dict(
         parts.filter(order__paid_at__gte=since, order__paid_at__lt=until)
         .annotate(day=TruncDate("order__paid_at", tzinfo=zone))
         .values_list("day")
-        .annotate(total=Sum("total"))
+        .annotate(total=Sum("total") - Coalesce(Sum(kept_deposit), ZERO))
+        .values_list("day", "total")
+    )
+    deposit_references = (
+        Reservation.objects.filter(batch__product__brand_id__in=brand_ids)
+        .annotate(
+            reference=Concat(Value(f"{PreorderBook.deposit_prefix}:"), Cast("pk", CharField()))
+        )
+        .values("reference")
+    )
+    deposits = dict(
+        Payment.objects.filter(
+            reference__in=deposit_references,
+            status__in=CHARGED,
+            created_at__gte=since,
+            created_at__lt=until,
+        )
+        .annotate(day=TruncDate("created_at", tzinfo=zone))
+        .values_list("day")
+        .annotate(total=Sum("amount"))
+        .values_list("day", "total")
+    )
+    # Deposit refunds made by an order's refund are that refund's (counted below, once).
+    deposit_refunds = dict(
+        Refund.objects.filter(
+            payment__reference__in=deposit_references, created_at__gte=since, created_at__lt=until
+        )
+        .exclude(status=RefundStatus.ABANDONED)
+        .exclude(idempotency_key__startswith=REFUND_KEY_PREFIX)
+        .annotate(day=TruncDate("created_at", tzinfo=zone))
+        .values_list("day")
+        .annotate(total=Sum("amount"))
         .values_list("day", "total")
     )
     refunded = dict(
@@ -126,8 +167,10 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
         .annotate(total=Sum("amount"))
         .values_list("day", "total")
     )
+    for day, total in deposit_refunds.items():
+        refunded[day] = refunded.get(day, ZERO) + total
     net = defaultdict(lambda: ZERO)
-    for day, total in charged.items():
+    for day, total in [*charged.items(), *deposits.items()]:
         net[day] += total
     for day, total in refunded.items():
         net[day] -= total
@@ -139,7 +182,7 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
         week_net[_week_start(day)] += total
     by_week = _bars([(week.strftime("%d %b"), week_net[week]) for week in weeks])
 
-    # 3. Open batches, with progress and time left.
+    # 5. Open batches, with progress and time left.
     batches = list(
         PreorderBatch.objects.filter(product__brand_id__in=brand_ids, status=BatchStatus.OPEN)
         .select_related("product")
@@ -150,7 +193,7 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
         batch.progress = min(100, round(batch.reserved_units * 100 / max(batch.min_quantity, 1)))
         batch.time_left = max(batch.closes_at - now, timedelta(0))
 
-    # 3b. Live campaigns, with progress toward the goal and time left.
+    # 5b. Live campaigns, with progress toward the goal and time left.
     campaigns = list(
         Campaign.objects.filter(brand_id__in=brand_ids, status=CampaignStatus.LIVE).order_by(
             "deadline"
@@ -159,18 +202,18 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
     for campaign in campaigns:
         campaign.time_left = max(campaign.deadline - now, timedelta(0))
 
-    # 4. Parts paid and waiting to ship.
+    # 6. Parts paid and waiting to ship.
     waiting = parts.filter(status=OrderStatus.PAID).aggregate(
         count=Count("id"), oldest=Min("order__paid_at")
     )
-    # 5-6. Reports waiting for moderation (posts and comments, reviews).
+    # 7-8. Reports waiting for moderation (posts and comments, reviews).
     reports = (
         Report.objects.filter(community__brand_id__in=brand_ids, resolved_at__isnull=True).count()
         + ReviewReport.objects.filter(
             review__product__brand_id__in=brand_ids, resolved_at__isnull=True
         ).count()
     )
-    # 7. Low stock.
+    # 9. Low stock.
     low = list(
         Variant.objects.filter(
             product__brand_id__in=brand_ids,
@@ -182,7 +225,7 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
         .order_by("stock", "sku")[:10]
     )
 
-    # 8-11. The funnel over the last FUNNEL_DAYS days: product page views (counted in Redis,
+    # 10-13. The funnel over the last FUNNEL_DAYS days: product page views (counted in Redis,
     # folded in by catalog.product_views), carts, checkouts (orders placed), paid orders.
     funnel_since = _start_of(today - timedelta(days=FUNNEL_DAYS - 1))
     carts = (
@@ -227,7 +270,7 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
         ]
     )
 
-    # 12. Members who joined the brand's communities in the weeks shown (growth, cohorts).
+    # 14. Members who joined the brand's communities in the weeks shown (growth, cohorts).
     joins = list(
         Membership.objects.filter(
             community__brand_id__in=brand_ids,
@@ -248,7 +291,7 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
         ]
     )
 
-    # 13-15. What each joiner did, by week: posted, liked, bought from the brand.
+    # 15-17. What each joiner did, by week: posted, liked, bought from the brand.
     joiners = list(joined_week)
     active: dict[int, set[date]] = defaultdict(set)
     activity = [
@@ -283,7 +326,7 @@ def dashboard_for(*, brand_ids: list[int], today: date | None = None) -> Dashboa
             cells.append({"count": count, "share": share})
         cohorts.append({"week": week, "size": len(cohort), "cells": cells})
 
-    # 16-18. Shares of the money charged in the weeks shown: from members of the brand's
+    # 18-20. Shares of the money charged in the weeks shown: from members of the brand's
     # communities, and from first-time buyers of the brand (their first paid order).
     sales = list(
         parts.filter(order__paid_at__gte=since, order__paid_at__lt=until).values_list(

@@ -16,9 +16,11 @@ from communities.moderation import report_create
 from communities.services import community_join, post_create
 from console.selectors import DASHBOARD_QUERIES, dashboard_for
 from orders.fulfilment import order_part_refund, order_part_ship
+from preorders.services import batch_close
 from tests.console import operator_of, paid_order
 from tests.crowdfunding import campaign_live, pledge
 from tests.factories import BrandFactory, ProductFactory, UserFactory, VariantFactory
+from tests.preorders import batch_open, reserve
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +32,7 @@ def at(*args) -> time_machine.travel:
 
 
 @pytest.fixture
-def known(settings):
+def known(settings, django_capture_on_commit_callbacks):
     settings.STORE_TIME_ZONE = "America/New_York"
     settings.COMMUNITY_RATE_LIMITS = {"post": (100, 100), "comment": (100, 100)}
     mine, theirs = BrandFactory(name="Mine", slug="mine"), BrandFactory(name="Theirs")
@@ -60,6 +62,18 @@ def known(settings):
     with at(2026, 3, 18, 14):
         order_part_refund(part=part_a, actor=owner, amount=Decimal("30.00"))
         order_part_ship(part=part_c, tracking_number="T1", actor=owner)
+    # A pre-order: cat's 25.00 deposit is charged on the 9th, the batch is charged (and its
+    # order made) on the 11th: 25.00 counts on the 9th and the other 65.00 on the 11th.
+    with at(2026, 3, 9, 15):
+        batch = batch_open(
+            min_quantity=1,
+            ladder=[(1, "90.00")],
+            deposit="25.00",
+            product=ProductFactory(brand=mine),
+        )
+        reserve(batch=batch, user=cat)
+    with at(2026, 3, 11, 15), django_capture_on_commit_callbacks(execute=True):
+        batch_close(batch=batch, force=True)  # its settlement tasks run on the commit
     low = VariantFactory(product=ProductFactory(brand=mine), sku="LOW-1", stock=3)
     # Product page views, as the beat folds them in: 40 in the window, 5 before it.
     ProductViewDay.objects.create(product=low.product, day=date(2026, 3, 10), views=40)
@@ -76,7 +90,7 @@ def known(settings):
 def test_the_figures_match_the_hand_worked_values(known):
     with time_machine.travel(NOW, tick=False), CaptureQueriesContext(connection) as queries:
         d = dashboard_for(brand_ids=[known["mine"].pk])
-    assert len(queries) == DASHBOARD_QUERIES == 19
+    assert len(queries) == DASHBOARD_QUERIES == 21
     assert d.today == date(2026, 3, 18)
     by_day = {bar.label: bar.value for bar in d.revenue_by_day}
     assert len(by_day) == 14 and list(by_day)[0] == "05 Mar" and list(by_day)[-1] == "18 Mar"
@@ -85,26 +99,28 @@ def test_the_figures_match_the_hand_worked_values(known):
         Decimal("100.00"),
         Decimal("-30.00"),
     )
-    assert sum(by_day.values()) == Decimal("220.00")
+    assert (by_day["09 Mar"], by_day["11 Mar"]) == (Decimal("25.00"), Decimal("65.00"))
+    assert sum(by_day.values()) == Decimal("310.00")
     by_week = {bar.label: bar.value for bar in d.revenue_by_week}
     assert list(by_week)[0] == "26 Jan" and len(by_week) == 8
     assert by_week["09 Feb"] == Decimal("200.00") and by_week["16 Mar"] == Decimal("220.00")
-    assert sum(by_week.values()) == d.revenue_total == Decimal("420.00")
+    assert by_week["09 Mar"] == Decimal("90.00")
+    assert sum(by_week.values()) == d.revenue_total == Decimal("510.00")
     assert d.refunds_total == Decimal("30.00")
-    # 450.00 charged: ann (a member) 150.00; first orders: ann's 150.00 and cat's 200.00.
-    assert d.member_share == 33.3 and d.first_time_share == 77.8
-    assert d.to_ship == 2  # ann's and cat's second; cat's first has shipped
+    # 540.00 charged: ann (a member) 150.00; first orders: ann's 150.00 and cat's 200.00.
+    assert d.member_share == 27.8 and d.first_time_share == 64.8
+    assert d.to_ship == 3  # ann's, cat's second and her pre-order; cat's first has shipped
     assert d.reports_waiting == 1
     assert [v.sku for v in d.low_stock] == ["LOW-1"]
     (campaign,) = d.live_campaigns  # ends 25 March: 6 days 20 hours from noon on the 18th
     assert (campaign, campaign.percent) == (known["live"], 25)
     assert campaign.time_left == timedelta(days=6, hours=20)
-    # Funnel (30 days): 40 views, 2 paid orders (their carts were emptied), no open cart.
+    # Funnel (30 days): 40 views, 3 paid orders (their carts were emptied), no open cart.
     assert [(bar.label, bar.value) for bar in d.funnel] == [
         ("product views", 40),
-        ("carts", 2),
-        ("checkouts", 2),
-        ("paid orders", 2),
+        ("carts", 3),
+        ("checkouts", 3),
+        ("paid orders", 3),
     ]
     growth = {bar.label: bar.value for bar in d.growth}
     assert growth["02 Mar"] == 2 and growth["16 Mar"] == 1 and sum(growth.values()) == 3
@@ -131,14 +147,14 @@ def test_the_admin_index_shows_the_dashboard_of_the_operators_brands_only(client
     with time_machine.travel(NOW, tick=False):
         page = client.get("/admin/").content.decode()
     assert 'id="console-dashboard"' in page
-    assert "$420.00" in page and "$500.00" not in page
+    assert "$510.00" in page and "$500.00" not in page
     assert "LOW-1" in page and "LOW-THEIRS" not in page
     assert "/static/console/console.css" in page and "<svg" in page
     assert "cdn" not in page.lower()
     # Asking for the other brand's figures shows the operator's own.
     with time_machine.travel(NOW, tick=False):
         page = client.get(f"/admin/?brand={known['theirs'].pk}").content.decode()
-    assert "$420.00" in page and "LOW-THEIRS" not in page
+    assert "$510.00" in page and "LOW-THEIRS" not in page
 
 
 def test_the_dashboard_query_count_does_not_grow_with_the_data(known):
@@ -149,4 +165,4 @@ def test_the_dashboard_query_count_does_not_grow_with_the_data(known):
         with CaptureQueriesContext(connection) as queries:
             d = dashboard_for(brand_ids=[mine.pk])
     assert len(queries) == DASHBOARD_QUERIES
-    assert d.revenue_total == Decimal("810.00")
+    assert d.revenue_total == Decimal("900.00")
