@@ -4,13 +4,15 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from import_export.admin import ImportExportModelAdmin
+from import_export.admin import ImportMixin
 from import_export.forms import ImportForm
 
 from accounts.admin_access import SuperuserOnlyAdminMixin
+from catalog.admin_exports import export_selection
 from catalog.admin_resources import ProductResource, VariantResource, import_file_problem
 from catalog.admin_scoping import (
     BrandScopedAdmin,
@@ -19,11 +21,11 @@ from catalog.admin_scoping import (
 )
 from catalog.forms import VariantAdminForm
 from catalog.imports import (
-    background_rows,
-    count_rows,
     import_job_confirm,
     import_job_create,
     import_job_progress,
+    import_job_summary,
+    import_max_bytes,
 )
 from catalog.models import (
     Brand,
@@ -374,8 +376,10 @@ class SpecificationInline(BrandScopedInline, admin.TabularInline):
 
 
 class BackgroundImportMixin:
-    """Files above catalog.imports.background_rows() rows are checked and imported by a
-    worker (an ImportJob), with a page that shows progress; smaller ones as before."""
+    """Every CSV import is checked and imported by a worker (an ImportJob), whatever its
+    size: the request only validates the upload (size, type, header) and stores it; a page
+    shows the progress, then the result (created, updated, unchanged; the problems by line)
+    and the confirm button."""
 
     import_resource_name = ""
 
@@ -395,7 +399,7 @@ class BackgroundImportMixin:
     def import_action(self, request, **kwargs):
         if request.method == "POST" and self.has_import_permission(request):
             form = self.create_import_form(request)
-            if form.is_valid() and form.row_count > background_rows():
+            if form.is_valid():
                 job = import_job_create(
                     user=request.user,
                     resource=self.import_resource_name,
@@ -403,7 +407,12 @@ class BackgroundImportMixin:
                     file_name=form.cleaned_data["import_file"].name,
                 )
                 return redirect(reverse(f"admin:{self._url_name('import_job')}", args=[job.pk]))
+        # The form (again, with its errors for an invalid upload): valid ones left above.
         return super().import_action(request, **kwargs)
+
+    def process_import(self, request, **kwargs):
+        """import-export's in-request confirm step: unused, every file goes to a worker."""
+        raise PermissionDenied
 
     def import_job_view(self, request, job_id: int):
         if not self.has_import_permission(request):
@@ -423,6 +432,7 @@ class BackgroundImportMixin:
             "title": f"Import {job.file_name or ''}".strip(),
             "job": job,
             "progress": import_job_progress(job=job),
+            "summary": import_job_summary(job=job),
             "changelist_url": reverse(f"admin:{self._url_name('changelist')}"),
         }
         template = (
@@ -434,8 +444,8 @@ class BackgroundImportMixin:
 
 
 class CatalogImportForm(ImportForm):
-    """A file whose header is wrong (another separator, missing columns) gets one message
-    here, before any row is read."""
+    """The upload's checks, before any row is read: its size, its type (a .csv file of
+    UTF-8 text), and its header (another separator, missing columns), each one message."""
 
     def __init__(self, formats, resources, **kwargs) -> None:
         super().__init__(formats, resources, **kwargs)
@@ -450,9 +460,23 @@ class CatalogImportForm(ImportForm):
             resource = self.resource_classes[int(cleaned.get("resource") or 0)]
         except (ValueError, IndexError):
             resource = self.resource_classes[0]
+        limit = import_max_bytes()
+        if upload.size > limit:
+            self.add_error(
+                "import_file",
+                f"The file is too large ({filesizeformat(upload.size)}); the limit is "
+                f"{filesizeformat(limit)}. Split it into smaller files.",
+            )
+            return cleaned
+        if not upload.name.lower().endswith(".csv"):
+            self.add_error("import_file", "Upload a CSV file (its name ends in .csv).")
+            return cleaned
         upload.seek(0)
         raw = upload.read()
         upload.seek(0)
+        if b"\x00" in raw:  # a spreadsheet or another binary file renamed .csv
+            self.add_error("import_file", "This is not a CSV text file. Save it as CSV (UTF-8).")
+            return cleaned
         problem = import_file_problem(raw, resource.required_columns)
         if problem:
             self.add_error("import_file", problem)
@@ -462,12 +486,11 @@ class CatalogImportForm(ImportForm):
         except UnicodeDecodeError:
             self.add_error("import_file", "Save the file as UTF-8 text (CSV) and upload it again.")
             return cleaned
-        self.row_count = count_rows(self.text)
         return cleaned
 
 
 @admin.register(Product)
-class ProductAdmin(BackgroundImportMixin, ImportExportModelAdmin, BrandScopedAdmin):
+class ProductAdmin(BackgroundImportMixin, ImportMixin, BrandScopedAdmin):
     resource_classes = [ProductResource]
     import_form_class = CatalogImportForm
     import_resource_name = "product"
@@ -489,7 +512,7 @@ class ProductAdmin(BackgroundImportMixin, ImportExportModelAdmin, BrandScopedAdm
     # A plain select for the category: its admin is superuser-only, so an autocomplete would
     # refuse operators.
     inlines = [VariantInline, ProductImageInline, SpecificationInline]
-    actions = ["make_active", "make_archived"]
+    actions = ["make_active", "make_archived", "export_csv"]
     readonly_fields = ["price_min", "price_max", "in_stock", "rating_average", "rating_count"]
     fields = ["brand", "name", "slug", "category", "status", "description", *readonly_fields]
 
@@ -536,9 +559,20 @@ class ProductAdmin(BackgroundImportMixin, ImportExportModelAdmin, BrandScopedAdm
         )
         self.message_user(request, f"{count} product(s) archived.", messages.SUCCESS)
 
+    @admin.action(description="Export selected products to CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        """A worker writes the file (the import's columns), a job per brand."""
+        return export_selection(
+            self,
+            request,
+            rows=queryset.values_list("pk", "brand_id").order_by("pk"),
+            kind="catalog.products",
+            file_name="products.csv",
+        )
+
 
 @admin.register(Variant)
-class VariantAdmin(BackgroundImportMixin, ImportExportModelAdmin, BrandScopedAdmin):
+class VariantAdmin(BackgroundImportMixin, ImportMixin, BrandScopedAdmin):
     """Stock and price edits across products, and variant CSV import/export."""
 
     resource_classes = [VariantResource]
@@ -563,6 +597,7 @@ class VariantAdmin(BackgroundImportMixin, ImportExportModelAdmin, BrandScopedAdm
     search_fields = ["sku", "product__name"]
     autocomplete_fields = ["product"]
     form = VariantAdminForm
+    actions = ["export_csv"]
 
     def get_changelist_form(self, request, **kwargs):
         # The list edits too carry what each cell showed, so an unchanged stock is not written.
@@ -570,6 +605,17 @@ class VariantAdmin(BackgroundImportMixin, ImportExportModelAdmin, BrandScopedAdm
 
     def save_model(self, request, obj, form, change):
         form.save_variant(actor=request.user)
+
+    @admin.action(description="Export selected variants to CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        """A worker writes the file (the import's columns), a job per brand."""
+        return export_selection(
+            self,
+            request,
+            rows=queryset.values_list("pk", "product__brand_id").order_by("pk"),
+            kind="catalog.variants",
+            file_name="variants.csv",
+        )
 
 
 @admin.register(StockAlert)
@@ -599,9 +645,27 @@ class ExportJobAdmin(BrandScopedAdmin):
     """Exports run by a worker: an operator sees only the jobs they asked for (of their
     brands) and downloads a file only of their own job; the list refreshes while one runs."""
 
-    list_display = ["id", "file_name", "brand", "status", "progress", "created_at", "download"]
+    list_display = [
+        "id",
+        "file_name",
+        "brand",
+        "status",
+        "progress",
+        "created_at",
+        "download",
+        "failure",
+    ]
     list_filter = ["status"]
-    fields = ["file_name", "brand", "kind", "status", "progress", "created_at", "finished_at"]
+    fields = [
+        "file_name",
+        "brand",
+        "kind",
+        "status",
+        "progress",
+        "created_at",
+        "finished_at",
+        "failure",
+    ]
     readonly_fields = fields
     change_list_template = "admin/catalog/exportjob/change_list.html"
 

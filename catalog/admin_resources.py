@@ -23,6 +23,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db.models import QuerySet
 from import_export import fields, resources, widgets
 
+from catalog.exports import FORMULA_STARTS
 from catalog.models import Brand, Category, Product, ProductStatus, Variant
 from catalog.services import (
     VARIANT_FIELDS,
@@ -138,6 +139,11 @@ class _ScopedResource(resources.ModelResource):
         return _scoped(super().get_queryset(), self.user)
 
     def import_row(self, row, instance_loader, **kwargs):
+        # Our exports guard a cell that a spreadsheet would run as a formula with a leading
+        # apostrophe (catalog.exports.csv_safe): the file imports as it was exported.
+        for column, value in row.items():
+            if isinstance(value, str) and value[:1] == "'" and value[1:2] in FORMULA_STARTS:
+                row[column] = value[1:]
         result = super().import_row(row, instance_loader, **kwargs)
         if result.errors:
             # An unexpected failure (a race with another write, a database error): a message

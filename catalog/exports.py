@@ -25,6 +25,8 @@ from catalog.tasks import export_job_process
 logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 500
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 Exporter = Callable[..., tuple[int, Iterator[list]]]
 _exporters: dict[str, Exporter] = {}
@@ -32,6 +34,15 @@ _exporters: dict[str, Exporter] = {}
 
 def export_register(kind: str, exporter: Exporter) -> None:
     _exporters[kind] = exporter
+
+
+def csv_safe(row: list) -> list:
+    """Text that a spreadsheet would run as a formula (=, +, -, @, tab or CR first) gets a
+    leading apostrophe; numbers stay numbers."""
+    return [
+        f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+        for value in row
+    ]
 
 
 def export_job_create(*, user, brand: Brand, kind: str, params: dict, file_name: str) -> ExportJob:
@@ -49,7 +60,7 @@ def export_job_run(*, job_id: int) -> None:
     """Claim a queued job (a second delivery finds it claimed and does nothing), write its
     rows, recording progress every PROGRESS_EVERY rows, then store the file."""
     claimed = ExportJob.objects.filter(pk=job_id, status=ExportJobStatus.QUEUED).update(
-        status=ExportJobStatus.RUNNING
+        status=ExportJobStatus.RUNNING, heartbeat_at=timezone.now()
     )
     if not claimed:
         return
@@ -64,8 +75,11 @@ def export_job_run(*, job_id: int) -> None:
             writer.writerow(row)
             done += 1
             if done and done % PROGRESS_EVERY == 0:
-                ExportJob.objects.filter(pk=job_id).update(rows_done=done)
-        ExportJob.objects.filter(pk=job_id).update(
+                ExportJob.objects.filter(pk=job_id, status=ExportJobStatus.RUNNING).update(
+                    rows_done=done, heartbeat_at=timezone.now()
+                )
+        # Only a job still running: one the upkeep sweep failed meanwhile stays failed.
+        ExportJob.objects.filter(pk=job_id, status=ExportJobStatus.RUNNING).update(
             status=ExportJobStatus.DONE,
             content=buffer.getvalue(),
             rows_done=max(done, 0),
@@ -75,5 +89,7 @@ def export_job_run(*, job_id: int) -> None:
     except Exception:
         logger.exception("export job %s failed", job_id)
         ExportJob.objects.filter(pk=job_id).update(
-            status=ExportJobStatus.FAILED, finished_at=timezone.now()
+            status=ExportJobStatus.FAILED,
+            finished_at=timezone.now(),
+            failure="The export could not be written.",
         )

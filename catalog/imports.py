@@ -1,12 +1,15 @@
-"""Large CSV imports in a worker, with progress.
+"""CSV imports in a worker, with progress, whatever the size of the file.
 
-A file of more than `background_rows()` rows is not checked in the request (2,000 rows took a
-minute): the admin stores it as an ImportJob and a task checks it (a dry run); the operator
-sees progress, then the errors or a confirm button; confirming has the task import it, all or
-nothing. The task is thin and idempotent: each step runs under the job's row lock and only
-from the status it expects, in the same transaction that records its outcome, so a second
-delivery (or a worker killed mid-import, whose transaction rolls back) changes nothing twice.
-Progress is kept in the cache, since the job's row is locked by the running transaction.
+The admin validates the upload in the request (size, type, header: catalog.admin), stores it
+as an ImportJob and a task checks it (a dry run); the operator sees progress, then the result
+(rows to create, update, leave unchanged; the problems by line) and a confirm button;
+confirming has the task import it, all or nothing, and the import is audited (who, when,
+which file, the counts per brand). The task is thin and idempotent: each step runs under the
+job's row lock and only from the status it expects, in the same transaction that records its
+outcome, so a second delivery (or a worker killed mid-import, whose transaction rolls back)
+changes nothing twice. Progress is kept in the cache, since the job's row is locked by the
+running transaction. Scoping: the rows a job may read or write are its operator's brands'
+(catalog.admin_resources), checked again when the worker runs it.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from import_export.formats.base_formats import CSV
 from import_export.instance_loaders import CachedInstanceLoader
 
+from audit.services import audit_record
 from catalog.admin_resources import ProductResource, VariantResource, import_file_problem
 from catalog.models import ImportJob, ImportJobStatus
 from catalog.tasks import import_job_process
@@ -30,9 +35,18 @@ IMPORT_ERRORS_KEPT = 500
 PROGRESS_EVERY = 25
 
 
-def background_rows() -> int:
-    """Files with more rows than this are imported by a worker."""
-    return getattr(settings, "CATALOG_IMPORT_BACKGROUND_ROWS", 200)
+# What each outcome of import-export's totals is called on the job's page and in the audit.
+OUTCOMES = {"new": "created", "update": "updated", "skip": "unchanged", "invalid": "invalid"}
+
+
+def import_max_bytes() -> int:
+    """The largest upload accepted (the file is kept in the job's row until it is done)."""
+    return settings.CATALOG_IMPORT_MAX_BYTES
+
+
+def import_job_summary(*, job: ImportJob) -> list[tuple[str, int]]:
+    """The last run's counts, by outcome, in the order the operator reads them."""
+    return [(label, job.totals[kind]) for kind, label in OUTCOMES.items() if job.totals.get(kind)]
 
 
 def _progress_key(job_id: int) -> str:
@@ -61,7 +75,7 @@ def _resource_class(name: str):
 
 
 class _Background:
-    """No HTML diff for a worker run (nobody reads a 2,000-row diff) and progress reports."""
+    """No HTML diff for a worker run (nobody reads a 2,000-row diff), progress reports."""
 
     job_id: int | None = None
 
@@ -113,7 +127,7 @@ def import_job_confirm(*, job: ImportJob, user) -> bool:
     with transaction.atomic():
         moved = ImportJob.objects.filter(
             pk=job.pk, user=user, status=ImportJobStatus.PREVIEWED, error_count=0
-        ).update(status=ImportJobStatus.IMPORTING)
+        ).update(status=ImportJobStatus.IMPORTING, updated_at=timezone.now())
         if moved:
             import_job_process.delay_on_commit(job.pk)
     return bool(moved)
@@ -168,3 +182,34 @@ def import_job_advance(*, job_id: int) -> None:
         else:
             job.status = ImportJobStatus.FAILED if errors else ImportJobStatus.DONE
         job.save(update_fields=["totals", "error_count", "errors", "status", "updated_at"])
+        if job.status == ImportJobStatus.DONE:
+            _import_audit(job=job, result=result)
+
+
+def _import_audit(*, job: ImportJob, result) -> None:
+    """One audit entry per brand whose rows the import created or updated (with that
+    brand's counts), in the import's transaction; one without a brand if it changed none."""
+    model = _resource_class(job.resource)._meta.model
+    changed = {
+        str(row.object_id): row.import_type
+        for row in result.rows
+        if row.import_type in ("new", "update") and row.object_id is not None
+    }
+    brand_of = dict(
+        model.objects.filter(pk__in=changed).values_list("pk", f"{model.brand_lookup}_id")
+    )
+    counts: dict[int | None, dict[str, int]] = {}
+    for pk, brand_id in brand_of.items():
+        kind = OUTCOMES[changed[str(pk)]]
+        counts.setdefault(brand_id, {}).setdefault(kind, 0)
+        counts[brand_id][kind] += 1
+    unchanged = job.totals.get("skip", 0)
+    for brand_id, brand_counts in counts.items() or [(None, {})]:
+        audit_record(
+            actor=job.user,
+            action=f"{job.resource}.import",
+            obj=job,
+            brand_id=brand_id,
+            after={**brand_counts, "unchanged_in_file": unchanged, "rows_in_file": job.total_rows},
+            note=f"CSV import of {job.file_name or job.resource}"[:300],
+        )

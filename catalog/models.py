@@ -540,7 +540,11 @@ class ExportJob(models.Model):
     rows_total = models.PositiveIntegerField(default=0)
     content = models.TextField(blank=True, help_text="The CSV text, once done.")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Touched when the worker claims the job and at each progress step: a running job whose
+    # heartbeat stopped lost its worker (catalog.job_upkeep fails it).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    failure = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

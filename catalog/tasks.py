@@ -40,3 +40,21 @@ def export_job_process(job_id: int) -> None:
     from catalog.exports import export_job_run
 
     export_job_run(job_id=job_id)
+
+
+@house_task()
+def jobs_stalled_sweep() -> None:
+    """Beat: fail the export and import jobs whose worker stopped (catalog.job_upkeep)."""
+    from catalog.job_upkeep import jobs_fail_stalled
+
+    jobs_fail_stalled()
+
+
+@house_task()
+def jobs_expired_delete() -> None:
+    """Beat: delete the jobs past their retention, a chunk at a time; a full chunk queues
+    the next one."""
+    from catalog.job_upkeep import CLEANUP_CHUNK, jobs_delete_expired
+
+    if jobs_delete_expired(limit=CLEANUP_CHUNK) >= CLEANUP_CHUNK:
+        jobs_expired_delete.delay()

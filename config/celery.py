@@ -71,6 +71,16 @@ app.conf.beat_schedule = {
         "task": "catalog.tasks.product_views_flush",
         "schedule": 60.0,
     },
+    # Export and import jobs (catalog.job_upkeep): fail those whose worker stopped; delete
+    # those past their retention, with their files.
+    "catalog-jobs-stalled": {
+        "task": "catalog.tasks.jobs_stalled_sweep",
+        "schedule": 300.0,
+    },
+    "catalog-jobs-expired": {
+        "task": "catalog.tasks.jobs_expired_delete",
+        "schedule": 3600.0,
+    },
     "preorders-sweeps": {
         "task": "preorders.tasks.preorder_sweeps",
         "schedule": 300.0,

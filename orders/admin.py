@@ -8,9 +8,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from import_export import fields, resources
-from import_export.admin import ExportMixin
 
+from catalog.admin_exports import export_selection
 from catalog.admin_scoping import (
     BrandScopedAdmin,
     BrandScopedInline,
@@ -51,52 +50,6 @@ ORDER_MONEY_FIELDS = {
 }
 # A part's operations are its state machine's actions (orders.models.PART_MACHINE).
 PART_OPERATIONS = {action.name: action.label for action in PART_MACHINE.actions}
-
-
-class OrderResource(resources.ModelResource):
-    customer = fields.Field(attribute="email", column_name="customer")
-
-    class Meta:
-        model = Order
-        fields = [
-            "number",
-            "customer",
-            "status",
-            "currency",
-            "subtotal",
-            "shipping_cost",
-            "total",
-            "amount_refunded",
-            "ship_name",
-            "ship_city",
-            "ship_country",
-            "tracking_number",
-            "created_at",
-            "paid_at",
-            "shipped_at",
-        ]
-        export_order = fields
-
-
-class OrderOperatorResource(resources.ModelResource):
-    """An operator's export: no whole-order money (it holds other brands' lines)."""
-
-    customer = fields.Field(attribute="email", column_name="customer")
-
-    class Meta:
-        model = Order
-        fields = [
-            "number",
-            "customer",
-            "status",
-            "currency",
-            "ship_name",
-            "ship_city",
-            "ship_country",
-            "created_at",
-            "paid_at",
-        ]
-        export_order = fields
 
 
 class OrderPartInline(BrandScopedInline, admin.TabularInline):
@@ -205,18 +158,18 @@ def _allowed(part: OrderPart) -> dict[str, bool]:
 
 
 @admin.register(Order)
-class OrderAdmin(ExportMixin, BrandScopedAdmin):
+class OrderAdmin(BrandScopedAdmin):
     """Orders holding a part of the operator's brands. An operator sees and acts on their
     parts only (ship, delivered, refund by line, cancel: each a service with its state check
     on orders.fulfilment); a superuser sees and acts on every part."""
 
-    resource_classes = [OrderResource]
     list_display = ["number", "email", "status", "order_total", "created_at", "paid_at"]
     list_filter = ["status", "shipping_method"]
     search_fields = ["number", "email", "ship_name", "tracking_number"]
     date_hierarchy = "created_at"
     inlines = [OrderPartInline, OrderLineInline, OrderRefundInline, OrderEventInline]
     change_form_template = "admin/orders/order/change_form.html"
+    actions = ["export_csv"]
 
     def has_add_permission(self, request):
         return False
@@ -224,8 +177,18 @@ class OrderAdmin(ExportMixin, BrandScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def get_export_resource_classes(self, request):
-        return [OrderResource] if request.user.is_superuser else [OrderOperatorResource]
+    @admin.action(description="Export selected orders to CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        """A worker writes the file: a job per brand of the selected orders' parts (the
+        operator's own parts only), offered on the exports page when it is ready."""
+        parts = scope_queryset(OrderPart.objects.filter(order__in=queryset.values("pk")), request)
+        return export_selection(
+            self,
+            request,
+            rows=parts.values_list("order_id", "brand_id").order_by("order_id"),
+            kind="orders.orders",
+            file_name="orders.csv",
+        )
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

@@ -17,7 +17,6 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -33,6 +32,7 @@ from catalog.admin_scoping import (
     related_as_text,
     scope_queryset,
 )
+from catalog.exports import export_job_create
 from catalog.models import Variant
 from formatting.formats import money
 from payments.services import PaymentError
@@ -49,7 +49,6 @@ from preorders.models import (
 )
 from preorders.reports import (
     production_report,
-    production_report_csv,
     production_report_totals,
 )
 from preorders.selectors import deposit_refunds_pending
@@ -470,18 +469,11 @@ class PreorderBatchAdmin(BrandScopedAdmin):
         batches = scope_queryset(PreorderBatch.objects.select_related("product"), request)
         return get_object_or_404(batches, pk=pk)
 
-    def production_view(self, request, pk: int, as_csv: bool = False):
+    def production_view(self, request, pk: int):
         batch = self._scoped_batch(request, pk)
         if not self.has_view_permission(request, batch):
             raise PermissionDenied
         lines = production_report(batch=batch)
-        if as_csv:
-            response = HttpResponse(
-                production_report_csv(batch=batch, lines=lines),
-                content_type="text/csv; charset=utf-8",
-            )
-            response["Content-Disposition"] = f'attachment; filename="{batch.slug}-production.csv"'
-            return response
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -497,7 +489,26 @@ class PreorderBatchAdmin(BrandScopedAdmin):
         return TemplateResponse(request, "admin/preorders/preorderbatch/production.html", context)
 
     def production_csv_view(self, request, pk: int):
-        return self.production_view(request, pk, as_csv=True)
+        """A worker writes the CSV (an export job of the batch's brand); the operator
+        follows it on the exports page, which offers the file when it is ready."""
+        batch = self._scoped_batch(request, pk)
+        if not self.has_view_permission(request, batch):
+            raise PermissionDenied
+        if request.method != "POST":
+            return redirect("admin:preorders_preorderbatch_production", pk=batch.pk)
+        export_job_create(
+            user=request.user,
+            brand=batch.product.brand,
+            kind="preorders.production",
+            params={"batch_id": batch.pk},
+            file_name=f"{batch.slug}-production.csv",
+        )
+        self.message_user(
+            request,
+            "The production CSV is being prepared; it can be downloaded here when it is ready.",
+            messages.SUCCESS,
+        )
+        return redirect("admin:catalog_exportjob_changelist")
 
     def operate_view(self, request, pk: int, operation: str):
         batch = self._scoped_batch(request, pk)

@@ -5,8 +5,6 @@ of reservations; the admin's report page and its CSV download both use it."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,12 +13,11 @@ from django.db.models import DecimalField, F, FilteredRelation, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from catalog.exports import csv_safe
 from catalog.models import Variant
 from preorders.models import PreorderBatch, Reservation, ReservationStatus
 
 ZERO = Decimal("0.00")
-# A spreadsheet runs a cell that starts with one of these as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -118,28 +115,30 @@ PRODUCTION_CSV_HEADER = [
 ]
 
 
-def production_report_csv(
-    *, batch: PreorderBatch, lines: list[ProductionLine] | None = None
-) -> str:
-    """The production report as CSV text: a header, one row per variant, a totals row."""
-    lines = production_report(batch=batch) if lines is None else lines
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(PRODUCTION_CSV_HEADER)
+def production_csv_rows(*, lines: list[ProductionLine]) -> Iterator[list]:
+    """The production report as CSV rows: a header, one row per variant, a totals row."""
+    yield PRODUCTION_CSV_HEADER
     for line in [*lines, production_report_totals(lines=lines)]:
-        writer.writerow(
-            csv_safe(
-                [
-                    line.sku,
-                    line.option_label,
-                    line.paid_units,
-                    line.paid_amount,
-                    line.awaiting_units,
-                    line.open_units,
-                ]
-            )
+        yield csv_safe(
+            [
+                line.sku,
+                line.option_label,
+                line.paid_units,
+                line.paid_amount,
+                line.awaiting_units,
+                line.open_units,
+            ]
         )
-    return out.getvalue()
+
+
+def production_export(*, brand, params: dict) -> tuple[int, Iterator[list]]:
+    """The production report of one batch of `brand`, for a worker's export job
+    (catalog.exports): another brand's batch exports nothing but the header."""
+    batch = PreorderBatch.objects.filter(pk=params.get("batch_id"), product__brand=brand).first()
+    if batch is None:
+        return 0, iter([PRODUCTION_CSV_HEADER])
+    lines = production_report(batch=batch)  # one query, a line per variant
+    return len(lines) + 1, production_csv_rows(lines=lines)  # and the totals row
 
 
 # --- reservations, for the admin's CSV export ----------------------------------------------
@@ -198,15 +197,6 @@ def reservations_csv_rows(*, reservations) -> Iterator[list]:
                 r.ship_phone,
             ]
         )
-
-
-def csv_safe(row: list) -> list:
-    """Text that a spreadsheet would run as a formula (=, +, -, @, tab or CR first) gets a
-    leading apostrophe; numbers stay numbers."""
-    return [
-        f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
-        for value in row
-    ]
 
 
 def reservations_export(*, brand, params: dict) -> tuple[int, Iterator[list]]:

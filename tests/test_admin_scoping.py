@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import RequestFactory
+from django.urls import reverse
 from PIL import Image
 
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, brand_owned
@@ -268,66 +269,84 @@ def test_search_autocomplete_and_actions_stay_in_scope(client, two_worlds):
     assert theirs_product.status == "active"
 
 
-def test_csv_export_holds_only_the_operators_products(client, two_worlds):
+def test_csv_export_holds_only_the_operators_products(
+    client, two_worlds, django_capture_on_commit_callbacks
+):
     mine, theirs, operator = two_worlds
     client.force_login(operator)
-    response = client.post(
-        "/admin/catalog/product/export/",
-        {
-            "format": "0",
-            "resource": "0",
-            **{
-                f"productresource_{name}": "on"
-                for name in ["slug", "name", "brand", "category", "status", "description"]
-            },
-        },
-    )
-    body = response.content.decode()
-    assert response.status_code == 200, body[:500]
-    assert "Mine phone" in body and "Theirs phone" not in body
+    every = Product.objects.values_list("pk", flat=True)  # their ids posted too
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/catalog/product/",
+            {"action": "export_csv", "_selected_action": list(every)},
+        )
+    assert response["Location"] == reverse("admin:catalog_exportjob_changelist")
+    job = ExportJob.objects.get(kind="catalog.products")
+    assert (job.user, job.brand, job.status) == (operator, mine, "done")
+    body = client.get(reverse("admin:catalog_exportjob_download", args=[job.pk])).content
+    assert "Mine phone" in body.decode() and "Theirs phone" not in body.decode()
 
 
-def _import(client, csv_text: str):
+def _import(client, csv_text: str, django_capture_on_commit_callbacks):
+    """Upload, and the worker's check (a dry run): the job's page, as the operator sees it."""
     upload = SimpleUploadedFile("products.csv", csv_text.encode(), content_type="text/csv")
-    return client.post(
-        "/admin/catalog/product/import/", {"format": "0", "resource": "0", "import_file": upload}
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/catalog/product/import/",
+            {"format": "0", "resource": "0", "import_file": upload},
+        )
+    assert response.status_code == 302, response.content.decode()[:500]
+    return response["Location"]
 
 
-def test_csv_import_refuses_another_brands_rows(client, two_worlds):
+def test_csv_import_refuses_another_brands_rows(
+    client, two_worlds, django_capture_on_commit_callbacks
+):
     mine, theirs, operator = two_worlds
     category = CategoryFactory(name="Phones", slug="phones")
+    theirs_product = Product.objects.get(brand=theirs)
     client.force_login(operator)
-    response = _import(
+    job_page = _import(
         client,
         "slug,name,brand,category,status,description\n"
-        f"hijack,Hijacked,{theirs.slug},{category.path},active,x\n",
+        f"hijack,Hijacked,{theirs.slug},{category.path},active,x\n"
+        f"{theirs_product.slug},Renamed,{mine.slug},{category.path},archived,x\n",
+        django_capture_on_commit_callbacks,
     )
-    # Another brand's slug reads exactly as one that does not exist.
-    assert f"No brand &#x27;{theirs.slug}&#x27; found." in response.content.decode()
-    assert "confirm_form" not in response.context
+    page = client.get(job_page).content.decode()
+    # Another brand's slug reads exactly as one that does not exist; their product's slug
+    # reads as a new product of mine, whose slug is taken.
+    assert f"No brand &#x27;{theirs.slug}&#x27; found." in page
+    assert "Product with this Slug already exists." in page
+    assert "Confirm import" not in page
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(job_page, {"confirm": "1"})
     assert not Product.objects.filter(slug="hijack").exists()
+    theirs_product.refresh_from_db()
+    assert (theirs_product.name, theirs_product.status) == ("Theirs phone", "active")
+    assert theirs_product.brand == theirs
 
 
-def test_csv_import_creates_the_operators_products(client, two_worlds):
+def test_csv_import_creates_the_operators_products(
+    client, two_worlds, django_capture_on_commit_callbacks
+):
     mine, theirs, operator = two_worlds
     category = CategoryFactory(name="Phones", slug="phones")
     client.force_login(operator)
-    response = _import(
+    job_page = _import(
         client,
         "slug,name,brand,category,status,description\n"
         f"x9,Mine X9,{mine.slug},{category.path},active,**New**\n",
+        django_capture_on_commit_callbacks,
     )
-    assert response.status_code == 200
-    confirm = response.context["confirm_form"]
-    client.post(
-        "/admin/catalog/product/process_import/",
-        {name: confirm[name].value() for name in confirm.fields},
-    )
+    assert "1 row to be created" in client.get(job_page).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(job_page, {"confirm": "1"})
     product = Product.objects.get(slug="x9")
     assert product.brand == mine
     assert product.description_html == "<p><strong>New</strong></p>"
     assert product.search_vector is not None
+    assert "1 row created" in client.get(job_page).content.decode()
 
 
 def test_operator_creates_a_product_with_variants_and_images(

@@ -1,6 +1,7 @@
-"""CSV imports of products and variants in the admin: scoped lookups (another brand's SKU or
-slug answers as an unknown one), a message naming the row and column for every bad value, one
-clear message for a file with the wrong header, no tracebacks; large files in a worker."""
+"""CSV imports of products and variants in the admin, every file in a worker: scoped lookups
+(another brand's SKU or slug answers as an unknown one), a message naming the row and column
+for every bad value, one clear message for a file with the wrong header, too large or not a
+CSV, no tracebacks; the result's counts, and an audit entry per brand the import changed."""
 
 import re
 import threading
@@ -10,9 +11,12 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import TestCase
+from django.urls import reverse
 
+from audit.models import AuditEntry
 from catalog.imports import import_job_advance, import_job_confirm, import_job_create
-from catalog.models import ImportJob, Product, Variant
+from catalog.models import ExportJob, ImportJob, Product, Variant
 from tests.factories import (
     BrandFactory,
     CategoryFactory,
@@ -46,11 +50,28 @@ def shop():
     return mine, theirs, operator
 
 
-def _post(client, model: str, text: str, name: str = "import.csv"):
-    upload = SimpleUploadedFile(name, text.encode(), content_type="text/csv")
+def _upload(client, model: str, text: str | bytes, name: str = "import.csv"):
+    data = text.encode() if isinstance(text, str) else text
+    upload = SimpleUploadedFile(name, data, content_type="text/csv")
     return client.post(
         f"/admin/catalog/{model}/import/", {"format": "0", "resource": "0", "import_file": upload}
     )
+
+
+def _post(client, model: str, text: str, name: str = "import.csv"):
+    """Upload, and the worker's check runs (on the commit, eagerly in tests)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return _upload(client, model, text, name)
+
+
+def _job(response) -> ImportJob:
+    assert response.status_code == 302, response.content.decode()[:300]
+    return ImportJob.objects.get(pk=int(response["Location"].rstrip("/").rsplit("/", 1)[1]))
+
+
+def _confirm(client, response):
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(response["Location"], {"confirm": "1"})
 
 
 def _messages(response) -> str:
@@ -65,17 +86,11 @@ def _assert_no_internals(text: str) -> None:
 
 
 def _row_errors(response) -> list[tuple[int, str, list[str]]]:
-    """(row number, column, messages) of every invalid row the preview lists."""
-    result = response.context["result"]
-    return [
-        (row.number, column, [str(m) for m in messages])
-        for row in result.invalid_rows
-        for column, messages in row.field_specific_errors.items()
-    ] + [
-        (row.number, "", [str(m) for m in row.non_field_specific_errors])
-        for row in result.invalid_rows
-        if row.non_field_specific_errors
-    ]
+    """(row number, column, messages) of every problem the worker's check found."""
+    grouped: dict[tuple[int, str], list[str]] = {}
+    for error in _job(response).errors:
+        grouped.setdefault((error["row"], error["column"]), []).append(error["message"])
+    return [(row, column, messages) for (row, column), messages in grouped.items()]
 
 
 def test_another_brands_sku_reads_as_an_unknown_product(client, shop):
@@ -94,7 +109,9 @@ def test_another_brands_sku_reads_as_an_unknown_product(client, shop):
     # (SKUs are unique across the site, so saving it is refused as a taken SKU, exactly as
     # the admin's add form refuses it; nothing of their product shows.)
     assert _row_errors(response) == [(1, "sku", ["Variant with this SKU already exists."])]
-    assert "theirs-draft" not in _messages(response)
+    assert "theirs-draft" not in _messages(client.get(response["Location"]))
+    _confirm(client, response)  # refused: a file with problems imports nothing
+    assert _job(response).status == "previewed"
     assert Variant.objects.get(sku="T-SECRET").product.brand == theirs
     assert Variant.objects.get(sku="T-SECRET").stock == 5
 
@@ -140,15 +157,16 @@ def test_every_bad_value_names_its_row_and_column(client, shop, row, column, mes
     client.force_login(operator)
     good = 'M-9,mine-phone,{"colour": "Blue"},9.00,,5,1,0,1\n'
     response = _post(client, "variant", VARIANT_HEADER + good + row + "\n")
-    assert response.status_code == 200
-    text = _messages(response)
+    text = _messages(client.get(response["Location"]))
     _assert_no_internals(text)
     errors = _row_errors(response)
     assert len(errors) == 1, errors
     number, got_column, messages = errors[0]
     assert number == 2 and got_column == column
     assert any(message in m for m in messages), messages
-    assert "confirm_form" not in response.context
+    assert "Confirm import" not in text and "Line Column Problem 3 " in text  # line 3
+    _confirm(client, response)
+    assert _job(response).status == "previewed"
     assert Variant.objects.get(sku="M-1").stock == 5
     assert not Variant.objects.filter(sku="M-9").exists()
 
@@ -185,12 +203,22 @@ def test_a_good_file_imports_through_the_confirm_step(client, shop):
         + 'M-1,mine-phone,{"colour": "Black"},12.50,,7,1,0,1\n'
         + 'M-2,mine-phone,{"colour": "White"},13.00,15.00,3,yes,200,1\n',
     )
-    confirm = response.context["confirm_form"]
-    client.post(
-        "/admin/catalog/variant/process_import/",
-        {name: confirm[name].value() for name in confirm.fields},
-    )
+    assert _job(response).totals == {"new": 1, "update": 1}
+    page = _messages(client.get(response["Location"]))
+    assert "1 row to be created" in page and "1 row to be updated" in page
+    assert Variant.objects.get(sku="M-1").stock == 5  # only checked so far
+    assert not AuditEntry.objects.filter(action="variant.import").exists()
+    _confirm(client, response)
+    job = _job(response)
+    assert job.status == "done"
     assert Variant.objects.get(sku="M-1").stock == 7
+    # Audited: who, when, which file, the counts of the brand's rows it changed.
+    (entry,) = AuditEntry.objects.filter(action="variant.import")
+    assert (entry.actor, entry.brand_id, entry.object_id) == (operator, mine.pk, str(job.pk))
+    assert entry.after == {"created": 1, "updated": 1, "unchanged_in_file": 0, "rows_in_file": 2}
+    assert "import.csv" in entry.note and entry.created_at is not None
+    _confirm(client, response)  # submitted again: imported and audited once
+    assert AuditEntry.objects.filter(action="variant.import").count() == 1
     new = Variant.objects.get(sku="M-2")
     assert (new.price, new.compare_at_price, new.weight_grams) == (
         Decimal("13.00"),
@@ -200,7 +228,7 @@ def test_a_good_file_imports_through_the_confirm_step(client, shop):
     assert new.options == {"colour": "White"}
 
 
-# --- large files: a worker checks and imports them, with progress ---------------------------
+# --- the worker: it checks, then imports, with progress ---------------------------------------
 
 
 def _variant_rows(n: int, *, bad: dict[int, str] | None = None) -> str:
@@ -211,18 +239,13 @@ def _variant_rows(n: int, *, bad: dict[int, str] | None = None) -> str:
     return VARIANT_HEADER + "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-def small_threshold(settings):
-    settings.CATALOG_IMPORT_BACKGROUND_ROWS = 5
-
-
 def test_a_large_file_is_checked_then_imported_by_a_worker(
-    client, shop, small_threshold, django_capture_on_commit_callbacks
+    client, shop, django_capture_on_commit_callbacks
 ):
     mine, theirs, operator = shop
     client.force_login(operator)
     with django_capture_on_commit_callbacks() as queued:
-        response = _post(client, "variant", _variant_rows(30), name="big.csv")
+        response = _upload(client, "variant", _variant_rows(30), name="big.csv")
     job = ImportJob.objects.get()
     assert response.status_code == 302
     assert response["Location"] == f"/admin/catalog/variant/import/jobs/{job.pk}/"
@@ -251,12 +274,11 @@ def test_a_large_file_is_checked_then_imported_by_a_worker(
 
 
 def test_a_large_file_with_bad_rows_lists_them_and_imports_nothing(
-    client, shop, small_threshold, django_capture_on_commit_callbacks
+    client, shop, django_capture_on_commit_callbacks
 ):
     mine, theirs, operator = shop
     client.force_login(operator)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = _post(client, "variant", _variant_rows(12, bad={4: "1.5", 9: "-1"}))
+    response = _post(client, "variant", _variant_rows(12, bad={4: "1.5", 9: "-1"}))
     job = ImportJob.objects.get()
     assert job.status == "previewed" and job.error_count == 2
     assert [(e["row"], e["column"]) for e in job.errors] == [(4, "stock"), (9, "stock")]
@@ -270,10 +292,10 @@ def test_a_large_file_with_bad_rows_lists_them_and_imports_nothing(
     assert not Variant.objects.filter(sku__startswith="B-").exists()
 
 
-def test_an_import_job_is_its_operators_own(client, shop, small_threshold):
+def test_an_import_job_is_its_operators_own(client, shop):
     mine, theirs, operator = shop
     client.force_login(operator)
-    response = _post(client, "variant", _variant_rows(10))
+    response = _upload(client, "variant", _variant_rows(10))
     other = UserFactory(is_staff=True)
     other.user_permissions.add(*Permission.objects.filter(content_type__app_label="catalog"))
     theirs.operators.add(other)
@@ -282,16 +304,16 @@ def test_an_import_job_is_its_operators_own(client, shop, small_threshold):
     assert client.post(response["Location"], {"confirm": "1"}).status_code == 404
 
 
-def test_a_large_file_with_a_wrong_header_is_refused_at_once(client, shop, small_threshold):
+def test_a_large_file_with_a_wrong_header_is_refused_at_once(client, shop):
     mine, theirs, operator = shop
     client.force_login(operator)
-    response = _post(client, "variant", _variant_rows(10).replace(",", ";"))
+    response = _upload(client, "variant", _variant_rows(10).replace(",", ";"))
     assert response.status_code == 200 and "separated by commas" in _messages(response)
     assert not ImportJob.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_confirming_twice_at_once_imports_once(shop, small_threshold):
+def test_confirming_twice_at_once_imports_once(shop):
     mine, theirs, operator = shop
     job = import_job_create(
         user=operator, resource="variant", data=_variant_rows(8), file_name="x.csv"
@@ -328,3 +350,47 @@ def test_a_huge_cell_gets_a_message_not_a_500(client):
     data = f"{header}\nX-1,p,{{}},10.00,,5,yes,100,{'a' * 2_000_000}\n"
     problem = import_file_problem(data.encode(), ("sku", "product", "price"))
     assert problem and problem.startswith("Row 2:")
+
+
+# --- the upload's checks, the round trip ----------------------------------------------------
+
+
+def test_a_file_too_large_or_not_a_csv_is_refused_at_once(client, shop, settings):
+    mine, theirs, operator = shop
+    client.force_login(operator)
+    settings.CATALOG_IMPORT_MAX_BYTES = 1000
+    page = _messages(_upload(client, "variant", _variant_rows(40)))
+    assert "The file is too large" in page and "the limit is 1000" in page
+    settings.CATALOG_IMPORT_MAX_BYTES = 10_000_000
+    page = _messages(_upload(client, "variant", _variant_rows(2), name="stock.xlsx"))
+    assert "Upload a CSV file" in page
+    page = _messages(_upload(client, "variant", b"PK\x03\x04\x00\x00binary", name="x.csv"))
+    assert "This is not a CSV text file" in page
+    _assert_no_internals(page)
+    assert not ImportJob.objects.exists()
+
+
+def test_an_exported_file_imports_back_unchanged(client, shop, django_capture_on_commit_callbacks):
+    mine, theirs, operator = shop
+    product = Product.objects.get(slug="mine-phone")
+    product.description = "- a list item, which a spreadsheet would run as a formula"
+    product.save()
+    client.force_login(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            "/admin/catalog/product/",
+            {
+                "action": "export_csv",
+                "_selected_action": list(Product.objects.values_list("pk", flat=True)),
+            },
+        )
+    job = ExportJob.objects.get(kind="catalog.products")
+    assert (job.brand, job.status, job.rows_total) == (mine, "done", 1)  # theirs left out
+    text = client.get(reverse("admin:catalog_exportjob_download", args=[job.pk])).content.decode()
+    assert text.splitlines()[0] == "slug,name,brand,category,status,description"
+    assert "'- a list item" in text and "theirs" not in text
+    response = _post(client, "product", text, name="products.csv")
+    assert _job(response).totals == {"skip": 1}  # the same values: nothing to change
+    _confirm(client, response)
+    product.refresh_from_db()
+    assert product.description.startswith("- a list item")

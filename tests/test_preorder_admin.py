@@ -29,8 +29,8 @@ from preorders.models import (
     VariantCap,
 )
 from preorders.reports import (
+    production_csv_rows,
     production_report,
-    production_report_csv,
     reservations_csv_rows,
 )
 from preorders.services import waitlist_join
@@ -129,6 +129,8 @@ def test_another_brands_batch_and_its_pages_do_not_exist_for_an_operator(client,
         f"{BATCHES}{their_batch.pk}/operate/close/",
     ):
         assert client.get(url).status_code == 404, url
+    assert client.post(f"{BATCHES}{their_batch.pk}/production.csv").status_code == 404
+    assert not ExportJob.objects.exists()
     response = client.post(f"{BATCHES}{their_batch.pk}/operate/cancel/", {"reason": "mine now"})
     assert response.status_code == 404
     # Actions with another brand's ids do nothing to it.
@@ -451,7 +453,19 @@ def test_close_now_confirms_the_batch_and_the_production_report_shows_what_to_ma
     assert f"<td>{white.sku}</td> <td>White</td> <td>2</td> <td>398.00</td> <td>1</td>" in html
     assert f"{BATCHES}{batch.pk}/production.csv" in html
 
-    response = client.get(f"{BATCHES}{batch.pk}/production.csv")
+    # The CSV: a worker writes it (an export job of the batch's brand), the exports page
+    # offers it; a GET only leads back to the report, it starts nothing.
+    csv_url = f"{BATCHES}{batch.pk}/production.csv"
+    assert client.get(csv_url)["Location"] == f"{BATCHES}{batch.pk}/production/"
+    assert not ExportJob.objects.exists()
+    response = client.post(csv_url, follow=True)  # (the page shows its message)
+    assert response.redirect_chain[0][0] == reverse("admin:catalog_exportjob_changelist")
+    job = ExportJob.objects.get()
+    assert (job.user, job.brand, job.kind) == (operator, brand, "preorders.production")
+    export_job_run(job_id=job.pk)  # (already run by the eager worker: a second run is a no-op)
+    job.refresh_from_db()
+    assert (job.status, job.rows_done, job.rows_total) == ("done", 3, 3)
+    response = client.get(reverse("admin:catalog_exportjob_download", args=[job.pk]))
     assert response["Content-Type"].startswith("text/csv")
     assert f"{batch.slug}-production.csv" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.content.decode())))
@@ -634,7 +648,8 @@ def test_production_report_is_one_query_whatever_the_size(django_assert_num_quer
         lines = production_report(batch=batch)
     assert sum(line.open_units for line in lines) == 10 and len(lines) == 5
     with django_assert_num_queries(1):
-        production_report_csv(batch=batch)
+        rows = list(production_csv_rows(lines=production_report(batch=batch)))
+    assert len(rows) == 1 + 5 + 1  # the header, a line per variant, the totals
 
 
 def _count(client, url):
@@ -650,7 +665,7 @@ def test_report_and_list_pages_keep_a_fixed_query_count(client, worlds):
     my_batch, _, operator = worlds
     client.force_login(operator)
     report = f"{BATCHES}{my_batch.pk}/production/"
-    pages = [report, f"{report[:-1]}.csv", BATCHES, RESERVATIONS]
+    pages = [report, BATCHES, RESERVATIONS]
     before = {url: _count(client, url) for url in pages}
     for n in range(3):
         VariantFactory(product=my_batch.product, options={"colour": f"Extra {n}"})

@@ -364,6 +364,12 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
+# Imports run in a worker whatever their size; an upload above this is refused at once.
+CATALOG_IMPORT_MAX_BYTES = env.int("CATALOG_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
+# An export or import job whose worker gave no sign of life for this long is failed by the
+# upkeep sweep (catalog.job_upkeep); jobs and their files are deleted after the retention.
+CATALOG_JOB_STALL_MINUTES = env.int("CATALOG_JOB_STALL_MINUTES", default=15)
+CATALOG_JOB_RETENTION_DAYS = env.int("CATALOG_JOB_RETENTION_DAYS", default=7)
 
 # --- Communities: (regular, account younger than a day) per ten minutes ---------------------
 COMMUNITY_RATE_LIMITS = {"post": (5, 2), "comment": (30, 10)}
