@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0012_export_jobs'),
+        ('catalog', '0013_search_indexes_without_pending_list'),
     ]
 
     operations = [
