@@ -12,6 +12,7 @@ from django.db.models.functions import Greatest
 
 from accounts.names import name_imitates_brand, name_imitates_staff, name_skeleton
 from audit.services import audit_record
+from catalog.listing_version import listing_changed
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
 from catalog.search_words import search_words_from_sql
 from catalog.tasks import product_image_make_thumbnails as thumbnails_task
@@ -57,6 +58,7 @@ def product_refresh_search(
         where, params = "TRUE", []
     with connection.cursor() as cursor:
         cursor.execute(_REFRESH_SEARCH_SQL.format(where=where), params)
+    listing_changed()
     # The words a mistyped query can be corrected to (catalog.search_words).
     search_words_from_sql(sql=_SEARCH_WORDS_SQL.format(where=where), params=params)
 
@@ -66,9 +68,10 @@ def product_refresh_summary(*, product_id: int) -> None:
     active = Variant.objects.filter(product_id=product_id, is_active=True)
     prices = active.aggregate(low=Min("price"), high=Max("price"))
     in_stock = active.filter(Q(track_inventory=False) | Q(stock__gt=0)).exists()
-    Product.objects.filter(pk=product_id).update(
-        price_min=prices["low"], price_max=prices["high"], in_stock=in_stock
-    )
+    summary = {"price_min": prices["low"], "price_max": prices["high"], "in_stock": in_stock}
+    # Only a summary that moved retires the listings: most sales leave it as it was.
+    if Product.objects.filter(pk=product_id).exclude(**summary).update(**summary):
+        listing_changed()
 
 
 @transaction.atomic
@@ -92,6 +95,7 @@ def brand_save(*, brand: Brand) -> Brand:
     brand.story_html = markdown_render(brand.story)
     brand.full_clean()
     brand.save()
+    listing_changed()  # the listings' brand filter
     if name_changed:
         product_refresh_search(brand_id=brand.pk)
     return brand
@@ -114,6 +118,7 @@ def category_save(*, category: Category) -> Category:
     category.full_name = f"{parent.full_name} › {category.name}" if parent else category.name
     category.full_clean()
     category.save()
+    listing_changed()  # the listings' category chips
     if old_path is not None:
         descendants = list(
             Category.objects.filter(path__startswith=f"{old_path}/").order_by("depth")
@@ -142,6 +147,7 @@ def product_save(*, product: Product) -> Product:
 
 @transaction.atomic
 def product_set_status(*, product_ids: Iterable[int], status: ProductStatus) -> int:
+    listing_changed()
     return Product.objects.filter(pk__in=list(product_ids)).update(status=status)
 
 
@@ -223,6 +229,7 @@ def product_image_add(
     image.image.save(verified.content.name, verified.content, save=False)
     image.save()
     thumbnails_task.delay_on_commit(image.pk)
+    listing_changed()
     return image
 
 
@@ -242,3 +249,4 @@ def product_image_make_thumbnails(*, image_id: int) -> None:
         changed.append(f"thumbnail_{size_name}")
     if changed:
         image.save(update_fields=changed)
+        listing_changed()

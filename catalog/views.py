@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from catalog.forms import ProductFilterForm
+from catalog.listing_version import listing_version
 from catalog.models import BrandInvitation, Category
 from catalog.selectors import (
     ProductFilters,
@@ -24,8 +25,12 @@ from catalog.selectors import (
     variant_choose,
 )
 from catalog.team import brand_invitation_accept, invitation_email_matches
+from config.page_cache import PageKey, cached_page
 
 PAGE_SIZE = 24
+# A backstop: the catalogue's version names the page. The total on it (kept a minute by
+# ProductListingPaginator) may so lag by up to two.
+LISTING_SECONDS = 60
 
 
 def _product_listing(request: HttpRequest, *, category: Category | None) -> HttpResponse:
@@ -66,12 +71,20 @@ def _product_listing(request: HttpRequest, *, category: Category | None) -> Http
     return render(request, "catalog/product_list.html", context, status=status)
 
 
+def _listing_key(request: HttpRequest, path: str = "") -> PageKey:
+    """A listing shows the catalogue as of its version; the path (with the query) is in
+    every page's key. Nothing on it is the viewer's own but the header."""
+    return PageKey(parts=(listing_version(),))
+
+
 @require_GET
+@cached_page(key=_listing_key, seconds=LISTING_SECONDS)
 def product_list(request: HttpRequest) -> HttpResponse:
     return _product_listing(request, category=None)
 
 
 @require_GET
+@cached_page(key=_listing_key, seconds=LISTING_SECONDS)
 def category_detail(request: HttpRequest, path: str) -> HttpResponse:
     return _product_listing(request, category=category_by_path(path))
 

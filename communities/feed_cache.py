@@ -75,7 +75,7 @@ def feed_fragment(*, request, view, cursor: str | None) -> SafeString:
             }
         )
         cache.set(key, html, FEED_FRAGMENT_SECONDS)
-    if member:
+    if member and not getattr(request, "page_cache_render", False):  # else the page's overlay
         html = liked_overlay(html, user=request.user)
     return mark_safe(html)  # noqa: S308 - our own template's output
 

@@ -4,12 +4,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-from communities.feed_cache import feed_fragment
+from communities.feed_cache import feed_fragment, feed_version, liked_overlay
 from communities.forms import (
     CommentForm,
     DirectoryForm,
@@ -62,6 +63,9 @@ from communities.services import (
     post_set_pinned,
     post_update,
 )
+from config.page_cache import PageKey, cached_page, digest, page_state
+
+HONOUR_MARKER = "<!--fh:honour-->"  # detail.html's place for the member's "You here" card
 
 
 def _refused(request: HttpRequest, exc: Exception) -> None:
@@ -103,9 +107,51 @@ def directory(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
-def detail(request: HttpRequest, slug: str) -> HttpResponse:
+def _detail_key(request: HttpRequest, slug: str) -> PageKey | None:
+    """A community page shows the community's row, its feed (by version) and the viewer's
+    membership status and role; moderators (join requests) and searches are not cached."""
+    if "q" in request.GET:
+        return None
     view = community_for(slug=slug, user=request.user)
+    if view.can_moderate:
+        return None
+    community, membership = view.community, view.membership
+    brand = community.brand
+    return PageKey(
+        parts=(
+            feed_version(community_id=community.pk) if view.can_read else "",
+            digest(
+                community.name,
+                community.kind,
+                community.visibility,
+                community.member_count,
+                community.description,
+                community.description_html,
+                community.rules_html,
+                community.cover.name if community.cover else "",
+                brand and (brand.pk, brand.name, brand.slug),
+            ),
+            f"{membership.status}:{membership.role}" if membership else "-",
+        ),
+        state=view,
+    )
+
+
+def _detail_overlay(request: HttpRequest, html: str, view) -> str:
+    """The member's own parts of the shared members' page: their likes and standing."""
+    if not view.is_member:
+        return html
+    html = liked_overlay(html, user=request.user)
+    card = get_template("communities/_honour_card.html").render(
+        {"view": view, "community": view.community, "my_badges": member_badges(view=view)}
+    )
+    return html.replace(HONOUR_MARKER, card)
+
+
+@require_GET
+@cached_page(key=_detail_key, overlay=_detail_overlay)
+def detail(request: HttpRequest, slug: str) -> HttpResponse:
+    view = page_state(request) or community_for(slug=slug, user=request.user)
     cursor = request.GET.get("after")
     feed_html = None
     if view.can_read and cursor is not None:

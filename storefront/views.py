@@ -27,6 +27,7 @@ from catalog.selectors import (
 from catalog.stock_alerts import stock_alert_cancel, stock_alert_subscribe, stock_alert_waiting
 from communities.models import Community
 from communities.selectors import communities_featured
+from config.page_cache import PageKey, cached_page
 from crowdfunding.models import Campaign
 from crowdfunding.selectors import campaigns_live
 from preorders.models import PreorderBatch
@@ -51,7 +52,8 @@ OFFER_CAMPAIGNS = 3
 class HomeShowcase:
     """The home page's sections, the same for every visitor. The template caches them as one
     fragment for `seconds`, and reads these only when the fragment has expired: a warm home
-    page runs no query of its own. Lists and counters there may lag by that much; the pages
+    page runs no query of its own. The whole page is cached for as long again (the header's
+    per-viewer parts filled in), so lists and counters there may lag by twice that; the pages
     they link to are live."""
 
     seconds = 30
@@ -69,7 +71,12 @@ class HomeShowcase:
         return campaigns_live(limit=HOME_CAMPAIGNS)
 
 
+def _home_key(request: HttpRequest) -> PageKey:
+    return PageKey(parts=())  # the showcase's own lifetime is its version
+
+
 @require_GET
+@cached_page(key=_home_key, seconds=HomeShowcase.seconds)
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"showcase": HomeShowcase()})
 

@@ -1,6 +1,7 @@
 import pytest
 from django.core.cache import caches
 
+from config.page_cache import page_cache_forget
 from tests.factories import TEST_PASSWORD, UserFactory
 from tests.stripe_server import LocalStripe
 
@@ -10,6 +11,7 @@ def _clean_caches():
     """Rate-limit counters and sessions live in Redis; every test starts from empty."""
     for alias in ("default", "sessions"):
         caches[alias].delete_pattern("*")  # this worker's key prefix only
+    page_cache_forget()  # and this process's copies of cached pages
     yield
 
 

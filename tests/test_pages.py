@@ -6,6 +6,7 @@ from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from config.page_cache import page_cache_forget
 from tests.crowdfunding import campaign_live
 from tests.factories import BrandFactory, ProductFactory, UserFactory
 from tests.preorders import batch_open
@@ -110,4 +111,6 @@ def test_home_sections_are_read_again_when_the_fragment_expires(client):
     later = batch_open(product=ProductFactory(name="Forge Studio"))
     assert later.title not in client.get("/").content.decode()  # the fragment is still fresh
     cache.delete(make_template_fragment_key("home_showcase"))  # what expiry does
+    assert later.title not in client.get("/").content.decode()  # the whole page, as long again
+    page_cache_forget()  # what its expiry does
     assert later.title in client.get("/").content.decode()
