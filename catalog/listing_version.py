@@ -1,24 +1,34 @@
-"""One version token for everything a product listing shows (cards, totals, ranking).
+"""Version tokens for the catalogue's cached pages (config.page_cache).
 
-Every catalogue write that changes what a card or a search shows calls `listing_changed`:
-product, brand and category saves, status changes, the price/stock summary when it moves,
-ratings, images and their thumbnails, the search index. Pages cached by it (the product
-listing and search, config.page_cache) are then read anew on the next request."""
+One token for everything a product listing shows (cards, totals, ranking): every catalogue
+write that changes what a card or a search shows calls `listing_changed`: product, brand and
+category saves, status changes, the price/stock summary when it moves, ratings, images and
+their thumbnails, the search index.
+
+One token per product for what its own page shows besides its reviews (which have theirs,
+reviews.review_cache): `product_changed` on every variant, stock, price, image, rating or
+product save; each goes through `catalog.services.product_refresh_summary` or calls it
+itself. Pages keyed by them are read anew on the next request."""
 
 from __future__ import annotations
 
-import uuid
+from config.version_tokens import VersionToken
 
-from django.core.cache import cache
-from django.db import transaction
-
-_KEY = "catalog:listing-version"
+_LISTING = VersionToken("catalog:listing-version")
+_PRODUCT = VersionToken("catalog:product-version")
 
 
 def listing_version() -> str:
-    return cache.get_or_set(_KEY, lambda: uuid.uuid4().hex, timeout=None)
+    return _LISTING.current()
 
 
 def listing_changed() -> None:
-    """Retire the listings once the change commits (a rolled-back change changes nothing)."""
-    transaction.on_commit(lambda: cache.delete(_KEY), robust=True)
+    _LISTING.retire()
+
+
+def product_version(*, product_id: int) -> str:
+    return _PRODUCT.current(product_id)
+
+
+def product_changed(*, product_id: int) -> None:
+    _PRODUCT.retire(product_id)

@@ -12,7 +12,7 @@ from django.db.models.functions import Greatest
 
 from accounts.names import name_imitates_brand, name_imitates_staff, name_skeleton
 from audit.services import audit_record
-from catalog.listing_version import listing_changed
+from catalog.listing_version import listing_changed, product_changed
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
 from catalog.search_words import search_words_from_sql
 from catalog.tasks import product_image_make_thumbnails as thumbnails_task
@@ -68,6 +68,7 @@ def product_refresh_summary(*, product_id: int) -> None:
     active = Variant.objects.filter(product_id=product_id, is_active=True)
     prices = active.aggregate(low=Min("price"), high=Max("price"))
     in_stock = active.filter(Q(track_inventory=False) | Q(stock__gt=0)).exists()
+    product_changed(product_id=product_id)  # its page shows each variant's price and stock
     summary = {"price_min": prices["low"], "price_max": prices["high"], "in_stock": in_stock}
     # Only a summary that moved retires the listings: most sales leave it as it was.
     if Product.objects.filter(pk=product_id).exclude(**summary).update(**summary):
@@ -147,8 +148,11 @@ def product_save(*, product: Product) -> Product:
 
 @transaction.atomic
 def product_set_status(*, product_ids: Iterable[int], status: ProductStatus) -> int:
+    ids = list(product_ids)
     listing_changed()
-    return Product.objects.filter(pk__in=list(product_ids)).update(status=status)
+    for product_id in ids:
+        product_changed(product_id=product_id)
+    return Product.objects.filter(pk__in=ids).update(status=status)
 
 
 VARIANT_FIELDS = frozenset(
@@ -230,6 +234,7 @@ def product_image_add(
     image.save()
     thumbnails_task.delay_on_commit(image.pk)
     listing_changed()
+    product_changed(product_id=product.pk)
     return image
 
 
@@ -250,3 +255,4 @@ def product_image_make_thumbnails(*, image_id: int) -> None:
     if changed:
         image.save(update_fields=changed)
         listing_changed()
+        product_changed(product_id=image.product_id)

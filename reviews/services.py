@@ -11,7 +11,7 @@ from django.db.models import Avg, Count, F
 from django.utils import timezone
 
 from accounts.models import User
-from catalog.listing_version import listing_changed
+from catalog.listing_version import listing_changed, product_changed
 from catalog.models import Product
 from orders.models import OrderLine, OrderStatus
 from reviews.models import Review, ReviewReport, WishlistItem
@@ -33,6 +33,7 @@ def product_rating_refresh(*, product_id: int) -> None:
     )
     reviews_changed(product_id=product_id)  # the product page's cached list
     listing_changed()  # the cards' stars
+    product_changed(product_id=product_id)  # the product page's
 
 
 def _lock_product(product_id: int) -> Product:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, Subquery
 from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import Product
+from catalog.selectors import product_visible
 from communities.models import Community, CommunityKind, Post
 from communities.selectors import honour_of, posts_by
 from crowdfunding.models import Pledge
@@ -19,6 +20,7 @@ from orders.models import Order
 from orders.selectors import order_list_for
 from preorders.models import BatchStatus, PreorderBatch, PriceTier, Reservation
 from preorders.selectors import batch_progress, reservations_of
+from reviews.models import Review, WishlistItem
 from storefront.info_pages import page_default
 from storefront.models import Page
 
@@ -77,3 +79,21 @@ def fan_summary(*, user: User, rows: int = SUMMARY_ROWS) -> FanSummary:
         posts=list(posts_by(author=user)[:rows]),
         communities=honour_of(user=user),
     )
+
+
+def product_page_state(*, slug: str, user: User) -> tuple | None:
+    """What names a product page's cached rendering besides its version tokens, in one
+    query: (id, saved at, in stock), and for a signed-in fan also (own review id, its save
+    time, on their wishlist). None for no visible product."""
+    products = product_visible().filter(slug=slug)
+    fields = ["pk", "updated_at", "in_stock"]
+    if user.is_authenticated:
+        own = Review.objects.filter(product=OuterRef("pk"), user=user)
+        wished = WishlistItem.objects.filter(product=OuterRef("pk"), user=user)
+        products = products.annotate(
+            own_review=Subquery(own.values("pk")[:1]),
+            own_review_at=Subquery(own.values("updated_at")[:1]),
+            on_wishlist=Exists(wished),
+        )
+        fields += ["own_review", "own_review_at", "on_wishlist"]
+    return products.values_list(*fields).first()

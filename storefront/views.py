@@ -14,6 +14,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext
 from django.views.decorators.http import require_GET, require_POST
 
+from catalog.listing_version import listing_version, product_version
 from catalog.product_views import product_view_count
 from catalog.selectors import (
     ProductFilters,
@@ -27,7 +28,7 @@ from catalog.selectors import (
 from catalog.stock_alerts import stock_alert_cancel, stock_alert_subscribe, stock_alert_waiting
 from communities.models import Community
 from communities.selectors import communities_featured
-from config.page_cache import PageKey, cached_page
+from config.page_cache import PageKey, cached_page, digest, rendering
 from crowdfunding.models import Campaign
 from crowdfunding.selectors import campaigns_live
 from preorders.models import PreorderBatch
@@ -40,7 +41,13 @@ from reviews.selectors import (
     review_of_user,
     wishlist_contains,
 )
-from storefront.selectors import brand_community, fan_summary, page_by_slug, product_open_batch
+from storefront.selectors import (
+    brand_community,
+    fan_summary,
+    page_by_slug,
+    product_open_batch,
+    product_page_state,
+)
 
 HOME_BATCHES = 4
 BRAND_BATCHES = 8
@@ -143,10 +150,39 @@ def _reviews_fragment(request: HttpRequest, product, own_review) -> SafeString:
     return mark_safe(html)  # noqa: S308 - our own template's output
 
 
+def _product_key(request: HttpRequest, slug: str) -> PageKey | None:
+    """A product page is named by the product's and its reviews' versions, the catalogue's
+    (brand and category names) and, signed in, the fan's own review and wishlist mark.
+    Not cached: a chosen variant (?variant=, options) and a product out of stock, whose
+    page offers a stock alert and the open pre-order batch."""
+    if request.GET:
+        return None
+    state = product_page_state(slug=slug, user=request.user)
+    if state is None or not state[2]:
+        return None
+    product_id = state[0]
+    return PageKey(
+        parts=(
+            product_version(product_id=product_id),
+            reviews_version(product_id=product_id),
+            listing_version(),
+            digest(*state),
+        ),
+        state=product_id,
+    )
+
+
+def _product_overlay(request: HttpRequest, html: str, product_id: int) -> str:
+    product_view_count(product_id=product_id)  # Redis only: the funnel's first step
+    return html
+
+
 @require_GET
+@cached_page(key=_product_key, overlay=_product_overlay)
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     page = product_page(slug=slug)
-    product_view_count(product_id=page.product.pk)  # Redis only: the funnel's first step
+    if not rendering(request):  # else counted by the overlay
+        product_view_count(product_id=page.product.pk)  # Redis only: the funnel's first step
     variant = _chosen_variant(request, page)
     own_review = review_of_user(product=page.product, user=request.user)
     # The batch only where the panel offers it (out of stock); the fan club and the batch

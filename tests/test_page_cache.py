@@ -139,3 +139,54 @@ def test_a_listing_is_served_from_the_cache_until_the_catalogue_changes(
         page = client.get("/products/?q=studio").content.decode()
     assert "Lin Zhou" in page and "Ada Park" not in page and "Nimbus Studio Monitor" in page
     assert len(member) == 2  # the user row and the cart count
+
+
+def _product_page(client, product) -> tuple[str, int]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(product.get_absolute_url())
+    assert response.status_code == 200
+    return response.content.decode(), len(queries)
+
+
+def test_a_product_page_follows_stock_reviews_and_the_wishlist_at_once(
+    client, db, django_capture_on_commit_callbacks
+):
+    from catalog.services import variant_save
+
+    variant = VariantFactory(stock=5, price="99.00")
+    product = variant.product
+    _product_page(client, product)
+    html, warm = _product_page(client, product)
+    assert warm == 1 and "$99.00" in html  # the product's state: the page is cached
+    variant.price = "89.00"
+    with django_capture_on_commit_callbacks(execute=True):
+        variant_save(variant=variant, fields=["price"])
+    assert "$89.00" in _product_page(client, product)[0]
+
+    lin, ada = UserFactory(display_name="Lin Zhou"), UserFactory(display_name="Ada Park")
+    client.force_login(lin)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/products/{product.slug}/review/", {"rating": 4, "title": "Warm sound"})
+        client.post(f"/wishlist/{product.pk}/toggle/")
+    _product_page(client, product)  # their flash message: rendered for them, not cached
+    html, _ = _product_page(client, product)
+    assert "Edit your review" in html and "Warm sound" in html and "Lin Zhou" in html
+    assert "On your wishlist" in html
+    client.force_login(ada)
+    html, _ = _product_page(client, product)
+    html, warm = _product_page(client, product)
+    assert "Write a review" in html and "Edit your review" not in html
+    assert "Add to wishlist" in html and "On your wishlist" not in html
+    assert "Lin Zhou" in html  # as the review's author, not in the header
+    assert "Ada Park" in html and warm == 2  # the user row, the product's state
+
+
+def test_a_product_out_of_stock_or_a_chosen_variant_is_rendered_each_time(client, db):
+    empty = VariantFactory(stock=0).product
+    chosen = VariantFactory(stock=3)
+    for url in (
+        empty.get_absolute_url(),
+        f"{chosen.product.get_absolute_url()}?variant={chosen.pk}",
+    ):
+        assert client.get(url).status_code == 200
+    assert not cache.keys("page:*")
