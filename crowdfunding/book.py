@@ -32,6 +32,7 @@ from crowdfunding.models import (
 )
 from notifications.models import NotificationKind
 from notifications.services import notification_fan_out
+from orders.models import Order
 from orders.services import PaidOrderSpec, orders_create_paid
 from payments.commitments.book import CommitmentBook
 from rowsql.update import rows_update
@@ -173,9 +174,10 @@ class PledgeBook(CommitmentBook):
             )
             for p in shipped
         ]
-        orders = orders_create_paid(specs=specs, shipping_method=SHIPPING_METHOD)
-        for pledge, order in zip(shipped, orders, strict=True):
-            pledge.order = order
+        order_ids = orders_create_paid(specs=specs, shipping_method=SHIPPING_METHOD)
+        orders = Order.objects.in_bulk(order_ids)  # for the receipts
+        for pledge, order_id in zip(shipped, order_ids, strict=True):
+            pledge.order = orders[order_id]
         if shipped:
             rows_update(model=Pledge, fields=["order"], rows=[(p.pk, p.order_id) for p in shipped])
         for pledge in commitments:

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -30,10 +30,8 @@ from orders.context_processors import cart_count_forget
 from orders.fulfilment import (
     order_email,
     order_parts_create,
-    order_payments_record,
     order_refund_recorded,
     order_transition,
-    orders_parts_create,
 )
 from orders.listeners import order_paid_notify
 from orders.models import (
@@ -672,69 +670,124 @@ class PaidOrderSpec:
     payment_references: tuple[str, ...] = ()
 
 
-def orders_create_paid(*, specs: list[PaidOrderSpec], shipping_method: str) -> list[Order]:
-    """Many paid orders at once, in bulk (a batch settlement records hundreds at a time).
-    Runs inside the caller's transaction; numbers that collide are drawn again."""
+# Paid orders of one line each (a settlement chunk's thousands) in one statement: the orders,
+# one part each (the line's brand: no shipping to split), the line, the payments behind the
+# order in refund order, and the event. Inputs are column arrays, one element per order.
+_PAID_ORDERS_SQL = """
+WITH s AS (
+  SELECT * FROM unnest(%(numbers)s::varchar[], %(users)s::bigint[], %(emails)s::varchar[],
+    %(variants)s::bigint[], %(prices)s::numeric[], %(quantities)s::integer[],
+    %(names)s::varchar[], %(line1s)s::varchar[], %(line2s)s::varchar[], %(cities)s::varchar[],
+    %(postcodes)s::varchar[], %(countries)s::varchar[], %(phones)s::varchar[],
+    %(paid_through)s::varchar[], %(notes)s::varchar[])
+    WITH ORDINALITY AS s(number, user_id, email, variant_id, unit_price, quantity, ship_name,
+      ship_line1, ship_line2, ship_city, ship_postal_code, ship_country, ship_phone,
+      paid_through, note, n)
+), v AS (
+  SELECT * FROM unnest(%(variant_ids)s::bigint[], %(brands)s::bigint[],
+    %(products)s::varchar[], %(labels)s::varchar[], %(skus)s::varchar[])
+    AS v(variant_id, brand_id, product_name, variant_label, sku)
+), o AS (
+  INSERT INTO orders_order (number, user_id, email, status, currency, subtotal,
+    shipping_method, shipping_cost, discount, discount_code, total, amount_refunded,
+    ship_name, ship_line1, ship_line2, ship_city, ship_postal_code, ship_country, ship_phone,
+    tracking_number, paid_through, created_at, paid_at)
+  SELECT number, user_id, email, %(paid)s, %(currency)s, unit_price * quantity, %(method)s, 0,
+    0, '', unit_price * quantity, 0, ship_name, ship_line1, ship_line2, ship_city,
+    ship_postal_code, ship_country, ship_phone, '', paid_through, %(now)s, %(now)s
+  FROM s ORDER BY n
+  RETURNING id, number
+), so AS (
+  SELECT o.id AS order_id, s.*, v.brand_id, v.product_name, v.variant_label, v.sku
+  FROM s JOIN o USING (number) JOIN v USING (variant_id)
+), p AS (
+  INSERT INTO orders_orderpart (order_id, brand_id, status, subtotal, shipping_share, discount,
+    shipping_discount, total, amount_refunded, shipping_refunded, tracking_number, created_at)
+  SELECT order_id, brand_id, %(paid)s, unit_price * quantity, 0, 0, 0, unit_price * quantity, 0,
+    false, '', %(now)s
+  FROM so
+  RETURNING id, order_id
+), l AS (
+  INSERT INTO orders_orderline (order_id, part_id, variant_id, brand_id, product_name,
+    variant_label, sku, unit_price, quantity, line_total, discount, quantity_refunded,
+    quantity_restocked)
+  SELECT so.order_id, p.id, so.variant_id, so.brand_id, so.product_name, so.variant_label,
+    so.sku, so.unit_price, so.quantity, so.unit_price * so.quantity, 0, 0, 0
+  FROM so JOIN p USING (order_id)
+), e AS (
+  INSERT INTO orders_orderevent (order_id, from_status, to_status, note, created_at)
+  SELECT order_id, '', %(paid)s, note, %(now)s FROM so
+), links AS (
+  INSERT INTO orders_orderpayment (order_id, reference, position)
+  SELECT so.order_id, x.reference, x.position
+  FROM unnest(%(link_orders)s::bigint[], %(link_references)s::varchar[],
+    %(link_positions)s::smallint[]) AS x(n, reference, position)
+  JOIN so USING (n)
+)
+SELECT order_id FROM so ORDER BY n
+"""
+
+
+def orders_create_paid(*, specs: list[PaidOrderSpec], shipping_method: str) -> list[int]:
+    """Many paid orders at once, set-based (a settlement chunk records thousands at a time):
+    one statement for the orders, their parts, lines, payments and events. Returns the new
+    orders' ids in the order of `specs`. Runs inside the caller's transaction."""
     if not specs:
         return []
-    numbers = _fresh_order_numbers(len(specs))
-    now = timezone.now()
-    orders = [
-        Order(
-            number=number,
-            user_id=spec.user_id,
-            email=spec.email,
-            status=OrderStatus.PAID,
-            currency=settings.STORE_CURRENCY,
-            subtotal=spec.unit_price * spec.quantity,
-            shipping_method=shipping_method,
-            shipping_cost=Decimal("0.00"),
-            total=spec.unit_price * spec.quantity,
-            paid_through=spec.paid_through,
-            paid_at=now,
-            **{
-                ("ship_name" if key == "full_name" else f"ship_{key}"): value
-                for key, value in spec.address.items()
-            },
-        )
-        for number, spec in zip(numbers, specs, strict=True)
-    ]
-    Order.objects.bulk_create(orders)
-    lines = [
-        OrderLine(
-            order=order,
-            variant=spec.variant,
-            brand_id=spec.variant.product.brand_id,
-            product_name=spec.variant.product.name,
-            variant_label=spec.variant.option_label,
-            sku=spec.variant.sku,
-            unit_price=spec.unit_price,
-            quantity=spec.quantity,
-            line_total=spec.unit_price * spec.quantity,
-        )
-        for order, spec in zip(orders, specs, strict=True)
-    ]
-    orders_parts_create(orders=orders, lines=lines)  # the lines get their parts first
-    OrderLine.objects.bulk_create(lines)
-    for order, spec in zip(orders, specs, strict=True):
-        if spec.payment_references:
-            order_payments_record(
-                order=order, references=[spec.paid_through, *spec.payment_references]
-            )
-    OrderEvent.objects.bulk_create(
-        [
-            OrderEvent(order=order, to_status=OrderStatus.PAID, note=spec.note[:300])
-            for order, spec in zip(orders, specs, strict=True)
-        ]
-    )
-    return orders
+    variants = {spec.variant.pk: spec.variant for spec in specs}
+    links: tuple[list[int], list[str], list[int]] = ([], [], [])
+    for n, spec in enumerate(specs, start=1):
+        # The balance first, then deposits: the order refunds take from them.
+        for position, reference in enumerate(
+            dict.fromkeys([spec.paid_through, *spec.payment_references])
+        ):
+            links[0].append(n)
+            links[1].append(reference)
+            links[2].append(position)
+    address = {key: [spec.address[key] for spec in specs] for key in specs[0].address}
+    params = {
+        "numbers": _fresh_order_numbers(len(specs)),
+        "users": [spec.user_id for spec in specs],
+        "emails": [spec.email for spec in specs],
+        "variants": [spec.variant.pk for spec in specs],
+        "prices": [spec.unit_price for spec in specs],
+        "quantities": [spec.quantity for spec in specs],
+        "names": address["full_name"],
+        "line1s": address["line1"],
+        "line2s": address["line2"],
+        "cities": address["city"],
+        "postcodes": address["postal_code"],
+        "countries": address["country"],
+        "phones": address["phone"],
+        "paid_through": [spec.paid_through for spec in specs],
+        "notes": [spec.note[:300] for spec in specs],
+        "variant_ids": list(variants),
+        "brands": [variant.product.brand_id for variant in variants.values()],
+        "products": [variant.product.name for variant in variants.values()],
+        "labels": [variant.option_label for variant in variants.values()],
+        "skus": [variant.sku for variant in variants.values()],
+        "link_orders": links[0],
+        "link_references": links[1],
+        "link_positions": links[2],
+        "paid": OrderStatus.PAID.value,
+        "currency": settings.STORE_CURRENCY,
+        "method": shipping_method,
+        "now": timezone.now(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_PAID_ORDERS_SQL, params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _fresh_order_numbers(count: int) -> list[str]:
     numbers: set[str] = set()
     while len(numbers) < count:
         wanted = {_new_order_number() for _ in range(count - len(numbers))}
-        wanted -= set(Order.objects.filter(number__in=wanted).values_list("number", flat=True))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT number FROM orders_order WHERE number = ANY(%s::varchar[])", [list(wanted)]
+            )
+            wanted -= {row[0] for row in cursor.fetchall()}
         numbers |= wanted
     return list(numbers)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Literal, Protocol
@@ -37,13 +37,12 @@ from django.core.cache import cache
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from payments.models import Payment, PaymentCustomer, PaymentStatus, SavedCard
+from payments.models import Payment, PaymentStatus
 from payments.money import to_minor_units
 from payments.pacing import ProviderPacer
 from payments.providers.base import ChargeOutcome, ChargeRequest, ChargeResult
 from payments.providers.registry import provider_get
 from payments.services import DECLINE_MESSAGE, customer_ref_for
-from rowsql.update import rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +71,26 @@ class Commitment:
 
 
 @dataclass(frozen=True)
+class PaymentRow:
+    """The columns of a commitment's Payment that the settlement reads and writes (a chunk
+    has thousands: tuples, not model instances)."""
+
+    pk: int
+    idempotency_key: str
+    status: str
+    amount: Decimal
+    currency: str
+    provider_ref: str
+    client_secret: str
+    failure_message: str
+    saved_card_id: int | None
+    failure_code: str = ""
+
+
+@dataclass(frozen=True)
 class ChargeRecord:
     commitment: Commitment
-    payment: Payment
+    payment: PaymentRow  # as recorded with the charge's outcome
     outcome: ChargeOutcome
 
 
@@ -343,25 +359,54 @@ def settlement_run_chunk(*, kind: str, parent_id: int, first_id: int, last_id: i
     return retry_later
 
 
-def _payments_for(commitments: Sequence[Commitment], provider_name: str) -> dict[str, Payment]:
+# One pending Payment per commitment, made once (the key is unique): one INSERT for a chunk.
+# The rows inserted come back from RETURNING; those made by an earlier run of the chunk from
+# the same statement's snapshot (which does not see the rows it inserts).
+_PAYMENTS_SQL = """
+WITH v AS (
+  SELECT * FROM unnest(%(users)s::bigint[], %(references)s::varchar[], %(amounts)s::numeric[],
+    %(currencies)s::varchar[], %(cards)s::bigint[], %(keys)s::varchar[])
+    AS v(user_id, reference, amount, currency, saved_card_id, idempotency_key)
+), made AS (
+  INSERT INTO {table} (provider, user_id, reference, amount, currency, status, saved_card_id,
+    provider_ref, client_secret, idempotency_key, failure_code, failure_message,
+    amount_refunded, amount_refund_pending, provider_key, provider_request, created_at,
+    updated_at)
+  SELECT %(provider)s, user_id, reference, amount, currency, %(pending)s, saved_card_id, '', '',
+    idempotency_key, '', '', 0, 0, '', '{{}}'::jsonb, %(now)s, %(now)s FROM v
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING {columns}
+)
+SELECT {columns} FROM made
+UNION ALL
+SELECT {columns} FROM {table} WHERE idempotency_key = ANY(%(keys)s::varchar[])
+"""
+_PAYMENT_COLUMNS = (
+    "id, idempotency_key, status, amount, currency, provider_ref, client_secret,"
+    " failure_message, saved_card_id"
+)
+
+
+def _payments_for(commitments: Sequence[Commitment], provider_name: str) -> dict[str, PaymentRow]:
     """One pending Payment per commitment, created once (the key is unique)."""
-    Payment.objects.bulk_create(
-        [
-            Payment(
-                provider=provider_name,
-                user_id=c.user_id,
-                reference=c.reference,
-                amount=c.amount,
-                currency=c.currency,
-                saved_card_id=c.saved_card_id,
-                idempotency_key=c.idempotency_key,
-            )
-            for c in commitments
-        ],
-        ignore_conflicts=True,
-    )
-    payments = Payment.objects.filter(idempotency_key__in=[c.idempotency_key for c in commitments])
-    return {payment.idempotency_key: payment for payment in payments}
+    if not commitments:
+        return {}
+    table = connection.ops.quote_name(Payment._meta.db_table)
+    params = {
+        "users": [c.user_id for c in commitments],
+        "references": [c.reference for c in commitments],
+        "amounts": [c.amount for c in commitments],
+        "currencies": [c.currency for c in commitments],
+        "cards": [c.saved_card_id for c in commitments],
+        "keys": [c.idempotency_key for c in commitments],
+        "provider": provider_name,
+        "pending": PaymentStatus.PENDING.value,
+        "now": timezone.now(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_PAYMENTS_SQL.format(table=table, columns=_PAYMENT_COLUMNS), params)
+        rows = cursor.fetchall()
+    return {row[1]: PaymentRow(*row) for row in rows}
 
 
 def _charge_all(
@@ -371,12 +416,18 @@ def _charge_all(
     with transaction.atomic():
         commitments = book.charging_begin(parent_id=parent_id, ids=ids)
         payments = _payments_for(commitments, provider.name)
-    cards = SavedCard.objects.in_bulk({c.saved_card_id for c in commitments})
-    customers = dict(
-        PaymentCustomer.objects.filter(
-            provider=provider.name, user_id__in={c.user_id for c in commitments}
-        ).values_list("user_id", "customer_ref")
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, user_id, provider_ref FROM payments_savedcard WHERE id = ANY(%s)",
+            [list({c.saved_card_id for c in commitments})],
+        )
+        cards = {pk: (user_id, ref) for pk, user_id, ref in cursor.fetchall()}
+        cursor.execute(
+            "SELECT user_id, customer_ref FROM payments_paymentcustomer"
+            " WHERE provider = %s AND user_id = ANY(%s)",
+            [provider.name, list({c.user_id for c in commitments})],
+        )
+        customers = dict(cursor.fetchall())
     retry_later = False
     every = settings.SETTLEMENT_RECORD_EVERY
     for start in range(0, len(commitments), every):
@@ -385,11 +436,11 @@ def _charge_all(
         to_charge: list[tuple[Commitment, ChargeRequest]] = []
         for commitment in block:
             payment = payments[commitment.idempotency_key]
-            card = cards[commitment.saved_card_id]
-            customer_ref = customers.get(commitment.user_id) or customer_ref_for(
-                user=card.user, provider_name=provider.name
+            card_user_id, card_ref = cards[commitment.saved_card_id]
+            customer_ref = customers.get(commitment.user_id) or _customer_ref(
+                card_user_id, provider.name
             )
-            provider_key = f"{commitment.idempotency_key}:card-{card.pk}"
+            provider_key = f"{commitment.idempotency_key}:card-{commitment.saved_card_id}"
             if payment.status != PaymentStatus.PENDING:  # recorded, its commitment not yet
                 results[commitment.id] = _result_of(payment)
                 continue
@@ -407,7 +458,7 @@ def _charge_all(
                         amount_minor=to_minor_units(commitment.amount, commitment.currency),
                         currency=commitment.currency.lower(),
                         customer_ref=customer_ref,
-                        card_ref=card.provider_ref,
+                        card_ref=card_ref,
                         idempotency_key=provider_key,
                         metadata={"reference": commitment.reference},
                     ),
@@ -427,7 +478,15 @@ def _charge_all(
     return retry_later
 
 
-def _result_of(payment: Payment) -> ChargeResult:
+def _customer_ref(user_id: int, provider_name: str) -> str:
+    """The provider's customer of a card's owner who has none on record yet (rare: cards are
+    saved through one)."""
+    from accounts.models import User
+
+    return customer_ref_for(user=User.objects.get(pk=user_id), provider_name=provider_name)
+
+
+def _result_of(payment: PaymentRow) -> ChargeResult:
     outcome = {
         PaymentStatus.SUCCEEDED: ChargeOutcome.SUCCEEDED,
         PaymentStatus.PARTIALLY_REFUNDED: ChargeOutcome.SUCCEEDED,
@@ -438,53 +497,59 @@ def _result_of(payment: Payment) -> ChargeResult:
     return ChargeResult(outcome, provider_ref=payment.provider_ref, message=payment.failure_message)
 
 
+_PAYMENT_RESULTS_SQL = """
+UPDATE {table} AS t SET status = v.status, provider_ref = v.provider_ref,
+  client_secret = v.client_secret, failure_code = v.failure_code,
+  failure_message = v.failure_message, updated_at = %(now)s
+FROM unnest(%(ids)s::bigint[], %(statuses)s::varchar[], %(refs)s::varchar[],
+  %(secrets)s::varchar[], %(codes)s::varchar[], %(messages)s::varchar[])
+  AS v(id, status, provider_ref, client_secret, failure_code, failure_message)
+WHERE t.id = v.id
+"""
+
+
 def _record(
     book: CommitmentBook,
     parent_id: int,
-    pending: Iterable[tuple[Commitment, Payment, ChargeResult]],
+    pending: Iterable[tuple[Commitment, PaymentRow, ChargeResult]],
 ) -> None:
-    """The payments' new states and the commitments' moves, in one transaction."""
+    """The payments' new states (one UPDATE) and the commitments' moves (the book's), in one
+    transaction."""
     pending = list(pending)
     if not pending:
         return
-    rows, now = [], timezone.now()
-    for _, payment, result in pending:
-        if payment.status != PaymentStatus.PENDING:
-            continue
-        failed = result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.ERROR)
-        payment.status = _OUTCOME_STATUS[result.outcome]
-        payment.provider_ref = result.provider_ref or payment.provider_ref
-        payment.client_secret = result.client_secret or payment.client_secret
-        payment.failure_code = result.code[:60] if failed else ""
-        payment.failure_message = (result.message or DECLINE_MESSAGE)[:300] if failed else ""
-        payment.updated_at = now
-        rows.append(
-            (
-                payment.pk,
-                payment.status,
-                payment.provider_ref,
-                payment.client_secret,
-                payment.failure_code,
-                payment.failure_message,
-                now,
+    records, columns = [], ([], [], [], [], [], [])
+    for commitment, payment, result in pending:
+        if payment.status == PaymentStatus.PENDING:
+            failed = result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.ERROR)
+            payment = replace(
+                payment,
+                status=_OUTCOME_STATUS[result.outcome],
+                provider_ref=result.provider_ref or payment.provider_ref,
+                client_secret=result.client_secret or payment.client_secret,
+                failure_code=result.code[:60] if failed else "",
+                failure_message=(result.message or DECLINE_MESSAGE)[:300] if failed else "",
             )
-        )
+            row = (payment.pk, payment.status, payment.provider_ref, payment.client_secret)
+            for column, value in zip(
+                columns, (*row, payment.failure_code, payment.failure_message), strict=True
+            ):
+                column.append(value)
+        records.append(ChargeRecord(commitment=commitment, payment=payment, outcome=result.outcome))
+    table = connection.ops.quote_name(Payment._meta.db_table)
     with transaction.atomic():
-        rows_update(
-            model=Payment,
-            fields=[
-                "status",
-                "provider_ref",
-                "client_secret",
-                "failure_code",
-                "failure_message",
-                "updated_at",
-            ],
-            rows=rows,
-        )
-        book.charging_record(
-            parent_id=parent_id,
-            records=[
-                ChargeRecord(commitment=c, payment=p, outcome=r.outcome) for c, p, r in pending
-            ],
-        )
+        if columns[0]:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _PAYMENT_RESULTS_SQL.format(table=table),
+                    {
+                        "ids": columns[0],
+                        "statuses": columns[1],
+                        "refs": columns[2],
+                        "secrets": columns[3],
+                        "codes": columns[4],
+                        "messages": columns[5],
+                        "now": timezone.now(),
+                    },
+                )
+        book.charging_record(parent_id=parent_id, records=records)

@@ -180,7 +180,11 @@ class PreorderBook(CommitmentBook):
     def charged_become(self, parent: PreorderBatch, commitments: list[Reservation]) -> None:
         from preorders.services import reservations_make_orders
 
-        reservations_make_orders(reservations=commitments)
+        made = reservations_make_orders(
+            batch=parent, reservation_ids=[reservation.pk for reservation in commitments]
+        )
+        for reservation in commitments:  # for the receipt that follows (on_paid_again)
+            reservation.order_id = made.get(reservation.pk, reservation.order_id)
 
     def on_paid_again(self, commitment: Reservation, payment) -> None:
         reservation_honour_award(reservation=commitment)

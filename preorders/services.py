@@ -12,6 +12,7 @@ hold more units than the cap."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -19,7 +20,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -680,36 +681,52 @@ def reservation_pay_again(
     )
 
 
-def reservations_make_orders(*, reservations: list[Reservation]) -> None:
-    """Paid orders for charged reservations (in bulk), so shipping goes through the normal
-    order flow. Reservations come with their batch and variant's product."""
-    specs = [
-        PaidOrderSpec(
-            user_id=r.user_id,
-            email=r.user.email,
-            variant=r.variant,
-            unit_price=r.unit_price,
-            quantity=r.quantity,
-            address={
-                key: getattr(r, f"ship_{key}" if key != "full_name" else "ship_name")
-                for key in ADDRESS_FIELDS
-            },
-            paid_through=r.payment_reference,
-            # Deposits are payments behind the order too: its refunds take from them.
-            payment_references=(r.deposit_reference,) if r.deposit_paid else (),
-            note=f"Pre-order {r.batch.title}: confirmed at {r.unit_price} per unit"
-            + (f", {r.deposit_paid} paid as deposit" if r.deposit_paid else ""),
+_ORDER_SOURCE_SQL = """
+SELECT r.id, r.user_id, u.email, r.variant_id, r.unit_price, r.quantity, r.deposit_paid,
+  r.ship_name, r.ship_line1, r.ship_line2, r.ship_city, r.ship_postal_code, r.ship_country,
+  r.ship_phone
+FROM preorders_reservation AS r JOIN accounts_user AS u ON u.id = r.user_id
+WHERE r.id = ANY(%s::bigint[]) AND r.status = 'charged' AND r.order_id IS NULL
+ORDER BY r.id
+"""
+
+
+def reservations_make_orders(
+    *, batch: PreorderBatch, reservation_ids: Sequence[int]
+) -> dict[int, int]:
+    """Paid orders for the charged reservations of `batch` among `reservation_ids` that have
+    none yet, so shipping goes through the normal order flow; set-based: one read of what
+    the orders need, one statement for the orders (orders_create_paid), one UPDATE giving
+    each reservation its order. Returns reservation id -> order id."""
+    if not reservation_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_ORDER_SOURCE_SQL, [list(reservation_ids)])
+        rows = cursor.fetchall()
+    if not rows:
+        return {}
+    variants = Variant.objects.select_related("product").in_bulk({row[3] for row in rows})
+    specs = []
+    for pk, user_id, email, variant_id, unit_price, quantity, deposit, *ship in rows:
+        specs.append(
+            PaidOrderSpec(
+                user_id=user_id,
+                email=email,
+                variant=variants[variant_id],
+                unit_price=unit_price,
+                quantity=quantity,
+                address=dict(zip(ADDRESS_FIELDS, ship, strict=True)),
+                paid_through=f"preorder-res:{pk}",
+                # Deposits are payments behind the order too: its refunds take from them.
+                payment_references=(f"preorder-deposit:{pk}",) if deposit else (),
+                note=f"Pre-order {batch.title}: confirmed at {unit_price} per unit"
+                + (f", {deposit} paid as deposit" if deposit else ""),
+            )
         )
-        for r in reservations
-    ]
-    orders = orders_create_paid(specs=specs, shipping_method=SHIPPING_METHOD)
-    for reservation, order in zip(reservations, orders, strict=True):
-        reservation.order = order
-    rows_update(
-        model=Reservation,
-        fields=["order"],
-        rows=[(r.pk, r.order_id) for r in reservations],
-    )
+    order_ids = orders_create_paid(specs=specs, shipping_method=SHIPPING_METHOD)
+    made = {row[0]: order_id for row, order_id in zip(rows, order_ids, strict=True)}
+    rows_update(model=Reservation, fields=["order"], rows=list(made.items()))
+    return made
 
 
 # --- waitlist ---------------------------------------------------------------------------------

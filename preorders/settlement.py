@@ -1,6 +1,7 @@
 """The pre-order batch's charging for the shared settlement engine (payments.settlement): how
-a chunk of reservations starts charging and how its outcomes move them, set-based. The
-book's decisions and words are preorders.book; the lifecycle is payments.commitments."""
+a chunk of reservations starts charging and how its outcomes move them, set-based: a few
+statements for a chunk of thousands, whatever its size. The book's decisions and words are
+preorders.book; the lifecycle is payments.commitments."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F
+from django.db import connection
 from django.utils import timezone
 
 from formatting.formats import money
@@ -16,61 +17,73 @@ from notifications.services import after_commit_robust
 from payments.providers.base import ChargeOutcome
 from payments.settlement import ChargeRecord, Commitment
 from preorders.book import PreorderBook
-from preorders.models import (
-    PreorderBatch,
-    PreorderEvent,
-    Reservation,
-    ReservationStatus,
-)
-from preorders.services import (
-    payment_failed_email,
-    reservations_make_orders,
-)
+from preorders.models import PreorderBatch, Reservation, ReservationStatus
+from preorders.services import payment_failed_email, reservations_make_orders
 from preorders.tasks import reservation_receipts_send
-from rowsql.update import rows_update
 
-RECORD_COLUMNS = (
-    "id",
-    "batch_id",
-    "status",
-    "quantity",
-    "unit_price",
-    "amount_charged",
-    "deposit_paid",
-    "failure_message",
-    "grace_until",
-    "reminded_at",
-    "order_id",
-    "updated_at",
-    *(f"ship_{name}" for name in ("name", "line1", "line2", "city", "postal_code", "country")),
-    "ship_phone",
-    "user__email",
-    "variant__sku",
-    "variant__options",
-    "variant__product__name",
-    "variant__product__brand_id",
+# Held -> charging at the ladder price (what is owed: every unit, less the deposit kept);
+# with those a dead worker left charging (`resumed`), read in the same statement (its
+# snapshot does not see the rows it moves).
+_BEGIN_SQL = """
+WITH moved AS (
+  UPDATE preorders_reservation SET status = %(charging)s, charging_at = %(now)s,
+    unit_price = %(price)s,
+    amount_charged = quantity * %(price)s - (deposit_paid - deposit_refunded),
+    updated_at = %(now)s
+  WHERE id = ANY(%(ids)s::bigint[]) AND status = %(held)s
+  RETURNING id, user_id, saved_card_id, amount_charged
 )
+SELECT id, user_id, saved_card_id, amount_charged, false FROM moved
+UNION ALL
+SELECT id, user_id, saved_card_id, amount_charged, true FROM preorders_reservation
+WHERE id = ANY(%(ids)s::bigint[]) AND status = %(charging)s
+ORDER BY 1
+"""
+
+# Each charging reservation by its outcome (charged; payment failed, with the fix-payment
+# window; back to held after a provider error), and the event of each move out of held
+# (`charging` is the engine's step, not shown: the event reads held -> outcome). Rows that
+# are no longer charging (a twin chunk recorded them) are left as they are.
+_RECORD_SQL = """
+WITH v AS (
+  SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::varchar[], %(messages)s::varchar[],
+    %(notes)s::varchar[]) AS v(id, status, failure_message, note)
+), moved AS (
+  UPDATE preorders_reservation AS r SET status = v.status,
+    failure_message = CASE WHEN v.status = %(failed)s THEN v.failure_message
+      ELSE r.failure_message END,
+    grace_until = CASE WHEN v.status = %(failed)s THEN %(grace)s ELSE r.grace_until END,
+    reminded_at = CASE WHEN v.status = %(failed)s THEN %(now)s ELSE r.reminded_at END,
+    receipt_due = (v.status = %(charged)s),
+    updated_at = %(now)s
+  FROM v WHERE r.id = v.id AND r.status = %(charging)s
+  RETURNING r.id, r.status, v.note
+), events AS (
+  INSERT INTO preorders_preorderevent (batch_id, reservation_id, from_status, to_status, note,
+    created_at)
+  SELECT %(batch)s, id, %(held)s, status, note, %(now)s FROM moved WHERE status <> %(held)s
+)
+SELECT id, status FROM moved
+"""
 
 
 class ReservationBook(PreorderBook):
-    """The book's set-based charging (a chunk of thousands in a few statements); the rest of
-    the book is preorders.book."""
+    """The book's set-based charging; the rest of the book is preorders.book."""
 
     def charging_begin(self, *, parent_id: int, ids: Sequence[int]) -> list[Commitment]:
         batch = PreorderBatch.objects.get(pk=parent_id)
-        started = timezone.now()
-        # What is owed: the ladder price for every unit, less the deposit kept.
-        Reservation.objects.filter(pk__in=ids, status=ReservationStatus.HELD).update(
-            status=ReservationStatus.CHARGING,
-            charging_at=started,
-            unit_price=batch.final_unit_price,
-            amount_charged=F("quantity") * batch.final_unit_price
-            - (F("deposit_paid") - F("deposit_refunded")),
-            updated_at=started,
-        )
-        rows = Reservation.objects.filter(
-            pk__in=ids, status=ReservationStatus.CHARGING
-        ).values_list("pk", "user_id", "saved_card_id", "amount_charged", "charging_at")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BEGIN_SQL,
+                {
+                    "ids": list(ids),
+                    "price": batch.final_unit_price,
+                    "now": timezone.now(),
+                    "held": ReservationStatus.HELD.value,
+                    "charging": ReservationStatus.CHARGING.value,
+                },
+            )
+            rows = cursor.fetchall()
         return [
             Commitment(
                 id=pk,
@@ -78,86 +91,62 @@ class ReservationBook(PreorderBook):
                 saved_card_id=card_id,
                 amount=amount,
                 currency=batch.currency,
-                reference=f"preorder-res:{pk}",
-                idempotency_key=f"preorder-res-{pk}",
-                resumed=charging_at < started,
+                reference=self.reference(pk),
+                idempotency_key=self.charge_key(pk),
+                resumed=resumed,
             )
-            for pk, user_id, card_id, amount, charging_at in rows
+            for pk, user_id, card_id, amount, resumed in rows
         ]
 
     def charging_record(self, *, parent_id: int, records: Sequence[ChargeRecord]) -> None:
-        by_id = {record.commitment.id: record for record in records}
-        batch = PreorderBatch.objects.select_related("product").get(pk=parent_id)
-        reservations = list(
-            # Only the reservations' rows are locked, not the users or variants joined; and
-            # only the columns the orders and emails need (a product's are long texts).
-            Reservation.objects.select_for_update(of=("self",))
-            .filter(pk__in=by_id, status=ReservationStatus.CHARGING)
-            .select_related("variant__product", "user")
-            .only(*RECORD_COLUMNS)
-            .order_by("pk")
-        )
-        for reservation in reservations:
-            reservation.batch = batch
-        now = timezone.now()
-        grace = now + timedelta(days=settings.PREORDER_GRACE_DAYS)
-        paid, failed, retry, events = [], [], [], []
-        for reservation in reservations:
-            reservation.updated_at = now
-            record = by_id[reservation.pk]
-            before = ReservationStatus.HELD  # charging is the engine's, not shown as a step
+        batch = PreorderBatch.objects.get(pk=parent_id)
+        columns: tuple[list, list, list, list] = ([], [], [], [])
+        for record in records:
+            payment = record.payment
             if record.outcome == ChargeOutcome.SUCCEEDED:
-                reservation.status = ReservationStatus.CHARGED
-                note = f"Charged {money(record.payment.amount, record.payment.currency)}"
-                paid.append(reservation)
+                status, message = ReservationStatus.CHARGED, ""
+                note = f"Charged {money(payment.amount, payment.currency)}"
             elif record.outcome == ChargeOutcome.ERROR:
-                reservation.status = ReservationStatus.HELD
-                retry.append(reservation)
-                continue
+                status, message, note = ReservationStatus.HELD, "", ""
             else:
-                reservation.status = ReservationStatus.PAYMENT_FAILED
-                reservation.failure_message = record.payment.failure_message or (
-                    "Your bank asks you to confirm this payment."
-                )
-                reservation.grace_until, reservation.reminded_at = grace, now
-                note = f"Charge failed: {reservation.failure_message}"
-                failed.append(reservation)
-            events.append(
-                PreorderEvent(
-                    batch_id=parent_id,
-                    reservation=reservation,
-                    from_status=before,
-                    to_status=reservation.status,
-                    note=note[:300],
-                )
+                status = ReservationStatus.PAYMENT_FAILED
+                message = (
+                    payment.failure_message or "Your bank asks you to confirm this payment."
+                )[:300]
+                note = f"Charge failed: {message}"
+            for column, value in zip(
+                columns, (record.commitment.id, status.value, message, note[:300]), strict=True
+            ):
+                column.append(value)
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _RECORD_SQL,
+                {
+                    "ids": columns[0],
+                    "statuses": columns[1],
+                    "messages": columns[2],
+                    "notes": columns[3],
+                    "batch": parent_id,
+                    "now": now,
+                    "grace": now + timedelta(days=settings.PREORDER_GRACE_DAYS),
+                    "held": ReservationStatus.HELD.value,
+                    "charging": ReservationStatus.CHARGING.value,
+                    "charged": ReservationStatus.CHARGED.value,
+                    "failed": ReservationStatus.PAYMENT_FAILED.value,
+                },
             )
-        rows_update(
-            model=Reservation,
-            fields=[
-                "status",
-                "failure_message",
-                "grace_until",
-                "reminded_at",
-                "updated_at",
-                "receipt_due",
-            ],
-            rows=[
-                (
-                    r.pk,
-                    r.status,
-                    r.failure_message,
-                    r.grace_until,
-                    r.reminded_at,
-                    now,
-                    r.status == ReservationStatus.CHARGED,
-                )
-                for r in reservations
-            ],
-        )
-        PreorderEvent.objects.bulk_create(events)
-        reservations_make_orders(reservations=paid)
+            moved = cursor.fetchall()
+        paid = sorted(pk for pk, status in moved if status == ReservationStatus.CHARGED)
+        failed = sorted(pk for pk, status in moved if status == ReservationStatus.PAYMENT_FAILED)
+        reservations_make_orders(batch=batch, reservation_ids=paid)
         if paid:  # rendered by a worker after the commit (swept if the task is lost)
-            paid_ids = [r.pk for r in paid]
-            after_commit_robust(lambda: reservation_receipts_send.delay(paid_ids))
-        for reservation in failed:
-            payment_failed_email(reservation=reservation)
+            after_commit_robust(lambda: reservation_receipts_send.delay(paid))
+        if failed:  # each with the link to pay again
+            batch = PreorderBatch.objects.select_related("product").get(pk=parent_id)
+            reservations = Reservation.objects.filter(pk__in=failed)
+            for reservation in reservations.select_related("user", "variant__product").order_by(
+                "pk"
+            ):
+                reservation.batch = batch
+                payment_failed_email(reservation=reservation)
