@@ -37,6 +37,7 @@ from django.core.cache import cache
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from payments.models import Payment, PaymentStatus
 from payments.money import to_minor_units
 from payments.pacing import ProviderPacer
@@ -481,8 +482,6 @@ def _charge_all(
 def _customer_ref(user_id: int, provider_name: str) -> str:
     """The provider's customer of a card's owner who has none on record yet (rare: cards are
     saved through one)."""
-    from accounts.models import User
-
     return customer_ref_for(user=User.objects.get(pk=user_id), provider_name=provider_name)
 
 

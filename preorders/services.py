@@ -681,27 +681,31 @@ def reservation_pay_again(
     )
 
 
+# What the orders of reservations in a state (charged; charging, at the settlement's record)
+# need, their rows locked.
 _ORDER_SOURCE_SQL = """
 SELECT r.id, r.user_id, u.email, r.variant_id, r.unit_price, r.quantity, r.deposit_paid,
   r.ship_name, r.ship_line1, r.ship_line2, r.ship_city, r.ship_postal_code, r.ship_country,
   r.ship_phone
 FROM preorders_reservation AS r JOIN accounts_user AS u ON u.id = r.user_id
-WHERE r.id = ANY(%s::bigint[]) AND r.status = 'charged' AND r.order_id IS NULL
+WHERE r.id = ANY(%s::bigint[]) AND r.status = %s AND r.order_id IS NULL
 ORDER BY r.id
+FOR UPDATE OF r
 """
 
 
-def reservations_make_orders(
-    *, batch: PreorderBatch, reservation_ids: Sequence[int]
+def reservations_orders_create(
+    *, batch: PreorderBatch, reservation_ids: Sequence[int], status: str
 ) -> dict[int, int]:
-    """Paid orders for the charged reservations of `batch` among `reservation_ids` that have
-    none yet, so shipping goes through the normal order flow; set-based: one read of what
-    the orders need, one statement for the orders (orders_create_paid), one UPDATE giving
-    each reservation its order. Returns reservation id -> order id."""
+    """Paid orders for the reservations of `batch` among `reservation_ids` that are in
+    `status` and have no order yet, so shipping goes through the normal order flow;
+    set-based: one read of what the orders need (the rows locked), one statement for the
+    orders (orders_create_paid). The caller links them (reservation.order). Returns
+    reservation id -> order id."""
     if not reservation_ids:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(_ORDER_SOURCE_SQL, [list(reservation_ids)])
+        cursor.execute(_ORDER_SOURCE_SQL, [list(reservation_ids), status])
         rows = cursor.fetchall()
     if not rows:
         return {}
@@ -724,7 +728,17 @@ def reservations_make_orders(
             )
         )
     order_ids = orders_create_paid(specs=specs, shipping_method=SHIPPING_METHOD)
-    made = {row[0]: order_id for row, order_id in zip(rows, order_ids, strict=True)}
+    return {row[0]: order_id for row, order_id in zip(rows, order_ids, strict=True)}
+
+
+def reservations_make_orders(
+    *, batch: PreorderBatch, reservation_ids: Sequence[int]
+) -> dict[int, int]:
+    """Paid orders for charged reservations without one (a payment in the fix-payment
+    window), each reservation linked to its order. Returns reservation id -> order id."""
+    made = reservations_orders_create(
+        batch=batch, reservation_ids=reservation_ids, status=ReservationStatus.CHARGED
+    )
     rows_update(model=Reservation, fields=["order"], rows=list(made.items()))
     return made
 

@@ -18,7 +18,7 @@ from payments.providers.base import ChargeOutcome
 from payments.settlement import ChargeRecord, Commitment
 from preorders.book import PreorderBook
 from preorders.models import PreorderBatch, Reservation, ReservationStatus
-from preorders.services import payment_failed_email, reservations_make_orders
+from preorders.services import payment_failed_email, reservations_orders_create
 from preorders.tasks import reservation_receipts_send
 
 # Held -> charging at the ladder price (what is owed: every unit, less the deposit kept);
@@ -40,16 +40,19 @@ WHERE id = ANY(%(ids)s::bigint[]) AND status = %(charging)s
 ORDER BY 1
 """
 
-# Each charging reservation by its outcome (charged; payment failed, with the fix-payment
-# window; back to held after a provider error), and the event of each move out of held
-# (`charging` is the engine's step, not shown: the event reads held -> outcome). Rows that
-# are no longer charging (a twin chunk recorded them) are left as they are.
+# Each charging reservation by its outcome (charged, with its order; payment failed, with
+# the fix-payment window; back to held after a provider error), and the event of each move
+# out of held (`charging` is the engine's step, not shown: the event reads held -> outcome).
+# Rows that are no longer charging (a twin chunk recorded them) are left as they are. One
+# UPDATE per row: every column of a reservation is indexed by one index or another, so each
+# UPDATE writes a new entry in all of them.
 _RECORD_SQL = """
 WITH v AS (
   SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::varchar[], %(messages)s::varchar[],
-    %(notes)s::varchar[]) AS v(id, status, failure_message, note)
+    %(notes)s::varchar[], %(orders)s::bigint[]) AS v(id, status, failure_message, note, order_id)
 ), moved AS (
   UPDATE preorders_reservation AS r SET status = v.status,
+    order_id = coalesce(v.order_id, r.order_id),
     failure_message = CASE WHEN v.status = %(failed)s THEN v.failure_message
       ELSE r.failure_message END,
     grace_until = CASE WHEN v.status = %(failed)s THEN %(grace)s ELSE r.grace_until END,
@@ -100,12 +103,25 @@ class ReservationBook(PreorderBook):
 
     def charging_record(self, *, parent_id: int, records: Sequence[ChargeRecord]) -> None:
         batch = PreorderBatch.objects.get(pk=parent_id)
-        columns: tuple[list, list, list, list] = ([], [], [], [])
+        # The orders first (their reservations locked, still charging), so that each row is
+        # written once: its outcome and its order together.
+        orders = reservations_orders_create(
+            batch=batch,
+            reservation_ids=[
+                r.commitment.id for r in records if r.outcome == ChargeOutcome.SUCCEEDED
+            ],
+            status=ReservationStatus.CHARGING,
+        )
+        columns: tuple[list, list, list, list, list] = ([], [], [], [], [])
+        notes: dict[tuple, str] = {}  # a chunk's amounts repeat: each formatted once
         for record in records:
             payment = record.payment
             if record.outcome == ChargeOutcome.SUCCEEDED:
                 status, message = ReservationStatus.CHARGED, ""
-                note = f"Charged {money(payment.amount, payment.currency)}"
+                amount = (payment.amount, payment.currency)
+                if amount not in notes:
+                    notes[amount] = f"Charged {money(*amount)}"
+                note = notes[amount]
             elif record.outcome == ChargeOutcome.ERROR:
                 status, message, note = ReservationStatus.HELD, "", ""
             else:
@@ -114,9 +130,9 @@ class ReservationBook(PreorderBook):
                     payment.failure_message or "Your bank asks you to confirm this payment."
                 )[:300]
                 note = f"Charge failed: {message}"
-            for column, value in zip(
-                columns, (record.commitment.id, status.value, message, note[:300]), strict=True
-            ):
+            pk = record.commitment.id
+            row = (pk, status.value, message, note[:300], orders.get(pk))
+            for column, value in zip(columns, row, strict=True):
                 column.append(value)
         now = timezone.now()
         with connection.cursor() as cursor:
@@ -127,6 +143,7 @@ class ReservationBook(PreorderBook):
                     "statuses": columns[1],
                     "messages": columns[2],
                     "notes": columns[3],
+                    "orders": columns[4],
                     "batch": parent_id,
                     "now": now,
                     "grace": now + timedelta(days=settings.PREORDER_GRACE_DAYS),
@@ -139,7 +156,6 @@ class ReservationBook(PreorderBook):
             moved = cursor.fetchall()
         paid = sorted(pk for pk, status in moved if status == ReservationStatus.CHARGED)
         failed = sorted(pk for pk, status in moved if status == ReservationStatus.PAYMENT_FAILED)
-        reservations_make_orders(batch=batch, reservation_ids=paid)
         if paid:  # rendered by a worker after the commit (swept if the task is lost)
             after_commit_robust(lambda: reservation_receipts_send.delay(paid))
         if failed:  # each with the link to pay again

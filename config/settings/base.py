@@ -399,8 +399,10 @@ SETTLEMENT_RATE_PER_SECOND = {
 }
 SETTLEMENT_CHUNK_SIZE = env.int("SETTLEMENT_CHUNK_SIZE", default=2_500)
 # A chunk's charges are made and recorded this many at a time (one transaction, a few
-# set-based statements per block).
-SETTLEMENT_RECORD_EVERY = env.int("SETTLEMENT_RECORD_EVERY", default=1_000)
+# set-based statements per block). By default a whole chunk at once: each block costs two
+# commits (the provider's charges, then their record), each waiting for its WAL to reach
+# the disk, and a worker killed mid-chunk is resumed from the provider's records anyway.
+SETTLEMENT_RECORD_EVERY = env.int("SETTLEMENT_RECORD_EVERY", default=SETTLEMENT_CHUNK_SIZE)
 # A settling parent in which nothing moved this long, and on none of whose commitments a
 # worker holds a lock, is restarted by the reconcile sweep (a lost chunk message). A worker
 # killed mid-charge is resumed sooner, without waiting for this (payments.settlement).

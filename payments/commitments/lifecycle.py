@@ -206,10 +206,22 @@ def parent_cancel(*, book, parent, actor, reason: str = ""):
     )
 
 
-@transaction.atomic
 def parent_finish_if_done(*, book, parent_id: int) -> bool:
     """When no commitment is left open: the parent's final state, the book's finish (orders
-    made already, points, a badge), and a notice to everyone who committed."""
+    made already, points, a badge), and a notice to everyone who committed. Every chunk
+    asks when it is done: while commitments are open (other chunks'), it answers without
+    locking the parent (a lock is a write, and a commit waiting for the disk). The chunk
+    that records the last ones asks after its commit, so it sees them all closed."""
+    open_commitments = book.model.objects.filter(
+        **{book.parent_field: parent_id, "status__in": book.open_statuses}
+    )
+    if open_commitments.exists():
+        return False
+    return _parent_finish(book=book, parent_id=parent_id)
+
+
+@transaction.atomic
+def _parent_finish(*, book, parent_id: int) -> bool:
     parent = (
         book.parent_model.objects.select_for_update()
         .select_related(*book.parent_related)
