@@ -8,6 +8,7 @@ stock that is not there."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -675,12 +676,14 @@ class PaidOrderSpec:
 # order in refund order, and the event. Inputs are column arrays, one element per order.
 _PAID_ORDERS_SQL = """
 WITH s AS (
-  SELECT * FROM unnest(%(numbers)s::varchar[], %(users)s::bigint[], %(emails)s::varchar[],
+  SELECT * FROM unnest(%(ids)s::bigint[], %(numbers)s::varchar[], %(users)s::bigint[],
+    %(emails)s::varchar[],
     %(variants)s::bigint[], %(prices)s::numeric[], %(quantities)s::integer[],
     %(names)s::varchar[], %(line1s)s::varchar[], %(line2s)s::varchar[], %(cities)s::varchar[],
     %(postcodes)s::varchar[], %(countries)s::varchar[], %(phones)s::varchar[],
     %(paid_through)s::varchar[], %(notes)s::varchar[])
-    WITH ORDINALITY AS s(number, user_id, email, variant_id, unit_price, quantity, ship_name,
+    WITH ORDINALITY AS s(order_id, number, user_id, email, variant_id, unit_price, quantity,
+      ship_name,
       ship_line1, ship_line2, ship_city, ship_postal_code, ship_country, ship_phone,
       paid_through, note, n)
 ), v AS (
@@ -688,18 +691,19 @@ WITH s AS (
     %(products)s::varchar[], %(labels)s::varchar[], %(skus)s::varchar[])
     AS v(variant_id, brand_id, product_name, variant_label, sku)
 ), o AS (
-  INSERT INTO orders_order (number, user_id, email, status, currency, subtotal,
+  INSERT INTO orders_order (id, number, user_id, email, status, currency, subtotal,
     shipping_method, shipping_cost, discount, discount_code, total, amount_refunded,
     ship_name, ship_line1, ship_line2, ship_city, ship_postal_code, ship_country, ship_phone,
     tracking_number, paid_through, created_at, paid_at)
-  SELECT number, user_id, email, %(paid)s, %(currency)s, unit_price * quantity, %(method)s, 0,
+  SELECT order_id, number, user_id, email, %(paid)s, %(currency)s, unit_price * quantity,
+    %(method)s, 0,
     0, '', unit_price * quantity, 0, ship_name, ship_line1, ship_line2, ship_city,
     ship_postal_code, ship_country, ship_phone, '', paid_through, %(now)s, %(now)s
   FROM s ORDER BY n
-  RETURNING id, number
+  RETURNING id
 ), so AS (
-  SELECT o.id AS order_id, s.*, v.brand_id, v.product_name, v.variant_label, v.sku
-  FROM s JOIN o USING (number) JOIN v USING (variant_id)
+  SELECT s.*, v.brand_id, v.product_name, v.variant_label, v.sku
+  FROM s JOIN o ON o.id = s.order_id JOIN v USING (variant_id)
 ), p AS (
   INSERT INTO orders_orderpart (order_id, brand_id, status, subtotal, shipping_share, discount,
     shipping_discount, total, amount_refunded, shipping_refunded, tracking_number, created_at)
@@ -728,12 +732,29 @@ SELECT order_id FROM so ORDER BY n
 """
 
 
-def orders_create_paid(*, specs: list[PaidOrderSpec], shipping_method: str) -> list[int]:
+def orders_ids_draw(count: int) -> list[int]:
+    """Ids for orders about to be made (orders_create_paid's `ids`), so that what an order is
+    for can point at it in the same write as its other changes: foreign keys to orders are
+    checked at the commit (deferred)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('orders_order', 'id'))"
+            " FROM generate_series(1, %s)",
+            [count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def orders_create_paid(
+    *, specs: list[PaidOrderSpec], shipping_method: str, ids: Sequence[int] | None = None
+) -> list[int]:
     """Many paid orders at once, set-based (a settlement chunk records thousands at a time):
-    one statement for the orders, their parts, lines, payments and events. Returns the new
-    orders' ids in the order of `specs`. Runs inside the caller's transaction."""
+    one statement for the orders, their parts, lines, payments and events, with `ids` drawn
+    by orders_ids_draw (drawn here without). Returns the orders' ids in the order of
+    `specs`. Runs inside the caller's transaction."""
     if not specs:
         return []
+    ids = list(ids) if ids is not None else orders_ids_draw(len(specs))
     variants = {spec.variant.pk: spec.variant for spec in specs}
     links: tuple[list[int], list[str], list[int]] = ([], [], [])
     for n, spec in enumerate(specs, start=1):
@@ -746,6 +767,7 @@ def orders_create_paid(*, specs: list[PaidOrderSpec], shipping_method: str) -> l
             links[2].append(position)
     address = {key: [spec.address[key] for spec in specs] for key in specs[0].address}
     params = {
+        "ids": ids,
         "numbers": _fresh_order_numbers(len(specs)),
         "users": [spec.user_id for spec in specs],
         "emails": [spec.email for spec in specs],

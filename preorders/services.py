@@ -681,41 +681,24 @@ def reservation_pay_again(
     )
 
 
-# What the orders of reservations in a state (charged; charging, at the settlement's record)
-# need, their rows locked.
-_ORDER_SOURCE_SQL = """
-SELECT r.id, r.user_id, u.email, r.variant_id, r.unit_price, r.quantity, r.deposit_paid,
-  r.ship_name, r.ship_line1, r.ship_line2, r.ship_city, r.ship_postal_code, r.ship_country,
-  r.ship_phone
-FROM preorders_reservation AS r JOIN accounts_user AS u ON u.id = r.user_id
-WHERE r.id = ANY(%s::bigint[]) AND r.status = %s AND r.order_id IS NULL
-ORDER BY r.id
-FOR UPDATE OF r
-"""
+# What a charged reservation's order needs, in reservation_order_specs' order.
+ORDER_SOURCE_COLUMNS = (
+    "id, user_id, variant_id, unit_price, quantity, deposit_paid, ship_name, ship_line1,"
+    " ship_line2, ship_city, ship_postal_code, ship_country, ship_phone"
+)
 
 
-def reservations_orders_create(
-    *, batch: PreorderBatch, reservation_ids: Sequence[int], status: str
-) -> dict[int, int]:
-    """Paid orders for the reservations of `batch` among `reservation_ids` that are in
-    `status` and have no order yet, so shipping goes through the normal order flow;
-    set-based: one read of what the orders need (the rows locked), one statement for the
-    orders (orders_create_paid). The caller links them (reservation.order). Returns
-    reservation id -> order id."""
-    if not reservation_ids:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(_ORDER_SOURCE_SQL, [list(reservation_ids), status])
-        rows = cursor.fetchall()
-    if not rows:
-        return {}
-    variants = Variant.objects.select_related("product").in_bulk({row[3] for row in rows})
+def reservation_order_specs(*, batch: PreorderBatch, rows: Sequence[tuple]) -> list[PaidOrderSpec]:
+    """The paid orders of charged reservations of `batch` (rows of ORDER_SOURCE_COLUMNS),
+    for orders_create_paid: one line each, shipped to the reservation's address."""
+    variants = Variant.objects.select_related("product").in_bulk({row[2] for row in rows})
+    emails = dict(User.objects.filter(pk__in={row[1] for row in rows}).values_list("pk", "email"))
     specs = []
-    for pk, user_id, email, variant_id, unit_price, quantity, deposit, *ship in rows:
+    for pk, user_id, variant_id, unit_price, quantity, deposit, *ship in rows:
         specs.append(
             PaidOrderSpec(
                 user_id=user_id,
-                email=email,
+                email=emails[user_id],
                 variant=variants[variant_id],
                 unit_price=unit_price,
                 quantity=quantity,
@@ -727,18 +710,30 @@ def reservations_orders_create(
                 + (f", {deposit} paid as deposit" if deposit else ""),
             )
         )
-    order_ids = orders_create_paid(specs=specs, shipping_method=SHIPPING_METHOD)
-    return {row[0]: order_id for row, order_id in zip(rows, order_ids, strict=True)}
+    return specs
 
 
 def reservations_make_orders(
     *, batch: PreorderBatch, reservation_ids: Sequence[int]
 ) -> dict[int, int]:
     """Paid orders for charged reservations without one (a payment in the fix-payment
-    window), each reservation linked to its order. Returns reservation id -> order id."""
-    made = reservations_orders_create(
-        batch=batch, reservation_ids=reservation_ids, status=ReservationStatus.CHARGED
-    )
+    window), each reservation linked to its order. Returns reservation id -> order id. (The
+    settlement makes a chunk's orders in its own record: preorders.settlement.)"""
+    if not reservation_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {ORDER_SOURCE_COLUMNS} FROM preorders_reservation"  # noqa: S608 (a constant)
+            " WHERE id = ANY(%s::bigint[]) AND status = %s AND order_id IS NULL"
+            " ORDER BY id FOR UPDATE",
+            [list(reservation_ids), ReservationStatus.CHARGED.value],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return {}
+    specs = reservation_order_specs(batch=batch, rows=rows)
+    order_ids = orders_create_paid(specs=specs, shipping_method=SHIPPING_METHOD)
+    made = {row[0]: order_id for row, order_id in zip(rows, order_ids, strict=True)}
     rows_update(model=Reservation, fields=["order"], rows=list(made.items()))
     return made
 

@@ -14,11 +14,17 @@ from django.utils import timezone
 
 from formatting.formats import money
 from notifications.services import after_commit_robust
+from orders.services import orders_create_paid, orders_ids_draw
 from payments.providers.base import ChargeOutcome
 from payments.settlement import ChargeRecord, Commitment
 from preorders.book import PreorderBook
 from preorders.models import PreorderBatch, Reservation, ReservationStatus
-from preorders.services import payment_failed_email, reservations_orders_create
+from preorders.services import (
+    ORDER_SOURCE_COLUMNS,
+    SHIPPING_METHOD,
+    payment_failed_email,
+    reservation_order_specs,
+)
 from preorders.tasks import reservation_receipts_send
 
 # Held -> charging at the ladder price (what is owed: every unit, less the deposit kept);
@@ -40,19 +46,20 @@ WHERE id = ANY(%(ids)s::bigint[]) AND status = %(charging)s
 ORDER BY 1
 """
 
-# Each charging reservation by its outcome (charged, with its order; payment failed, with
-# the fix-payment window; back to held after a provider error), and the event of each move
-# out of held (`charging` is the engine's step, not shown: the event reads held -> outcome).
-# Rows that are no longer charging (a twin chunk recorded them) are left as they are. One
-# UPDATE per row: every column of a reservation is indexed by one index or another, so each
-# UPDATE writes a new entry in all of them.
-_RECORD_SQL = """
+# Each charging reservation by its outcome (charged, with the order drawn for it; payment
+# failed, with the fix-payment window; back to held after a provider error), and the event
+# of each move out of held (`charging` is the engine's step, not shown: the event reads
+# held -> outcome). Rows no longer charging (a twin chunk recorded them) are left as they
+# are. One write per row: each UPDATE of a reservation adds an entry to every one of its
+# indexes. The charged ones come back with what their orders need.
+_RETURNED = ", ".join(f"r.{name.strip()}" for name in ORDER_SOURCE_COLUMNS.split(","))
+_RECORD_SQL = f"""
 WITH v AS (
   SELECT * FROM unnest(%(ids)s::bigint[], %(statuses)s::varchar[], %(messages)s::varchar[],
     %(notes)s::varchar[], %(orders)s::bigint[]) AS v(id, status, failure_message, note, order_id)
 ), moved AS (
   UPDATE preorders_reservation AS r SET status = v.status,
-    order_id = coalesce(v.order_id, r.order_id),
+    order_id = coalesce(r.order_id, v.order_id),
     failure_message = CASE WHEN v.status = %(failed)s THEN v.failure_message
       ELSE r.failure_message END,
     grace_until = CASE WHEN v.status = %(failed)s THEN %(grace)s ELSE r.grace_until END,
@@ -60,14 +67,14 @@ WITH v AS (
     receipt_due = (v.status = %(charged)s),
     updated_at = %(now)s
   FROM v WHERE r.id = v.id AND r.status = %(charging)s
-  RETURNING r.id, r.status, v.note
+  RETURNING r.status, r.order_id, r.order_id = v.order_id AS order_drawn, v.note, {_RETURNED}
 ), events AS (
   INSERT INTO preorders_preorderevent (batch_id, reservation_id, from_status, to_status, note,
     created_at)
   SELECT %(batch)s, id, %(held)s, status, note, %(now)s FROM moved WHERE status <> %(held)s
 )
-SELECT id, status FROM moved
-"""
+SELECT status, order_id, order_drawn, {ORDER_SOURCE_COLUMNS} FROM moved ORDER BY id
+"""  # noqa: S608 (names from code)
 
 
 class ReservationBook(PreorderBook):
@@ -103,21 +110,14 @@ class ReservationBook(PreorderBook):
 
     def charging_record(self, *, parent_id: int, records: Sequence[ChargeRecord]) -> None:
         batch = PreorderBatch.objects.get(pk=parent_id)
-        # The orders first (their reservations locked, still charging), so that each row is
-        # written once: its outcome and its order together.
-        orders = reservations_orders_create(
-            batch=batch,
-            reservation_ids=[
-                r.commitment.id for r in records if r.outcome == ChargeOutcome.SUCCEEDED
-            ],
-            status=ReservationStatus.CHARGING,
-        )
+        succeeded = sum(record.outcome == ChargeOutcome.SUCCEEDED for record in records)
+        drawn = iter(orders_ids_draw(succeeded))
         columns: tuple[list, list, list, list, list] = ([], [], [], [], [])
         notes: dict[tuple, str] = {}  # a chunk's amounts repeat: each formatted once
         for record in records:
-            payment = record.payment
+            payment, order_id = record.payment, None
             if record.outcome == ChargeOutcome.SUCCEEDED:
-                status, message = ReservationStatus.CHARGED, ""
+                status, message, order_id = ReservationStatus.CHARGED, "", next(drawn)
                 amount = (payment.amount, payment.currency)
                 if amount not in notes:
                     notes[amount] = f"Charged {money(*amount)}"
@@ -130,8 +130,7 @@ class ReservationBook(PreorderBook):
                     payment.failure_message or "Your bank asks you to confirm this payment."
                 )[:300]
                 note = f"Charge failed: {message}"
-            pk = record.commitment.id
-            row = (pk, status.value, message, note[:300], orders.get(pk))
+            row = (record.commitment.id, status.value, message, note[:300], order_id)
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
         now = timezone.now()
@@ -154,8 +153,16 @@ class ReservationBook(PreorderBook):
                 },
             )
             moved = cursor.fetchall()
-        paid = sorted(pk for pk, status in moved if status == ReservationStatus.CHARGED)
-        failed = sorted(pk for pk, status in moved if status == ReservationStatus.PAYMENT_FAILED)
+        # Rows: status, order id, drawn here?, then ORDER_SOURCE_COLUMNS (the id first). The
+        # orders the charged rows now point at (one that had an order already keeps it).
+        ordered = [row for row in moved if row[0] == ReservationStatus.CHARGED and row[2]]
+        orders_create_paid(
+            specs=reservation_order_specs(batch=batch, rows=[row[3:] for row in ordered]),
+            shipping_method=SHIPPING_METHOD,
+            ids=[row[1] for row in ordered],
+        )
+        paid = [row[3] for row in moved if row[0] == ReservationStatus.CHARGED]
+        failed = [row[3] for row in moved if row[0] == ReservationStatus.PAYMENT_FAILED]
         if paid:  # rendered by a worker after the commit (swept if the task is lost)
             after_commit_robust(lambda: reservation_receipts_send.delay(paid))
         if failed:  # each with the link to pay again
