@@ -474,3 +474,10 @@ def reservation_payment_awaiting_action(*, reservation: Reservation) -> Payment 
     from preorders.book import preorder_book
 
     return commitment_payment_awaiting_action(book=preorder_book(), commitment=reservation)
+
+
+def batch_page_state(*, slug: str) -> dict | None:
+    """Every column of the shown batch, in one query: what names its cached page (with its
+    product's version). None for no such batch."""
+    fields = [field.attname for field in PreorderBatch._meta.concrete_fields]
+    return _shown().filter(slug=slug).values(*fields).first()

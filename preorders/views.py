@@ -17,6 +17,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from catalog.listing_version import product_version
+from config.page_cache import PageKey, cached_page, digest
 from orders.forms import AddressForm, CardForm
 from payments.commitments.pages import (
     AuthPage,
@@ -38,6 +40,7 @@ from preorders.selectors import (
     batch_for_page,
     batch_for_progress,
     batch_for_reserve,
+    batch_page_state,
     batch_progress,
     batches_listed,
     batches_with_progress,
@@ -129,7 +132,24 @@ def _render_detail(
     return render(request, "preorders/detail.html", context, status=status)
 
 
+BATCH_PAGE_SECONDS = 30  # what no column shows: a tier edited, the countdown's minute
+
+
+def _batch_key(request: HttpRequest, slug: str) -> PageKey | None:
+    """A visitor's batch page is named by the batch's columns (progress is reserved_units)
+    and its product's version. Signed-in fans get theirs rendered: their reservations,
+    waitlist place, cards and addresses, and a fresh request key in the form."""
+    if request.user.is_authenticated or request.GET:
+        return None
+    state = batch_page_state(slug=slug)
+    if state is None:
+        return None
+    product = product_version(product_id=state["product_id"])
+    return PageKey(parts=(digest(*state.values()), product))
+
+
 @require_GET
+@cached_page(key=_batch_key, seconds=BATCH_PAGE_SECONDS)
 def batch_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return _render_detail(request, batch_for_page(slug=slug, user=request.user))
 
