@@ -17,13 +17,14 @@ reservation is the slow part there, and `preorders.services` keeps its one-by-on
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 from django.conf import settings
@@ -33,7 +34,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import Variant
-from payments.commitments.intake import BlockWriter, intake_after_commit, intake_submit
+from payments.commitments.intake import (
+    BlockWriter,
+    block_start_sql,
+    intake_after_commit,
+    intake_submit,
+)
 from payments.models import SavedCard
 from preorders.models import (
     COUNTED_STATUSES,
@@ -99,6 +105,18 @@ def _address(address: dict[str, str]) -> dict[str, str]:
     return values
 
 
+@dataclass(eq=False, slots=True)
+class _Admission:
+    """A request as the block takes it: its form key, and its row (the reservation's own
+    columns and its event's note) already as JSON, made in the shopper's thread before it
+    queues, so the block's leader only decides and joins them."""
+
+    request: ReservationRequest
+    key: str
+    row: dict
+    json: str
+
+
 def reservation_intake(request: ReservationRequest) -> tuple[Reservation, bool] | object:
     """(the reservation, whether this call made it), or SLOW_PATH. Raises ReservationError
     with the shopper's message, or ValidationError for a bad address."""
@@ -106,8 +124,75 @@ def reservation_intake(request: ReservationRequest) -> tuple[Reservation, bool] 
 
     if request.saved_card.user_id != request.user.pk or request.saved_card.deleted_at:
         raise ReservationError("Choose one of your cards.")
-    _address(request.address)  # before queueing: a bad form waits for nobody
-    return intake_submit(writer=WRITER, request=request)
+    key = request.request_key[:64]
+    row = {
+        "batch_id": request.batch_id,
+        "user_id": request.user.pk,
+        "variant_id": request.variant.pk,
+        "saved_card_id": request.saved_card.pk,
+        "quantity": request.quantity,
+        "request_key": key,
+        **_address(request.address),  # before queueing: a bad form waits for nobody
+        "note": f"Reserved {request.quantity} × {request.variant.option_label or 'One size'}",
+    }
+    outcome = intake_submit(writer=WRITER, request=_Admission(request, key, row, json.dumps(row)))
+    if isinstance(outcome, _Made):
+        return _built(outcome), outcome.admission.request is request
+    return outcome
+
+
+@dataclass(frozen=True, slots=True)
+class _Made:
+    """A reservation the block wrote: the admission that made it (the first of twins)."""
+
+    admission: _Admission
+    pk: int
+    at: datetime
+
+
+def _built(made: _Made) -> Reservation:
+    """The reservation just written, as an instance (positional, as from the database), with
+    the shopper, option and card it was made with: built in the shopper's thread."""
+    admission = made.admission
+    row = {name: admission.row[name] for name in _ROW_FIELDS}
+    values = {**_constants(made.at), **row, "id": made.pk}
+    reservation = Reservation.from_db("default", _ATTNAMES, [values[n] for n in _ATTNAMES])
+    request = admission.request
+    for name, value in (
+        ("user", request.user),
+        ("variant", request.variant),
+        ("saved_card", request.saved_card),
+    ):
+        Reservation._meta.get_field(name).set_cached_value(reservation, value)
+    return reservation
+
+
+# The reservation's columns a request brings (in its JSON row); the others are the same for
+# the whole block (`_constants`).
+_ROW_FIELDS = (
+    "batch_id",
+    "user_id",
+    "variant_id",
+    "saved_card_id",
+    "quantity",
+    "request_key",
+    *SHIP_FIELDS.values(),
+)
+_ATTNAMES = [f.attname for f in Reservation._meta.concrete_fields]
+
+
+def _constants(now: datetime) -> dict:
+    """The columns every reservation of a block starts with: the field defaults, held, its
+    receipt due, made now."""
+    values = {
+        f.attname: f.get_default()
+        for f in Reservation._meta.concrete_fields
+        if not f.primary_key and f.attname not in _ROW_FIELDS
+    }
+    values.update(
+        status=ReservationStatus.HELD.value, receipt_due=True, created_at=now, updated_at=now
+    )
+    return values
 
 
 # The block's reads after the batch lock, in one round trip: the form keys already used
@@ -132,43 +217,86 @@ SELECT batch_id, variant_id, sum(quantity) FROM preorders_reservation
    AND status = ANY(%(counted)s)
  GROUP BY batch_id, variant_id
 """
+_BATCH_NAMES = [f.attname for f in PreorderBatch._meta.concrete_fields]
+_BATCH_COLUMNS = ", ".join(f.column for f in PreorderBatch._meta.concrete_fields)
+_LOCK_SQL = f"SELECT {_BATCH_COLUMNS} FROM preorders_preorderbatch WHERE id = ANY(%s) ORDER BY id FOR UPDATE"  # noqa: E501, S608 (names from the model)
 
 
 def _lock_and_read(batch_ids: list[int], params: dict) -> tuple[list[PreorderBatch], list]:
     """The batches locked (in id order), then the block's reads: two statements sent in one
     round trip (psycopg's pipeline mode). The server runs them in order, so the reads'
     snapshot is taken once the locks are held: they see what the last holder committed."""
-    locking = PreorderBatch.objects.select_for_update().filter(pk__in=batch_ids).order_by("pk")
-    lock_sql, lock_params = locking.query.sql_with_params()
     connection.ensure_connection()
     raw = connection.connection
     lock_cursor, read_cursor = psycopg.Cursor(raw), psycopg.Cursor(raw)
     with raw.pipeline():
-        lock_cursor.execute(lock_sql, lock_params)
+        start = block_start_sql()
+        if start:
+            lock_cursor.execute(start)
+        lock_cursor.execute(_LOCK_SQL, [batch_ids])
         read_cursor.execute(_READ_SQL, params)
-    names = [field.attname for field in PreorderBatch._meta.concrete_fields]
-    batches = [PreorderBatch.from_db("default", names, row) for row in lock_cursor.fetchall()]
+    batches = [
+        PreorderBatch.from_db("default", _BATCH_NAMES, row) for row in lock_cursor.fetchall()
+    ]
     return batches, read_cursor.fetchall()
 
 
-def _columns() -> list:
-    return [f for f in Reservation._meta.concrete_fields if not f.primary_key]
+@functools.cache
+def _insert_sql() -> tuple[str, list]:
+    """The block's one statement, and the constant columns it fills from parameters."""
+    fields = {f.attname: f for f in Reservation._meta.concrete_fields if not f.primary_key}
+    constant = [f for name, f in fields.items() if name not in _ROW_FIELDS]
+    quote = connection.ops.quote_name
+    row_types = ", ".join(
+        f"{fields[name].column} {fields[name].db_type(connection)}" for name in _ROW_FIELDS
+    )
+    columns = ", ".join(quote(fields[name].column) for name in _ROW_FIELDS)
+    columns += "".join(f", {quote(f.column)}" for f in constant)
+    values = ", ".join(f"r.{fields[name].column}" for name in _ROW_FIELDS)
+    values += "".join(f", %s::{f.db_type(connection)}" for f in constant)
+    sql = f"""
+WITH r AS (
+  SELECT * FROM json_to_recordset(%s::json) AS r({row_types}, note text)
+), ins AS (
+  INSERT INTO preorders_reservation ({columns}) SELECT {values} FROM r
+  ON CONFLICT (user_id, request_key) DO NOTHING
+  RETURNING id, batch_id, user_id, request_key, quantity
+), events AS (
+  INSERT INTO preorders_preorderevent
+    (batch_id, reservation_id, actor_id, from_status, to_status, note, created_at)
+  SELECT ins.batch_id, ins.id, ins.user_id, '', %s, left(r.note, 300), %s
+    FROM ins JOIN r ON r.user_id = ins.user_id AND r.request_key = ins.request_key
+), counters AS (
+  UPDATE preorders_preorderbatch AS b
+     SET reserved_units = b.reserved_units + s.units, offered_units = b.offered_units - s.freed
+    FROM (
+      SELECT ins.batch_id, sum(ins.quantity) AS units, coalesce(sum(o.units), 0) AS freed
+        FROM ins
+        LEFT JOIN unnest(%s::bigint[], %s::varchar[], %s::integer[]) AS o(user_id, key, units)
+          ON o.user_id = ins.user_id AND o.key = ins.request_key
+       GROUP BY ins.batch_id
+    ) AS s
+   WHERE b.id = s.batch_id
+)
+SELECT id, user_id, request_key FROM ins
+"""  # noqa: S608 (names from the model)
+    return sql, constant
 
 
 class ReservationWriter:
     name = "preorder-reservations"
 
-    def write_block(self, requests: Sequence[ReservationRequest]) -> list:
+    def write_block(self, requests: Sequence[_Admission]) -> list:
         from preorders.services import ReservationError, _check_open, _check_room, _waitlist_offer
 
         now = timezone.now()
-        batch_ids = sorted({r.batch_id for r in requests})
-        user_ids = sorted({r.user.pk for r in requests})
+        batch_ids = sorted({a.request.batch_id for a in requests})
+        user_ids = sorted({a.request.user.pk for a in requests})
         params = {
-            "users": [r.user.pk for r in requests],
-            "keys": [r.request_key[:64] for r in requests],
+            "users": [a.request.user.pk for a in requests],
+            "keys": [a.key for a in requests],
             "batches": batch_ids,
-            "variants": sorted({r.variant.pk for r in requests}),
+            "variants": sorted({a.request.variant.pk for a in requests}),
             "counted": list(COUNTED_STATUSES),
         }
         existing_ids: dict[tuple[int, str], int] = {}
@@ -176,16 +304,16 @@ class ReservationWriter:
         caps: dict[tuple[int, int], int] = {}
         locked, read = _lock_and_read(batch_ids, params)
         batches = {batch.pk: batch for batch in locked}
-        with connection.cursor() as cursor:
-            for kind, batch_id, user_id, key, value in read:
-                if kind == "k":
-                    existing_ids[user_id, key] = value
-                elif kind == "u":
-                    units[batch_id, user_id] = value
-                else:
-                    caps[batch_id, user_id] = value
-            taken: dict[tuple[int, int], int] = defaultdict(int)
-            if caps:
+        for kind, batch_id, user_id, key, value in read:
+            if kind == "k":
+                existing_ids[user_id, key] = value
+            elif kind == "u":
+                units[batch_id, user_id] = value
+            else:
+                caps[batch_id, user_id] = value
+        taken: dict[tuple[int, int], int] = defaultdict(int)
+        if caps:
+            with connection.cursor() as cursor:
                 cursor.execute(_OPTIONS_SQL, {**params, "variants": sorted({v for _, v in caps})})
                 for batch_id, variant_id, total in cursor.fetchall():
                     taken[batch_id, variant_id] = total
@@ -210,18 +338,19 @@ class ReservationWriter:
             }
 
         outcomes: list = []
-        made: dict[tuple[int, str], Reservation] = {}
+        made: dict[tuple[int, str], _Admission] = {}
         refused: dict[tuple[int, str], Exception] = {}
         claimed: list[tuple[int, str, WaitlistEntry]] = []  # by the request taking it
         reoffer: set[int] = set()  # batches where an offer was only partly taken
-        for request in requests:
-            user, key = request.user, request.request_key[:64]
+        for admission in requests:
+            request, key = admission.request, admission.key
+            user = request.user
             batch = batches.get(request.batch_id)
             if (user.pk, key) in existing:
                 outcomes.append((existing[user.pk, key], False))
                 continue
             if (user.pk, key) in made:  # the twin of a request earlier in this block
-                outcomes.append((made[user.pk, key], False))
+                outcomes.append(made[user.pk, key])
                 continue
             if (user.pk, key) in refused:
                 outcomes.append(refused[user.pk, key])
@@ -248,20 +377,8 @@ class ReservationWriter:
                 del offers[batch.pk, user.pk]
                 if offer.quantity > request.quantity:
                     reoffer.add(batch.pk)
-            reservation = Reservation(
-                batch=batch,
-                user=user,
-                variant=request.variant,
-                quantity=request.quantity,
-                saved_card=request.saved_card,
-                request_key=key,
-                receipt_due=True,
-                created_at=now,
-                updated_at=now,
-                **_address(request.address),
-            )
-            made[user.pk, key] = reservation
-            outcomes.append((reservation, True))
+            made[user.pk, key] = admission
+            outcomes.append(admission)
         if made:
             self._write(list(made.values()), batches, claimed, outcomes, now)
             for batch_id in sorted(reoffer):
@@ -298,92 +415,57 @@ class ReservationWriter:
                 )
         check_room(batch, quantity, offer)
 
-    def _write(self, rows: list[Reservation], batches, claimed, outcomes, now) -> None:
+    def _write(self, rows: list[_Admission], batches, claimed, outcomes, now) -> None:
         """One statement: the reservations (a twin sent to another batch's form at the same
         instant is skipped by its unique key), their events, and the batches' counters by
         what was really inserted (the batch's CheckConstraint refuses anything over the
-        cap). Then the offers claimed, if any."""
+        cap). Then the offers claimed, if any. Each admitted request's outcome becomes its
+        row's id (`_Made`), or the first reservation when a twin won."""
         from preorders.tasks import batch_close_if_due, reservation_receipts_send
 
-        quote = connection.ops.quote_name
-        columns = _columns()
-        arrays = [
-            [f.get_db_prep_save(getattr(r, f.attname), connection) for r in rows] for f in columns
-        ]
-        names = ", ".join(quote(f.column) for f in columns)
-        unnest = ", ".join(f"%s::{f.db_type(connection)}[]" for f in columns)
-        notes = [
-            f"Reserved {r.quantity} × {r.variant.option_label or 'One size'}"[:300] for r in rows
-        ]
-        sql = f"""
-WITH ins AS (
-  INSERT INTO preorders_reservation ({names}) SELECT * FROM unnest({unnest})
-  ON CONFLICT (user_id, request_key) DO NOTHING
-  RETURNING id, batch_id, user_id, request_key, quantity
-), events AS (
-  INSERT INTO preorders_preorderevent
-    (batch_id, reservation_id, actor_id, from_status, to_status, note, created_at)
-  SELECT ins.batch_id, ins.id, ins.user_id, '', %s, n.note, %s
-    FROM ins
-    JOIN unnest(%s::bigint[], %s::varchar[], %s::varchar[]) AS n(user_id, request_key, note)
-      ON n.user_id = ins.user_id AND n.request_key = ins.request_key
-), counters AS (
-  UPDATE preorders_preorderbatch AS b
-     SET reserved_units = b.reserved_units + s.units, offered_units = b.offered_units - s.freed
-    FROM (
-      SELECT ins.batch_id, sum(ins.quantity) AS units, coalesce(sum(o.units), 0) AS freed
-        FROM ins
-        LEFT JOIN unnest(%s::bigint[], %s::varchar[], %s::integer[]) AS o(user_id, key, units)
-          ON o.user_id = ins.user_id AND o.key = ins.request_key
-       GROUP BY ins.batch_id
-    ) AS s
-   WHERE b.id = s.batch_id
-)
-SELECT id, user_id, request_key FROM ins
-"""  # noqa: S608 (names from the model)
-        with connection.cursor() as cursor:
+        sql, constant = _insert_sql()
+        values = _constants(now)
+        raw = connection.connection
+        with psycopg.Cursor(raw) as cursor:
             cursor.execute(
                 sql,
                 [
-                    *arrays,
+                    "[" + ",".join(a.json for a in rows) + "]",
+                    *[f.get_db_prep_save(values[f.attname], connection) for f in constant],
                     ReservationStatus.HELD.value,
                     now,
-                    [r.user_id for r in rows],
-                    [r.request_key for r in rows],
-                    notes,
                     [user_id for user_id, _, _ in claimed],
                     [key for _, key, _ in claimed],
                     [offer.quantity for _, _, offer in claimed],
                 ],
             )
             inserted = {(user_id, key): pk for pk, user_id, key in cursor.fetchall()}
-        for row in rows:
-            row.pk = inserted.get((row.user_id, row.request_key))
-            row._state.adding, row._state.db = False, "default"
-        missed = [row for row in rows if row.pk is None]
-        if missed:  # their twins won: the first reservation is the answer
+        firsts = {}
+        if len(inserted) < len(rows):  # their twins won: the first reservation is the answer
+            missed = [a for a in rows if (a.request.user.pk, a.key) not in inserted]
             firsts = {
                 (r.user_id, r.request_key): r
                 for r in Reservation.objects.filter(
-                    user_id__in=[m.user_id for m in missed],
-                    request_key__in=[m.request_key for m in missed],
+                    user_id__in=[a.request.user.pk for a in missed],
+                    request_key__in=[a.key for a in missed],
                 )
             }
-            outcomes[:] = [
-                (firsts[o[0].user_id, o[0].request_key], False)
-                if isinstance(o, tuple) and o[0].pk is None
-                else o
-                for o in outcomes
-            ]
+        for index, outcome in enumerate(outcomes):  # a twin in the block gets its first's
+            if isinstance(outcome, _Admission):
+                pair = (outcome.request.user.pk, outcome.key)
+                pk = inserted.get(pair)
+                outcomes[index] = _Made(outcome, pk, now) if pk else (firsts[pair], False)
         taken = [o for u, k, o in claimed if (u, k) in inserted]
         if taken:  # their units were taken off offered_units by the statement above
             WaitlistEntry.objects.filter(pk__in=[o.pk for o in taken]).update(
                 status=WaitlistStatus.CLAIMED
             )
-        ids = [pk for pk in inserted.values()]
+        ids = list(inserted.values())
         if ids:
             intake_after_commit(lambda: _receipts_queue(ids, reservation_receipts_send))
-        for batch_id in {row.batch_id for row in rows if row.pk in set(ids)}:
+        for batch_id in {
+            a.request.batch_id for a in rows if (a.request.user.pk, a.key) in inserted
+        }:
             batch = batches[batch_id]
             if batch.close_when_full and batch.cap is not None:
                 intake_after_commit(lambda pk=batch_id: batch_close_if_due.delay(pk))

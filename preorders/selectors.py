@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Case, F, IntegerField, Prefetch, Q, QuerySet, Value, When
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.utils import timezone
 
 from accounts.models import User
@@ -357,15 +357,26 @@ def batch_for_reserve(*, slug: str) -> PreorderBatch:
 class ShopperChoices:
     addresses: list[Address]
     cards: list[SavedCard]
+    complete: bool = True  # False: only those a posted form named
 
 
-def shopper_choices(*, user: User) -> ShopperChoices:
-    """The saved addresses and cards a reserve or pay form offers (two queries)."""
+def _posted_id(data: QueryDict, name: str) -> int | None:
+    value = data.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+def shopper_choices(*, user: User, posted: QueryDict | None = None) -> ShopperChoices:
+    """The saved addresses and cards a reserve or pay form offers (two queries). With
+    `posted`, only the card and the address that form names, enough to validate it (a hot
+    drop's POST: one query with a new address typed in); shown again, it needs them all."""
+    cards = SavedCard.objects.filter(user=user, deleted_at=None, provider=provider_get().name)
+    if posted is None:
+        return ShopperChoices(addresses=list(addresses_for(user=user)), cards=list(cards))
+    card_id, address_id = _posted_id(posted, "saved_card"), _posted_id(posted, "saved_address")
     return ShopperChoices(
-        addresses=list(addresses_for(user=user)),
-        cards=list(
-            SavedCard.objects.filter(user=user, deleted_at=None, provider=provider_get().name)
-        ),
+        addresses=list(addresses_for(user=user).filter(pk=address_id)) if address_id else [],
+        cards=list(cards.filter(pk=card_id)) if card_id else [],
+        complete=False,
     )
 
 

@@ -457,11 +457,13 @@ def reservation_reserve(
     reservation cancelled, the typed card forgotten). A twin submit of the same form lands on
     the first reservation and charges nothing. Raises ReservationError (and CardError for the
     typed card) with the shopper's message."""
-    existing = Reservation.objects.filter(user=user, request_key=request_key[:64]).first()
-    if existing is not None:
-        return ReservationOutcome(reservation=existing, duplicate=True)
     typed = None
     if saved_card is None:
+        # A twin of a form that typed its card in must not save the card again. (With a
+        # saved card the intake finds the twin itself, in the block's set-based read.)
+        existing = Reservation.objects.filter(user=user, request_key=request_key[:64]).first()
+        if existing is not None:
+            return ReservationOutcome(reservation=existing, duplicate=True)
         saved_card = typed = card_save(user=user, card=card or {})
     try:
         reservation, made = _reservation_create(
@@ -479,6 +481,8 @@ def reservation_reserve(
     if not made:
         _forget_card(typed if typed and typed.pk != reservation.saved_card_id else None, user)
         return ReservationOutcome(reservation=reservation, duplicate=True)
+    if reservation.deposit_due_at is None:  # written by the intake: its batch asks no deposit
+        return ReservationOutcome(reservation=reservation)
     deposit = reservation_deposit_pay(reservation=reservation)
     if not _deposit_refused(deposit):
         return ReservationOutcome(reservation=reservation, deposit=deposit)

@@ -175,7 +175,7 @@ def reserve(request: HttpRequest, slug: str) -> HttpResponse:
     # fetched (the batch and its options, the shopper's cards and addresses); the rest of
     # the page only when the form is shown again.
     batch = batch_for_reserve(slug=slug)
-    choices = shopper_choices(user=request.user)
+    choices = shopper_choices(user=request.user, posted=request.POST)
     forms = _reserve_forms(request.POST, batch, choices)
     form, address_form, card_form = forms
     if form.is_valid() and card_form.is_valid():
@@ -220,7 +220,13 @@ def reserve(request: HttpRequest, slug: str) -> HttpResponse:
                 )
                 return redirect(reservation.get_absolute_url())
     page = batch_for_page(slug=slug, user=request.user)
-    return _render_detail(request, page, choices=choices, forms=forms, status=400)
+    # Shown again with all the shopper's cards and addresses to choose from, and the errors
+    # found (the same with all of them: those posted were among the ones fetched).
+    choices = shopper_choices(user=request.user)
+    shown = _reserve_forms(request.POST, page.batch, choices)
+    for again, checked in zip(shown, forms, strict=True):
+        again.cleaned_data, again._errors = getattr(checked, "cleaned_data", {}), checked.errors
+    return _render_detail(request, page, choices=choices, forms=shown, status=400)
 
 
 @login_required

@@ -55,7 +55,7 @@ Request = TypeVar("Request")
 
 
 class BlockWriter(Protocol[Request]):
-    """A feature's intake: decide and write a block of requests."""
+    """A feature's intake: decide and write a block of requests (`block_start_sql` first)."""
 
     name: str  # one combiner per name and process
 
@@ -122,15 +122,21 @@ def _lead(writer: BlockWriter, combiner: _Combiner) -> None:
         outcomes, hooks = [exc] * len(block), []
     finally:
         _hooks.pending = None
-    for pending, outcome in zip(block, outcomes, strict=True):
-        pending.outcome, pending.done = outcome, True
+    # The block's locks are released at its (asynchronous) commit: the next block may be
+    # decided and written while this one's WAL is flushed.
     with combiner.lock:
         if combiner.waiting:  # the first of those who came meanwhile leads the next block
             combiner.waiting[0].lead = True
             combiner.waiting[0].wake.set()
         else:
             combiner.leading = False
-    for pending in block:
+    try:
+        _durable()
+    except BaseException as exc:  # noqa: BLE001 - unknown whether it is durable: nobody is told
+        outcomes = [o if isinstance(o, BaseException) else exc for o in outcomes]
+        hooks = []
+    for pending, outcome in zip(block, outcomes, strict=True):
+        pending.outcome, pending.done = outcome, True
         pending.wake.set()
     for hook in hooks:  # after the shoppers are answered: a slow broker delays nobody
         try:
@@ -161,6 +167,15 @@ def _committed(writer: BlockWriter, requests: list[Any]) -> list[Any]:
     return outcomes
 
 
+def _durable() -> None:
+    """Return once everything this connection committed is on disk: a transaction of its
+    own that writes a WAL record and commits synchronously flushes the WAL up to its commit,
+    which comes after the blocks' commits (one WAL, written in order). Several processes'
+    flushes at the same instant are one fsync (PostgreSQL's group commit)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_logical_emit_message(true, 'fanhub-intake', '')")
+
+
 def _write(writer: BlockWriter, requests: list[Any]) -> list[Any]:
     outcomes = writer.write_block(requests)
     if len(outcomes) != len(requests):
@@ -179,6 +194,14 @@ class _Hooks(threading.local):
 
 
 _hooks = _Hooks()
+
+
+def block_start_sql() -> str | None:
+    """What a writer sends first, in its block's first round trip: the block's COMMIT then
+    returns (and releases its locks) once the commit record is in the WAL, before the WAL is
+    on disk; the engine answers nobody before `_durable` has flushed it, outside the locks.
+    None when the request is written in a caller's transaction: its commit is the caller's."""
+    return "SET LOCAL synchronous_commit = off" if _hooks.pending is not None else None
 
 
 def intake_after_commit(func: Callable[[], object]) -> None:
