@@ -595,6 +595,8 @@ INTAKE_CALLS = 10_000
 INTAKE_WARMUP = 1_000
 INTAKE_RUNS = 3
 INTAKE_LIMIT = INTAKE_CALLS // USERS + 1
+# The 16 clients as processes x threads: the first is the figure, the others are noted.
+INTAKE_LAYOUTS = [(4, 4), (2, 8), (8, 2), (16, 1)]
 
 
 def _intake_calls(users, cards, count: int, tag: str, start: int = 0) -> list[tuple]:
@@ -632,6 +634,45 @@ def _raw_insert_seconds(batch: PreorderBatch, calls: list, variant: Variant) -> 
     return elapsed
 
 
+def _in_processes(batch: PreorderBatch, variant: Variant, calls: list, layout) -> tuple:
+    """Seconds for `processes` x `threads` clients (bench.intake_clients: the threads of a
+    process share its combiner) to make the calls between them, from the moment all are
+    connected; and the calls refused."""
+    from bench import pages
+
+    processes, threads = layout
+    with tempfile.TemporaryDirectory(prefix="fanhub-intake-") as tmp:
+        clients = []
+        for index in range(processes):
+            path = Path(tmp) / f"calls-{index}.json"
+            share = [[user.pk, card.pk, key] for user, card, key in calls[index::processes]]
+            spec = {"batch": batch.pk, "variant": variant.pk, "address": ADDRESS, "calls": share}
+            path.write_text(json.dumps(spec))
+            clients.append(
+                subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+                    [sys.executable, "-m", "bench.intake_clients", str(path), str(threads)],
+                    cwd=BASE_DIR,
+                    env=pages._server_env(),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        for client in clients:
+            assert client.stdout.readline().strip() == "READY", "an intake client failed"
+        started = time.monotonic()
+        for client in clients:
+            client.stdin.write("GO\n")
+            client.stdin.flush()
+        ends, refused = [], 0
+        for client in clients:
+            done = client.stdout.readline().split()
+            assert client.wait(timeout=600) == 0 and done[0] == "DONE", done
+            refused += int(done[1])
+            ends.append(float(done[2]))
+    return max(ends) - started, refused
+
+
 def _check_intake(batch: PreorderBatch, count: int) -> None:
     batch.refresh_from_db()
     held = Reservation.objects.filter(batch=batch, status__in=COUNTED_STATUSES)
@@ -647,6 +688,7 @@ def _intake_figures(users, cards) -> dict[str, Figure]:
     warm = _batch("intake-warmup", cap=INTAKE_WARMUP, per_customer_limit=INTAKE_LIMIT)
     _reserve(warm, variant, _intake_calls(users, cards, INTAKE_WARMUP, f"iw{run}"))
     rates, floors = [], []
+    spread: dict[tuple[int, int], list[float]] = {layout: [] for layout in INTAKE_LAYOUTS}
     for n in range(INTAKE_RUNS):
         # A capped batch whose cap the last call reaches: every call admitted, checked after.
         batch = _batch(f"intake-{n}", cap=INTAKE_CALLS, per_customer_limit=INTAKE_LIMIT)
@@ -657,6 +699,15 @@ def _intake_figures(users, cards) -> dict[str, Figure]:
         assert refused == 0, f"{refused} refused"
         _check_intake(batch, INTAKE_CALLS)
         rates.append(INTAKE_CALLS / elapsed)
+        close_old_connections()
+        for layout in INTAKE_LAYOUTS:  # the same 16 clients as processes of a few threads
+            batch = _batch(f"intake-p{n}", cap=INTAKE_CALLS, per_customer_limit=INTAKE_LIMIT)
+            calls = _intake_calls(users, cards, INTAKE_CALLS, f"p{run}-{n}-{layout[0]}")
+            elapsed, refused = _in_processes(batch, variant, calls, layout)
+            assert refused == 0, f"{refused} refused"
+            _check_intake(batch, INTAKE_CALLS)
+            spread[layout].append(INTAKE_CALLS / elapsed)
+            print(f"  {layout[0]} processes x {layout[1]} threads: {spread[layout][-1]:.0f}/s")
         raw = _batch(f"intake-raw-{n}")
         floors.append(
             INTAKE_CALLS
@@ -672,6 +723,7 @@ def _intake_figures(users, cards) -> dict[str, Figure]:
     _check_intake(full, INTAKE_CALLS // 2)
     assert refused == INTAKE_CALLS - INTAKE_CALLS // 2, refused
     rate, floor = statistics.median(rates), statistics.median(floors)
+    spread_rates = {layout: statistics.median(r) for layout, r in spread.items()}
     note = (
         f"{INTAKE_CALLS:,} reservation_create calls (1 unit, no deposit, the {USERS:,} fans in "
         f"turn, limit {INTAKE_LIMIT} each) from {THREADS} threads of one process, each with its "
@@ -688,7 +740,19 @@ def _intake_figures(users, cards) -> dict[str, Figure]:
         f"{INTAKE_CALLS - INTAKE_CALLS // 2:,} refused (checked); attempts per second; "
         "baseline: the raw INSERT floor"
     )
+    processes, threads = INTAKE_LAYOUTS[0]
+    layouts = ", ".join(f"{p} x {t}: {r:,.0f}/s" for (p, t), r in spread_rates.items())
+    spread_note = (
+        f"The same {INTAKE_CALLS:,} calls and checks as preorders.intake_per_s from 16 clients "
+        f"as {processes} processes x {threads} threads (bench.intake_clients; the threads of a "
+        "process share its combiner, as a web server's threads do), so both cores run Python; "
+        f"timed from the moment all are connected; median of {INTAKE_RUNS} runs (layouts "
+        f"tried, processes x threads: {layouts}). Baseline: the raw INSERT floor"
+    )
     return {
+        "preorders.intake_processes_per_s": compared(
+            spread_rates[INTAKE_LAYOUTS[0]], floor, "per_s", spread_note
+        ),
         "preorders.intake_per_s": compared(rate, floor, "per_s", note),
         "preorders.intake_full_batch_per_s": compared(
             INTAKE_CALLS / elapsed, floor, "per_s", full_note

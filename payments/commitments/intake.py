@@ -12,6 +12,17 @@ How it works (group commit inside each web process):
   per table and one counter UPDATE. Requests arriving meanwhile wait for the next block,
   whose leader is the first of them. So the parent's row lock is taken once per block, not
   once per request, and the commit's WAL flush is shared by the whole block.
+- The block commits without waiting for its WAL to reach the disk (`synchronous_commit =
+  off` for that transaction alone), so its locks are free after the commit record is
+  written, not after an fsync (1-2 ms here, which would otherwise cap every parent at a
+  few hundred blocks a second across all processes). The leader then hands over to the next
+  block and waits for the flush (`_durable`: a synchronous commit of its own, which flushes
+  the WAL up to after the block's commit) before it answers anyone. A crash before that
+  flush loses the block, and every later block that read it (their commits come later in
+  the one WAL), and nobody was told. Meanwhile other connections see the block's rows
+  before they are on disk: a later block's answers go out after its own flush, which
+  covers them; a page read in those milliseconds may show a row that such a crash takes
+  back, and no fan is promised a reservation by a page, only by the intake's answer.
 - A request made inside a transaction (a test, a service calling another) is written alone
   in that transaction: its caller decides when it commits. Same code, a block of one.
 - A block that the database refuses (a constraint, the last line of defence, or bad data in
