@@ -517,7 +517,7 @@ class ProductAdmin(BackgroundImportMixin, ImportMixin, BrandScopedAdmin):
     fields = ["brand", "name", "slug", "category", "status", "description", *readonly_fields]
 
     def save_model(self, request, obj, form, change):
-        product_save(product=obj)
+        product_save(product=obj, actor=request.user)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is ProductImage:
@@ -548,14 +548,18 @@ class ProductAdmin(BackgroundImportMixin, ImportMixin, BrandScopedAdmin):
     @admin.action(description="Activate (show on the site)", permissions=["change"])
     def make_active(self, request, queryset):
         count = product_set_status(
-            product_ids=queryset.values_list("pk", flat=True), status=ProductStatus.ACTIVE
+            product_ids=queryset.values_list("pk", flat=True),
+            status=ProductStatus.ACTIVE,
+            actor=request.user,
         )
         self.message_user(request, f"{count} product(s) activated.", messages.SUCCESS)
 
     @admin.action(description="Archive (hide from the site)", permissions=["change"])
     def make_archived(self, request, queryset):
         count = product_set_status(
-            product_ids=queryset.values_list("pk", flat=True), status=ProductStatus.ARCHIVED
+            product_ids=queryset.values_list("pk", flat=True),
+            status=ProductStatus.ARCHIVED,
+            actor=request.user,
         )
         self.message_user(request, f"{count} product(s) archived.", messages.SUCCESS)
 

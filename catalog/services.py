@@ -137,22 +137,53 @@ def category_save(*, category: Category) -> Category:
 
 
 @transaction.atomic
-def product_save(*, product: Product) -> Product:
+def product_save(*, product: Product, actor=None) -> Product:
+    """Create or change a product; an operator's (`actor`) change of its status (shown on
+    the site or not) is audited."""
+    before = None
+    if actor is not None and product.pk:
+        before = Product.objects.filter(pk=product.pk).values_list("status", flat=True).first()
     product.description_html = markdown_render(product.description)
     product.full_clean(exclude=["search_vector"])
     product.save()
+    if before is not None and before != product.status:
+        _audit_product_status(product=product, actor=actor, before=before)
     product_refresh_search(product_ids=[product.pk])
     product_refresh_summary(product_id=product.pk)
     return product
 
 
+def _audit_product_status(*, product: Product, actor, before: str) -> None:
+    audit_record(
+        actor=actor,
+        action="product.status",
+        obj=product,
+        brand_id=product.brand_id,
+        before={"status": before},
+        after={"status": product.status},
+    )
+
+
 @transaction.atomic
-def product_set_status(*, product_ids: Iterable[int], status: ProductStatus) -> int:
+def product_set_status(*, product_ids: Iterable[int], status: ProductStatus, actor=None) -> int:
+    """Show or hide products at once (an admin action); each one whose status changes is
+    audited. Returns how many products were selected."""
     ids = list(product_ids)
     listing_changed()
     for product_id in ids:
         product_changed(product_id=product_id)
-    return Product.objects.filter(pk__in=ids).update(status=status)
+    changed = list(
+        Product.objects.select_for_update()
+        .filter(pk__in=ids)
+        .exclude(status=status)
+        .only("pk", "name", "status", "brand_id")
+        .order_by("pk")
+    )
+    count = Product.objects.filter(pk__in=ids).update(status=status)
+    for product in changed:
+        before, product.status = product.status, status
+        _audit_product_status(product=product, actor=actor, before=before)
+    return count
 
 
 VARIANT_FIELDS = frozenset(

@@ -117,7 +117,10 @@ def campaign_launch(*, campaign: Campaign, actor: User | None) -> Campaign:
     campaign = _locked(campaign)
     CAMPAIGN_MACHINE.check(campaign, CampaignStatus.LIVE)
     campaign_check_ready(campaign=campaign)
+    before = campaign.status
     campaign_transition(campaign=campaign, to=CampaignStatus.LIVE, actor=actor, note="Launched")
+    if actor is not None:
+        _audit_campaign(campaign, actor, "campaign.launch", before)
     if campaign.launch_at > timezone.now():
         return campaign
     tell_followers(
@@ -198,9 +201,12 @@ def campaign_cancel(*, campaign: Campaign, actor: User, reason: str = "") -> Cam
 @transaction.atomic
 def campaign_fulfil(*, campaign: Campaign, actor: User) -> Campaign:
     campaign = _locked(campaign)
-    return campaign_transition(
+    before = campaign.status
+    campaign = campaign_transition(
         campaign=campaign, to=CampaignStatus.FULFILLED, actor=actor, note="Rewards delivered"
     )
+    _audit_campaign(campaign, actor, "campaign.fulfil", before)
+    return campaign
 
 
 @transaction.atomic

@@ -342,6 +342,14 @@ def order_part_ship(*, part: OrderPart, tracking_number: str, actor: User) -> Or
 def order_part_mark_delivered(*, part: OrderPart, actor: User) -> OrderPart:
     order, part = _locked(part)
     part_transition(part=part, to=OrderStatus.DELIVERED, actor=actor)
+    audit_record(
+        actor=actor,
+        action="order.deliver",
+        obj=order,
+        brand_id=part.brand_id,
+        before={"status": OrderStatus.SHIPPED},
+        after={"status": OrderStatus.DELIVERED},
+    )
     order_status_refresh(order=order, actor=actor, note=f"{part.brand.name} delivered")
     return part
 

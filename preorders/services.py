@@ -148,8 +148,14 @@ def _locked(batch: PreorderBatch) -> PreorderBatch:
 
 
 def batch_publish(*, batch: PreorderBatch, actor: User | None) -> PreorderBatch:
-    """Draft -> scheduled, or straight to open when the window has started."""
-    return parent_publish(book=preorder_book(), parent=batch, actor=actor)
+    """Draft -> scheduled, or straight to open when the window has started; an operator's
+    publishing is audited."""
+    with transaction.atomic():
+        before = batch.status
+        batch = parent_publish(book=preorder_book(), parent=batch, actor=actor)
+        if actor is not None and batch.status != before:
+            _audit_batch(batch, actor, "batch.publish", before)
+    return batch
 
 
 def batches_open_due() -> int:
@@ -197,7 +203,12 @@ def batch_cancel(*, batch: PreorderBatch, actor: User, reason: str = "") -> Preo
 
 def batch_fulfil(*, batch: PreorderBatch, actor: User) -> PreorderBatch:
     """Production delivered: the batch is done (its orders ship through the order flow)."""
-    return parent_fulfil(book=preorder_book(), parent=batch, actor=actor)
+    with transaction.atomic():
+        before = batch.status
+        batch = parent_fulfil(book=preorder_book(), parent=batch, actor=actor)
+        if batch.status != before:
+            _audit_batch(batch, actor, "batch.fulfil", before)
+    return batch
 
 
 # --- reservations -------------------------------------------------------------------------------

@@ -10,10 +10,16 @@ from django.db import DatabaseError, transaction
 
 from audit.models import AuditEntry
 from audit.services import audit_record
-from catalog.models import BrandRole, Variant
+from catalog.models import BrandRole, Product, Variant
+from catalog.services import product_set_status
+from crowdfunding.models import Campaign
+from crowdfunding.services import campaign_fulfil, campaign_launch
+from orders.fulfilment import order_part_mark_delivered, order_part_ship
 from orders.models import OrderStatus
-from preorders.models import BatchStatus
+from preorders.models import BatchStatus, PreorderBatch
+from preorders.services import batch_fulfil, batch_publish
 from tests.console import operator_of, paid_order
+from tests.crowdfunding import campaign_live
 from tests.factories import BrandFactory, ProductFactory, UserFactory, VariantFactory
 from tests.preorders import batch_open, reserve
 
@@ -216,3 +222,69 @@ def test_close_now_and_cancel_of_campaigns_are_audited():
     campaign_cancel(campaign=cancelling, actor=staff, reason="Supplier gone")
     cancelled = _only("campaign.cancel")
     assert cancelled.object_id == str(cancelling.pk) and cancelled.before == {"status": "live"}
+
+
+def test_showing_or_hiding_products_is_audited(client, brands):
+    mine, staff = brands["mine"], brands["staff"]
+    shown, hidden = ProductFactory(brand=mine, status="active"), ProductFactory(brand=mine)
+    Product.objects.filter(pk=hidden.pk).update(status="draft")
+    client.force_login(staff)
+    client.post(
+        "/admin/catalog/product/",
+        {"action": "make_archived", "_selected_action": [shown.pk]},
+    )
+    archived = _only("product.status")
+    assert (archived.actor, archived.brand, archived.object_id) == (staff, mine, str(shown.pk))
+    assert (archived.before, archived.after) == ({"status": "active"}, {"status": "archived"})
+    # Again: nothing changes, nothing more is recorded.
+    client.post(
+        "/admin/catalog/product/",
+        {"action": "make_archived", "_selected_action": [shown.pk]},
+    )
+    assert AuditEntry.objects.filter(action="product.status").count() == 1
+    product_set_status(product_ids=[hidden.pk], status="active", actor=staff)
+    shown_again = AuditEntry.objects.filter(action="product.status").latest("id")
+    assert (shown_again.object_id, shown_again.before) == (str(hidden.pk), {"status": "draft"})
+
+
+def test_a_delivered_part_is_audited(brands):
+    mine, staff = brands["mine"], brands["staff"]
+    order, part = paid_order(mine, price=Decimal("20.00"))
+    order_part_ship(part=part, tracking_number="TRK-2", actor=staff)
+    order_part_mark_delivered(part=part, actor=staff)
+    delivered = _only("order.deliver")
+    assert (delivered.actor, delivered.brand, delivered.object_id) == (staff, mine, str(order.pk))
+    assert (delivered.before, delivered.after) == ({"status": "shipped"}, {"status": "delivered"})
+
+
+def test_publishing_and_fulfilling_batches_and_campaigns_are_audited(brands):
+    mine, owner = brands["mine"], brands["owner"]
+    batch = batch_open(product=ProductFactory(brand=mine), min_quantity=1)
+    PreorderBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.DRAFT)
+    batch.refresh_from_db()
+    batch_publish(batch=batch, actor=owner)
+    published = _only("batch.publish")
+    assert (published.actor, published.brand, published.before) == (
+        owner,
+        mine,
+        {"status": BatchStatus.DRAFT},
+    )
+    PreorderBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.CONFIRMED)
+    batch.refresh_from_db()
+    batch_fulfil(batch=batch, actor=owner)
+    fulfilled = _only("batch.fulfil")
+    assert fulfilled.before == {"status": BatchStatus.CONFIRMED}
+    assert fulfilled.after["status"] == BatchStatus.FULFILLED
+
+    campaign = campaign_live(brand=mine, status="draft")
+    campaign_launch(campaign=campaign, actor=owner)
+    launched = _only("campaign.launch")
+    assert (launched.actor, launched.before, launched.after) == (
+        owner,
+        {"status": "draft"},
+        {"status": "live"},
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(status="successful")
+    campaign.refresh_from_db()
+    campaign_fulfil(campaign=campaign, actor=owner)
+    assert _only("campaign.fulfil").before == {"status": "successful"}
