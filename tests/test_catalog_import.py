@@ -74,6 +74,11 @@ def _confirm(client, response):
         return client.post(response["Location"], {"confirm": "1"})
 
 
+def _tasks(callbacks) -> list:
+    """The import tasks among the on-commit callbacks (the page cache queues its own)."""
+    return [c for c in callbacks if "import_job_process" in repr(c)]
+
+
 def _messages(response) -> str:
     """The page's visible text, tags stripped: what the operator reads."""
     html = response.content.decode()
@@ -252,8 +257,9 @@ def test_a_large_file_is_checked_then_imported_by_a_worker(
     assert (job.status, job.total_rows, job.user) == ("previewing", 30, operator)
     page = client.get(response["Location"]).content.decode()
     assert "Checking the file" in page and 'hx-trigger="every 1s"' in page
-    assert len(queued) == 1
-    queued[0]()  # the worker's turn (tasks run eagerly in tests)
+    assert len(_tasks(queued)) == 1
+    for callback in queued:
+        callback()  # the worker's turn (tasks run eagerly in tests)
     job.refresh_from_db()
     assert job.status == "previewed" and job.totals == {"new": 30} and job.errors == []
     assert not Variant.objects.filter(sku__startswith="B-").exists()  # a dry run
@@ -262,7 +268,7 @@ def test_a_large_file_is_checked_then_imported_by_a_worker(
     with django_capture_on_commit_callbacks(execute=True) as confirmed:
         client.post(response["Location"], {"confirm": "1"})
         client.post(response["Location"], {"confirm": "1"})  # submitted twice
-    assert len(confirmed) == 1
+    assert len(_tasks(confirmed)) == 1
     job.refresh_from_db()
     assert job.status == "done" and job.totals == {"new": 30}
     assert Variant.objects.filter(sku__startswith="B-").count() == 30
