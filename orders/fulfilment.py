@@ -181,17 +181,6 @@ def order_parts_create(
     )
 
 
-def order_payments_record(*, order: Order, references: list[str]) -> None:
-    """The payments behind the order, in the order refunds take from them."""
-    OrderPayment.objects.bulk_create(
-        [
-            OrderPayment(order=order, reference=reference, position=position)
-            for position, reference in enumerate(dict.fromkeys(references))
-        ],
-        ignore_conflicts=True,
-    )
-
-
 def order_payment_references(order: Order) -> list[str]:
     references = list(
         order.payment_links.order_by("position", "id").values_list("reference", flat=True)
