@@ -296,7 +296,13 @@ class VariantResource(_ScopedResource):
             variant_save(variant=instance)
             return
         loaded, now = getattr(instance, "_loaded", {}), _values(instance)
-        variant_save(variant=instance, fields=[n for n in now if now[n] != loaded.get(n)])
+        # With the operator as the actor: each price or stock change is audited, as in the
+        # admin's forms (the import's own entry has the counts).
+        variant_save(
+            variant=instance,
+            fields=[n for n in now if now[n] != loaded.get(n)],
+            actor=self.user,
+        )
 
     def after_save_instance(self, instance, row, **kwargs):
         if not kwargs.get("dry_run"):

@@ -9,13 +9,10 @@ campaign is a draft."""
 
 from __future__ import annotations
 
-import csv
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -43,7 +40,7 @@ from crowdfunding.models import (
     RewardTier,
     StretchGoal,
 )
-from crowdfunding.selectors import campaign_progress, fulfilment_csv_rows
+from crowdfunding.selectors import campaign_progress
 from crowdfunding.services import (
     campaign_cancel,
     campaign_close,
@@ -252,8 +249,17 @@ class CampaignAdmin(BrandScopedAdmin):
 
     @admin.display(description=_("fulfilment"))
     def fulfilment_link(self, obj: Campaign) -> str:
+        """A button that posts the page's form (its CSRF token) to the export: a worker
+        writes the file, offered on the exports page."""
+        if not obj.pk:
+            return "-"
         url = reverse("admin:crowdfunding_campaign_fulfilment", args=[obj.pk])
-        return format_html('<a href="{}">{}</a>', url, _("Download the fulfilment list (CSV)"))
+        return format_html(
+            '<button type="submit" class="button" formaction="{}" formmethod="post" '
+            "formnovalidate>{}</button>",
+            url,
+            _("Export the fulfilment list (CSV)"),
+        )
 
     def save_model(self, request, obj, form, change):
         campaign_save(campaign=obj)
@@ -269,10 +275,20 @@ class CampaignAdmin(BrandScopedAdmin):
         ]
 
     def fulfilment_view(self, request, pk: int):
+        """POST: an export job of the campaign's brand, then the exports page. A GET only
+        leads back to the campaign: it starts nothing."""
         campaign = self.get_queryset(request).filter(pk=pk).first()
         if campaign is None or not self.has_view_permission(request, campaign):
             return redirect("admin:crowdfunding_campaign_changelist")
-        return _csv_response([campaign])
+        if request.method != "POST":
+            return redirect("admin:crowdfunding_campaign_change", campaign.pk)
+        return export_selection(
+            self,
+            request,
+            rows=[(campaign.pk, campaign.brand_id)],
+            kind="crowdfunding.fulfilment",
+            file_name=f"{campaign.slug}-fulfilment.csv",
+        )
 
     def _each(self, request, queryset, operation, done: str):
         for campaign in queryset:
@@ -329,20 +345,6 @@ class CampaignAdmin(BrandScopedAdmin):
             kind="crowdfunding.fulfilment",
             file_name="fulfilment.csv",
         )
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _csv_response(campaigns: list[Campaign]) -> HttpResponse:
-    writer = csv.writer(_Echo())
-
-    rows = (writer.writerow(row) for row in fulfilment_csv_rows(campaigns=campaigns))
-    response = StreamingHttpResponse(rows, content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="fulfilment.csv"'
-    return response
 
 
 class PledgeEventInline(CampaignEventInline):

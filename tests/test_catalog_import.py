@@ -222,6 +222,10 @@ def test_a_good_file_imports_through_the_confirm_step(client, shop):
     assert (entry.actor, entry.brand_id, entry.object_id) == (operator, mine.pk, str(job.pk))
     assert entry.after == {"created": 1, "updated": 1, "unchanged_in_file": 0, "rows_in_file": 2}
     assert "import.csv" in entry.note and entry.created_at is not None
+    # And the stock and price it changed, as an edit in the admin would be.
+    (edit,) = AuditEntry.objects.filter(action="variant.edit")
+    assert (edit.actor, edit.object_id) == (operator, str(Variant.objects.get(sku="M-1").pk))
+    assert (edit.before["stock"], edit.after["stock"]) == (5, 7)
     _confirm(client, response)  # submitted again: imported and audited once
     assert AuditEntry.objects.filter(action="variant.import").count() == 1
     new = Variant.objects.get(sku="M-2")

@@ -165,9 +165,19 @@ def test_close_now_csv_pledges_search_and_ticket_check_in(client):
     campaign.refresh_from_db()
     backer.refresh_from_db()
     assert campaign.status == CampaignStatus.SUCCESSFUL and backer.status == PledgeStatus.CHARGED
-    csv_text = b"".join(
-        client.get(f"/admin/crowdfunding/campaign/{campaign.pk}/fulfilment.csv").streaming_content
-    ).decode()
+    # The campaign's own button: a worker writes the file (a GET starts nothing).
+    csv_url = f"/admin/crowdfunding/campaign/{campaign.pk}/fulfilment.csv"
+    change_page = client.get(f"/admin/crowdfunding/campaign/{campaign.pk}/change/")
+    assert f'formaction="{csv_url}" formmethod="post"' in change_page.content.decode()
+    assert client.get(csv_url)["Location"].endswith(f"/campaign/{campaign.pk}/change/")
+    assert not ExportJob.objects.exists()
+    response = client.post(csv_url, follow=True)
+    assert response.redirect_chain[0][0] == reverse("admin:catalog_exportjob_changelist")
+    job = ExportJob.objects.get()
+    export_job_run(job_id=job.pk)
+    csv_text = client.get(reverse("admin:catalog_exportjob_download", args=[job.pk])).content
+    csv_text = csv_text.decode()
+    job.delete()
     assert backer.user.email in csv_text and "Meet-up" in csv_text
     ticket = RewardTicket.objects.get(pledge=backer)
     assert ticket.code in csv_text
