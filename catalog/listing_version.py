@@ -14,21 +14,21 @@ from __future__ import annotations
 
 from config.version_tokens import VersionToken
 
-_LISTING = VersionToken("catalog:listing-version")
-_PRODUCT = VersionToken("catalog:product-version")
+LISTING_VERSION = VersionToken("catalog:listing-version")
+PRODUCT_VERSION = VersionToken("catalog:product-version")
 
 
 def listing_version() -> str:
-    return _LISTING.current()
+    return LISTING_VERSION.current()
 
 
 def listing_changed() -> None:
-    _LISTING.retire()
+    LISTING_VERSION.retire()
 
 
 def product_version(*, product_id: int) -> str:
-    return _PRODUCT.current(product_id)
+    return PRODUCT_VERSION.current(product_id)
 
 
 def product_changed(*, product_id: int) -> None:
-    _PRODUCT.retire(product_id)
+    PRODUCT_VERSION.retire(product_id)

@@ -171,9 +171,16 @@ def _cacheable_request(request: HttpRequest) -> bool:
     )
 
 
+def refuse(request: HttpRequest) -> None:
+    """The view's way to say this rendering must not be cached (it shows what the key does
+    not name); the page is still filled in and served."""
+    request.page_cache_refused = True
+
+
 def _cacheable_response(request: HttpRequest, response: HttpResponse) -> bool:
     return (
-        response.status_code == 200
+        not getattr(request, "page_cache_refused", False)
+        and response.status_code == 200
         and not response.streaming
         and not response.cookies
         and response.get("Content-Type", "").startswith("text/html")

@@ -18,8 +18,23 @@ class VersionToken:
         return f"{self.prefix}:{scope}"
 
     def current(self, scope: object = "") -> str:
-        return cache.get_or_set(self._key(scope), lambda: uuid.uuid4().hex, timeout=None)
+        return current_tokens((self, scope))[0]
 
     def retire(self, scope: object = "") -> None:
         key = self._key(scope)
         transaction.on_commit(lambda: cache.delete(key), robust=True)
+
+
+def current_tokens(*tokens: tuple[VersionToken, object]) -> list[str]:
+    """The current value of each (token, scope), in one round trip when they all exist."""
+    keys = [token._key(scope) for token, scope in tokens]
+    found = cache.get_many(keys)
+    values = []
+    for key in keys:
+        value = found.get(key)
+        if value is None:
+            value = uuid.uuid4().hex
+            if not cache.add(key, value, timeout=None):  # another process made one first
+                value = cache.get(key) or value
+        values.append(value)
+    return values

@@ -12,27 +12,23 @@ a review: titles and bodies are escaped."""
 from __future__ import annotations
 
 import re
-import uuid
 
-from django.core.cache import cache
-from django.db import transaction
+from config.version_tokens import VersionToken
 
 REVIEWS_FRAGMENT_SECONDS = 300
 _OWN = re.compile(r"<!--fh:own:(\d+)-->")
 _REPORT = re.compile(r"<!--fh:report:(\d+)-->(.*?)<!--fh:/report-->", re.DOTALL)
 
 
-def _version_key(product_id: int) -> str:
-    return f"reviews:version:{product_id}"
+REVIEWS_VERSION = VersionToken("reviews:version")
 
 
 def reviews_version(*, product_id: int) -> str:
-    return cache.get_or_set(_version_key(product_id), lambda: uuid.uuid4().hex, timeout=None)
+    return REVIEWS_VERSION.current(product_id)
 
 
 def reviews_changed(*, product_id: int) -> None:
-    key = _version_key(product_id)
-    transaction.on_commit(lambda: cache.delete(key), robust=True)
+    REVIEWS_VERSION.retire(product_id)
 
 
 def reviews_overlay(html: str, *, own_review_id: int | None, badge: str) -> str:

@@ -81,19 +81,21 @@ def fan_summary(*, user: User, rows: int = SUMMARY_ROWS) -> FanSummary:
     )
 
 
+def product_id_for(*, slug: str) -> int | None:
+    return product_visible().filter(slug=slug).values_list("pk", flat=True).first()
+
+
 def product_page_state(*, slug: str, user: User) -> tuple | None:
-    """What names a product page's cached rendering besides its version tokens, in one
-    query: (id, saved at, in stock), and for a signed-in fan also (own review id, its save
-    time, on their wishlist). None for no visible product."""
+    """What names a signed-in fan's product page besides its version tokens, in one
+    query: (id, saved at, own review id, its save time, on their wishlist). None for no
+    visible product."""
+    own = Review.objects.filter(product=OuterRef("pk"), user=user)
+    wished = WishlistItem.objects.filter(product=OuterRef("pk"), user=user)
     products = product_visible().filter(slug=slug)
-    fields = ["pk", "updated_at", "in_stock"]
-    if user.is_authenticated:
-        own = Review.objects.filter(product=OuterRef("pk"), user=user)
-        wished = WishlistItem.objects.filter(product=OuterRef("pk"), user=user)
-        products = products.annotate(
-            own_review=Subquery(own.values("pk")[:1]),
-            own_review_at=Subquery(own.values("updated_at")[:1]),
-            on_wishlist=Exists(wished),
-        )
-        fields += ["own_review", "own_review_at", "on_wishlist"]
+    products = products.annotate(
+        own_review=Subquery(own.values("pk")[:1]),
+        own_review_at=Subquery(own.values("updated_at")[:1]),
+        on_wishlist=Exists(wished),
+    )
+    fields = ["pk", "updated_at", "own_review", "own_review_at", "on_wishlist"]
     return products.values_list(*fields).first()

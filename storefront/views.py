@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext
 from django.views.decorators.http import require_GET, require_POST
 
-from catalog.listing_version import listing_version, product_version
+from catalog.listing_version import PRODUCT_VERSION, listing_version
 from catalog.product_views import product_view_count
 from catalog.selectors import (
     ProductFilters,
@@ -29,12 +29,19 @@ from catalog.stock_alerts import stock_alert_cancel, stock_alert_subscribe, stoc
 from communities.models import Community
 from communities.selectors import communities_featured
 from config.page_cache import PageKey, cached_page, digest, rendering
+from config.page_cache import refuse as refuse_page_cache
+from config.version_tokens import current_tokens
 from crowdfunding.models import Campaign
 from crowdfunding.selectors import campaigns_live
 from preorders.models import PreorderBatch
 from preorders.selectors import batches_open
 from reviews.forms import ReviewForm, ReviewReportForm
-from reviews.review_cache import REVIEWS_FRAGMENT_SECONDS, reviews_overlay, reviews_version
+from reviews.review_cache import (
+    REVIEWS_FRAGMENT_SECONDS,
+    REVIEWS_VERSION,
+    reviews_overlay,
+    reviews_version,
+)
 from reviews.selectors import (
     REVIEWS_ON_PRODUCT_PAGE,
     product_reviews,
@@ -45,6 +52,7 @@ from storefront.selectors import (
     brand_community,
     fan_summary,
     page_by_slug,
+    product_id_for,
     product_open_batch,
     product_page_state,
 )
@@ -150,26 +158,40 @@ def _reviews_fragment(request: HttpRequest, product, own_review) -> SafeString:
     return mark_safe(html)  # noqa: S308 - our own template's output
 
 
+# (slug, catalogue version) -> product id: a visitor's product page costs no query. Every
+# product save (a slug changed) moves the catalogue's version, so an entry is never stale.
+_product_ids: dict[tuple[str, str], int] = {}
+
+
+def _product_id(slug: str, listing: str) -> int | None:
+    product_id = _product_ids.get((slug, listing))
+    if product_id is None:
+        product_id = product_id_for(slug=slug)
+        if product_id is not None:
+            if len(_product_ids) >= 10_000:
+                _product_ids.clear()
+            _product_ids[(slug, listing)] = product_id
+    return product_id
+
+
 def _product_key(request: HttpRequest, slug: str) -> PageKey | None:
     """A product page is named by the product's and its reviews' versions, the catalogue's
-    (brand and category names) and, signed in, the fan's own review and wishlist mark.
-    Not cached: a chosen variant (?variant=, options) and a product out of stock, whose
-    page offers a stock alert and the open pre-order batch."""
+    (brand and category names, the slug) and, signed in, the fan's own review and wishlist
+    mark (one query). Not cached: a chosen variant (?variant=, options), nor a page whose
+    variant is out of stock (it offers a stock alert and the open pre-order batch)."""
     if request.GET:
         return None
-    state = product_page_state(slug=slug, user=request.user)
-    if state is None or not state[2]:
-        return None
-    product_id = state[0]
-    return PageKey(
-        parts=(
-            product_version(product_id=product_id),
-            reviews_version(product_id=product_id),
-            listing_version(),
-            digest(*state),
-        ),
-        state=product_id,
-    )
+    listing = listing_version()
+    fan = ()
+    if request.user.is_authenticated:
+        fan = product_page_state(slug=slug, user=request.user)
+        product_id = fan[0] if fan else None
+    else:
+        product_id = _product_id(slug, listing)
+    if product_id is None:
+        return None  # the view's 404
+    product, reviews = current_tokens((PRODUCT_VERSION, product_id), (REVIEWS_VERSION, product_id))
+    return PageKey(parts=(product, reviews, listing, digest(*fan)), state=product_id)
 
 
 def _product_overlay(request: HttpRequest, html: str, product_id: int) -> str:
@@ -190,6 +212,8 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     batch = (
         product_open_batch(product=page.product) if variant and not variant.is_available else None
     )
+    if variant is None or not variant.is_available:
+        refuse_page_cache(request)  # the stock alert and the batch are not in the key
     context = {
         **_variant_context(request, page, variant, batch),
         "variants": page.variants,

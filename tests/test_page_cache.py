@@ -157,7 +157,7 @@ def test_a_product_page_follows_stock_reviews_and_the_wishlist_at_once(
     product = variant.product
     _product_page(client, product)
     html, warm = _product_page(client, product)
-    assert warm == 1 and "$99.00" in html  # the product's state: the page is cached
+    assert warm == 0 and "$99.00" in html  # versions from the cache, the page too
     variant.price = "89.00"
     with django_capture_on_commit_callbacks(execute=True):
         variant_save(variant=variant, fields=["price"])
@@ -209,3 +209,23 @@ def test_a_visitors_batch_page_shows_each_reservation_at_once(client, db):
     client.force_login(fan)
     client.get(url)
     assert len(cache.keys("page:*")) == 2  # the two visitors' renderings; none for the fan
+
+
+def test_an_archived_or_renamed_product_is_not_served_from_the_cache(
+    client, db, django_capture_on_commit_callbacks
+):
+    from catalog.models import ProductStatus
+    from catalog.services import product_save, product_set_status
+
+    product = VariantFactory(stock=2).product
+    url = product.get_absolute_url()
+    client.get(url)
+    assert client.get(url).status_code == 200  # cached
+    product.slug = "renamed"
+    with django_capture_on_commit_callbacks(execute=True):
+        product_save(product=product)
+    assert client.get(url).status_code == 404
+    assert client.get("/products/renamed/").status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        product_set_status(product_ids=[product.pk], status=ProductStatus.ARCHIVED)
+    assert client.get("/products/renamed/").status_code == 404
