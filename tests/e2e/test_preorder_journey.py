@@ -2,7 +2,7 @@
 operator creates a product and a batch with a price ladder in the admin and publishes it; one
 new fan reserves with 4242 and another with 4000 0000 0000 0341; the operator closes the batch
 now; the worker charges the ladder price reached (the first fan sees a paid order) and mails
-the second a link to pay again; the operator sees the orders and downloads the production
+the second a link to pay again; the operator sees the orders and exports the production
 report. (A fan reserving at phone width is part of tests/e2e/test_shopper_journey.py.)"""
 
 import csv
@@ -15,6 +15,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from catalog.models import ExportJob
 from orders.models import Order, OrderStatus
 from preorders.models import BatchStatus, PreorderBatch, Reservation, ReservationStatus
 from tests.e2e.steps import (
@@ -132,8 +133,18 @@ def test_operator_creates_a_batch_closes_it_and_the_worker_charges_the_ladder_pr
     page.goto(f"{base}/admin/preorders/preorderbatch/{batch.pk}/change/")
     page.get_by_role("link", name="Production report").click()
     expect(page.locator("#content")).to_contain_text("FS-BLK")
+    # A worker writes the CSV; the exports page offers it when it is ready.
+    page.get_by_role("button", name="Export CSV").click()
+    expect(page.locator("ul.messagelist")).to_contain_text("being prepared")
+    wait_until(
+        lambda: ExportJob.objects.filter(kind="preorders.production", status="done").exists(),
+        timeout=60,
+        what="the worker to write the production CSV",
+        explain=live_worker.log_tail,
+    )
+    page.reload()
     with page.expect_download() as download:
-        page.get_by_role("link", name="Download CSV").click()
+        page.get_by_role("link", name="Download", exact=True).click()
     rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
     assert rows[0][0].lower().startswith("sku")
     fs = next(row for row in rows if row[0] == "FS-BLK")
