@@ -11,7 +11,7 @@ from catalog.admin_scoping import (
     related_as_text,
 )
 from catalog.search_words import search_words_add
-from communities.feed_cache import feed_changed
+from communities.feed_cache import community_changed, feed_changed
 from communities.models import Community, Idea, Membership, MembershipStatus, Post, Report, Role
 from communities.moderation import report_resolve, report_resolve_as_operator
 from communities.services import (
@@ -91,6 +91,7 @@ class CommunityAdmin(BrandScopedAdmin):
         obj.rules_html = markdown_render(obj.rules)
         super().save_model(request, obj, form, change)
         search_words_add(texts=[obj.name, obj.description])  # found by a mistyped search
+        community_changed(community_id=obj.pk, slug_or_visibility=True)  # its cached page
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not Membership:

@@ -17,33 +17,43 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
-from django.db import transaction
 from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext
 
+from config.version_tokens import VersionToken
+
 FEED_FRAGMENT_SECONDS = 60
+# The community's own row as its page shows it (name, about, rules, cover, member count):
+# retired by the member recount and the admin's save, which also retires which slug names
+# which community (COMMUNITY_SLUGS), so a visitor's page needs no query (communities.views).
+COMMUNITY_PAGE = VersionToken("communities:page-version")
+COMMUNITY_SLUGS = VersionToken("communities:slugs")
 _LIKE_MARKER = re.compile(r"<!--fh:(on|pressed|label):(\d+)-->")
 _POST_MARKER = re.compile(r"<!--fh:on:(\d+)-->")
 
 
-def _version_key(community_id: int) -> str:
-    return f"communities:feed-version:{community_id}"
+FEED_VERSION = VersionToken("communities:feed-version")
 
 
 def feed_version(*, community_id: int) -> str:
     """The token that names this community's current fragments."""
-    return cache.get_or_set(_version_key(community_id), lambda: uuid.uuid4().hex, timeout=None)
+    return FEED_VERSION.current(community_id)
 
 
 def feed_changed(*, community_id: int) -> None:
     """Retire the community's fragments once the change is committed (a rolled-back
     change changes nothing); the next request renders and caches the feed anew."""
-    transaction.on_commit(lambda: cache.delete(_version_key(community_id)))
+    FEED_VERSION.retire(community_id)
+
+
+def community_changed(*, community_id: int, slug_or_visibility: bool = False) -> None:
+    COMMUNITY_PAGE.retire(community_id)
+    if slug_or_visibility:
+        COMMUNITY_SLUGS.retire()
 
 
 def feed_fragment(*, request, view, cursor: str | None) -> SafeString:

@@ -26,6 +26,7 @@ from communities.models import (
     MembershipStatus,
     Post,
     Reaction,
+    Visibility,
 )
 
 FEED_PAGE = 20
@@ -98,6 +99,12 @@ def communities_of(*, user: User) -> QuerySet[Community]:
     return Community.objects.filter(
         memberships__user=user, memberships__status=MembershipStatus.ACTIVE
     )
+
+
+def community_id_for(*, slug: str) -> tuple[int, bool] | None:
+    """(id, public?) of the community at `slug`: what a visitor's cached page needs."""
+    row = Community.objects.filter(slug=slug).values_list("pk", "visibility").first()
+    return row and (row[0], row[1] == Visibility.PUBLIC)
 
 
 def community_for(*, slug: str, user: User, readable: bool = False) -> CommunityView:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from catalog.search_words import search_words_add
-from communities.feed_cache import feed_changed
+from communities.feed_cache import community_changed, feed_changed
 from communities.honour import (
     leaderboard_cache_key,
     on_like_received,
@@ -125,6 +125,7 @@ def _recount_members(community_id: int) -> None:
             community_id=community_id, status=MembershipStatus.ACTIVE
         ).count()
     )
+    community_changed(community_id=community_id)  # the count on its page
 
 
 @transaction.atomic

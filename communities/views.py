@@ -10,7 +10,14 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
-from communities.feed_cache import feed_fragment, feed_version, liked_overlay
+from catalog.listing_version import LISTING_VERSION
+from communities.feed_cache import (
+    COMMUNITY_PAGE,
+    COMMUNITY_SLUGS,
+    FEED_VERSION,
+    feed_fragment,
+    liked_overlay,
+)
 from communities.forms import (
     CommentForm,
     DirectoryForm,
@@ -45,6 +52,7 @@ from communities.selectors import (
     community_feed,
     community_feed_cursor,
     community_for,
+    community_id_for,
     community_posts_search,
     member_badges,
     pending_requests,
@@ -63,7 +71,8 @@ from communities.services import (
     post_set_pinned,
     post_update,
 )
-from config.page_cache import PageKey, cached_page, digest, page_state
+from config.page_cache import PageKey, cached_page, page_state
+from config.version_tokens import current_tokens
 
 HONOUR_MARKER = "<!--fh:honour-->"  # detail.html's place for the member's "You here" card
 
@@ -107,30 +116,46 @@ def directory(request: HttpRequest) -> HttpResponse:
     )
 
 
+# (slug, COMMUNITY_SLUGS version) -> (id, public?): a visitor's community page costs no query.
+_community_ids: dict[tuple[str, str], tuple[int, bool]] = {}
+
+
+def _visitor_community(slug: str) -> tuple[int, bool] | None:
+    key = (slug, COMMUNITY_SLUGS.current())
+    found = _community_ids.get(key)
+    if found is None:
+        found = community_id_for(slug=slug)
+        if found is not None:
+            if len(_community_ids) >= 10_000:
+                _community_ids.clear()
+            _community_ids[key] = found
+    return found
+
+
 def _detail_key(request: HttpRequest, slug: str) -> PageKey | None:
-    """A community page shows the community's row, its feed (by version) and the viewer's
-    membership status and role; moderators (join requests) and searches are not cached."""
+    """A community page shows the community's row (its version), its feed (by version), its
+    brand's name (the catalogue's version) and the viewer's membership status and role;
+    moderators (join requests) and searches are not cached."""
     if "q" in request.GET:
         return None
-    view = community_for(slug=slug, user=request.user)
-    if view.can_moderate:
-        return None
-    community, membership = view.community, view.membership
-    brand = community.brand
+    if not request.user.is_authenticated:
+        found = _visitor_community(slug)
+        if found is None:
+            return None  # the view's 404
+        (community_id, readable), view, membership = found, None, None
+    else:
+        view = community_for(slug=slug, user=request.user)
+        if view.can_moderate:
+            return None
+        community_id, readable, membership = view.community.pk, view.can_read, view.membership
+    row, feed, catalogue = current_tokens(
+        (COMMUNITY_PAGE, community_id), (FEED_VERSION, community_id), (LISTING_VERSION, "")
+    )
     return PageKey(
         parts=(
-            feed_version(community_id=community.pk) if view.can_read else "",
-            digest(
-                community.name,
-                community.kind,
-                community.visibility,
-                community.member_count,
-                community.description,
-                community.description_html,
-                community.rules_html,
-                community.cover.name if community.cover else "",
-                brand and (brand.pk, brand.name, brand.slug),
-            ),
+            row,
+            feed if readable else "",
+            catalogue,
             f"{membership.status}:{membership.role}" if membership else "-",
         ),
         state=view,
@@ -139,7 +164,7 @@ def _detail_key(request: HttpRequest, slug: str) -> PageKey | None:
 
 def _detail_overlay(request: HttpRequest, html: str, view) -> str:
     """The member's own parts of the shared members' page: their likes and standing."""
-    if not view.is_member:
+    if view is None or not view.is_member:
         return html
     html = liked_overlay(html, user=request.user)
     card = get_template("communities/_honour_card.html").render(

@@ -229,3 +229,17 @@ def test_an_archived_or_renamed_product_is_not_served_from_the_cache(
     with django_capture_on_commit_callbacks(execute=True):
         product_set_status(product_ids=[product.pk], status=ProductStatus.ARCHIVED)
     assert client.get("/products/renamed/").status_code == 404
+
+
+def test_a_join_shows_in_the_member_count_for_visitors_at_once(
+    client, db, django_capture_on_commit_callbacks
+):
+    from communities.services import community_join
+
+    community = _community()
+    before, _ = _visitor_feed(client)
+    assert '<span class="community-members muted small">0 members</span>' in before
+    with django_capture_on_commit_callbacks(execute=True):
+        community_join(community=community, user=UserFactory())
+    after, _ = _visitor_feed(client)
+    assert '<span class="community-members muted small">1 member</span>' in after
