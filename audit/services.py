@@ -1,4 +1,5 @@
 import json
+from collections.abc import Collection
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
@@ -44,3 +45,42 @@ def audit_record(
     entry.full_clean()
     entry.save()
     return entry
+
+
+def audit_snapshot(obj: Model, fields: Collection[str]) -> dict:
+    """The stored values of `fields` (attribute names: `voucher_id`, not `voucher`) of `obj`,
+    read before it changes; {} for a row not saved yet."""
+    if obj.pk is None or obj._state.adding:
+        return {}
+    return type(obj)._default_manager.filter(pk=obj.pk).values(*fields).first() or {}
+
+
+def audit_change(
+    *,
+    actor,
+    action: str,
+    obj: Model,
+    brand_id: int | None,
+    fields: Collection[str],
+    before: dict,
+    note: str = "",
+    parent: Model | None = None,
+) -> AuditEntry | None:
+    """Record the fields of `obj` that differ from `before` (its `audit_snapshot`), with their
+    old and new values; a new row (`before` empty) records all of them. Nothing changed:
+    no entry."""
+    old = _plain(before)
+    new = _plain({name: getattr(obj, name) for name in fields})
+    changed = [name for name in fields if not old or old.get(name) != new[name]]
+    if not changed:
+        return None
+    return audit_record(
+        actor=actor,
+        action=action,
+        obj=obj,
+        brand_id=brand_id,
+        before={name: old[name] for name in changed if name in old},
+        after={name: new[name] for name in changed},
+        note=note,
+        parent=parent,
+    )

@@ -29,6 +29,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.models import User
+from audit.services import audit_record
 from catalog.models import Brand
 from communities.honour import BADGES, level_progress
 from communities.models import MemberBadge, Membership, MembershipStatus, Post, Report
@@ -225,4 +226,11 @@ def customer_note_add(*, brand_id: int, customer: User, author: User, body: str)
         raise ValidationError({"body": "Write the note."})
     note.full_clean()
     note.save()
+    audit_record(
+        actor=author,
+        action="customer.note",
+        obj=note,
+        brand_id=brand.pk,
+        after={"customer": customer.email, "body": note.body},
+    )
     return note

@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
+from audit.services import audit_record
 from formatting.formats import money
 from payments.listeners import card_uses, payment_listener_notify
 from payments.models import (
@@ -452,6 +453,17 @@ def refund_abandon(*, refund: Refund, actor: User, note: str = "") -> Refund:
     refund.save(update_fields=["status", "failure_message", "next_attempt_at", "updated_at"])
     payment.amount_refund_pending -= refund.amount
     payment.save(update_fields=["amount_refund_pending", "updated_at"])
+    # A payment can span brands and only superusers abandon refunds: no brand on the entry.
+    audit_record(
+        actor=actor,
+        action="refund.abandon",
+        obj=refund,
+        brand_id=None,
+        before={"status": RefundStatus.FAILED, "pending": refund.amount},
+        after={"status": RefundStatus.ABANDONED, "pending": Decimal("0.00")},
+        note=note,
+        parent=payment,
+    )
     payment_listener_notify(payment)
     return refund
 

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from audit.models import AuditEntry
 from catalog.models import BrandRole
 from communities.models import Community
 from communities.moderation import report_create
@@ -147,8 +148,17 @@ def test_team_notes_stay_with_the_brand(client, fans):
     # A note for another brand is refused by the form (not one of the operator's brands).
     client.post(url, {"brand": fans["theirs"].pk, "body": "Hijack"})
     assert CustomerNote.objects.count() == 1
+    entry = AuditEntry.objects.get(action="customer.note")  # the refused one left none
+    assert (entry.actor, entry.brand, entry.object_id) == (
+        fans["owner"],
+        fans["mine"],
+        str(note.pk),
+    )
+    assert entry.after == {"customer": "bob@example.com", "body": "Prefers email."}
+    assert "customer.note" in client.get("/admin/audit/auditentry/").content.decode()
     client.force_login(fans["their_owner"])
     assert "Prefers email." not in client.get(url).content.decode()
+    assert "customer.note" not in client.get("/admin/audit/auditentry/").content.decode()
 
 
 def test_fans_without_a_brand_and_visitors_get_no_console(client, fans):

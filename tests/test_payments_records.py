@@ -8,6 +8,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from audit.models import AuditEntry
+from audit.selectors import audit_entries_visible
+from catalog.models import BrandRole
 from payments.models import LocalCharge, Payment, PaymentStatus, Refund, RefundStatus
 from payments.providers.base import RefundResult
 from payments.providers.local import LocalProvider
@@ -19,7 +22,8 @@ from payments.services import (
     refund_create,
     refunds_retry_due,
 )
-from tests.factories import UserFactory
+from tests.console import operator_of
+from tests.factories import BrandFactory, UserFactory
 from tests.shop import CARD_OK
 
 pytestmark = pytest.mark.django_db
@@ -102,10 +106,24 @@ def test_an_abandoned_refund_frees_its_amount(paid, provider_refuses_refunds):
     paid.refresh_from_db()
     assert refund.status == RefundStatus.ABANDONED and "bank transfer" in refund.failure_message
     assert paid.refundable == Decimal("100.00") and paid.status == PaymentStatus.SUCCEEDED
+    entry = AuditEntry.objects.get(action="refund.abandon")
+    assert (entry.actor, entry.object_id, entry.note) == (
+        operator,
+        str(refund.pk),
+        "paid back by bank transfer",
+    )
+    assert (entry.before, entry.after) == (
+        {"status": "failed", "pending": "100.00"},
+        {"status": "abandoned", "pending": "0.00"},
+    )
+    # No brand on it (a payment spans brands): superusers see it, no brand's operator does.
+    someone_else = operator_of(BrandFactory(), role=BrandRole.OWNER)
+    assert not audit_entries_visible(user=someone_else).filter(action="refund.abandon")
     with time_machine.travel(timezone.now() + timedelta(days=1)):
         assert refunds_retry_due() == 0  # never retried again
     with pytest.raises(PaymentError):
         refund_abandon(refund=refund, actor=operator)
+    assert AuditEntry.objects.filter(action="refund.abandon").count() == 1
 
 
 def test_a_refund_with_the_provider_unreachable_is_kept(paid, monkeypatch):
