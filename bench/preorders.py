@@ -184,14 +184,19 @@ def _clear(user_ids: list[int]) -> None:
     _vacuum()
 
 
+# Every table `_clear` deletes from (autovacuum may be off on a benchmark server: a table left
+# out keeps every run's dead rows, and its indexes and foreign-key checks slow down run by run).
 TABLES = [
     "preorders_reservation",
     "preorders_preorderevent",
     "payments_payment",
     "payments_localcharge",
     "orders_order",
+    "orders_orderpart",
     "orders_orderline",
     "orders_orderevent",
+    "orders_orderpayment",
+    "notifications_notification",
 ]
 
 

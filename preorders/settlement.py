@@ -51,7 +51,11 @@ ORDER BY 1
 # of each move out of held (`charging` is the engine's step, not shown: the event reads
 # held -> outcome). Rows no longer charging (a twin chunk recorded them) are left as they
 # are. One write per row: each UPDATE of a reservation adds an entry to every one of its
-# indexes. The charged ones come back with what their orders need.
+# indexes. The charged ones come back with what their orders need. The status is compared
+# with a sub-select's value, not a constant: the statistics (from the close, when every row
+# was held) say no row is charging, and a planner expecting one row scans the table and
+# joins it to each chunk's thousands in a nested loop; with a value it cannot look up it
+# probes the primary key once per row of the chunk.
 _RETURNED = ", ".join(f"r.{name.strip()}" for name in ORDER_SOURCE_COLUMNS.split(","))
 _RECORD_SQL = f"""
 WITH v AS (
@@ -66,7 +70,7 @@ WITH v AS (
     reminded_at = CASE WHEN v.status = %(failed)s THEN %(now)s ELSE r.reminded_at END,
     receipt_due = (v.status = %(charged)s),
     updated_at = %(now)s
-  FROM v WHERE r.id = v.id AND r.status = %(charging)s
+  FROM v WHERE r.id = v.id AND r.status = (SELECT %(charging)s::varchar)
   RETURNING r.status, r.order_id, r.order_id = v.order_id AS order_drawn, v.note, {_RETURNED}
 ), events AS (
   INSERT INTO preorders_preorderevent (batch_id, reservation_id, from_status, to_status, note,
