@@ -20,6 +20,7 @@ from crowdfunding.permissions import CROWDFUNDING_OPERATOR_PERMISSIONS
 from storefront.demo_campaigns import demo_seed_campaigns
 from storefront.demo_catalog import demo_seed_catalog
 from storefront.demo_communities import demo_seed_communities
+from storefront.demo_history import demo_seed_history
 from storefront.demo_marketing import demo_seed_marketing
 from storefront.demo_orders import demo_seed_orders
 from storefront.demo_preorders import demo_seed_preorders
@@ -243,4 +244,5 @@ def demo_seed() -> DemoSummary:
     )
     summary.created["site pages"] = pages_seed()
     summary.created["brands with vouchers and placements"] = demo_seed_marketing(fans=fans)
+    summary.created["brands with eight weeks of history"] = demo_seed_history()
     return summary

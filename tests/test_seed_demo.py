@@ -6,10 +6,12 @@ from django.core.management import call_command
 from accounts.models import User
 from audit.models import AuditEntry
 from catalog.models import Brand, Category, Product, ProductImage, ProductStatus, Variant
+from console.selectors import dashboard_for
 from crowdfunding.models import Campaign, CampaignStatus, Pledge, RewardTicket
 from preorders.models import BatchStatus, PreorderBatch, PriceTier, Reservation, ReservationStatus
 from reviews.models import Review
 from storefront.demo import DEMO_PASSWORD, OPERATORS_GROUP
+from storefront.demo_history import HISTORY_FANS
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +77,7 @@ def test_seed_demo_twice_leaves_the_same_data(settings):
             "team.invite",
         }
     assert User.objects.filter(is_superuser=True).count() == 1
-    assert User.objects.filter(is_staff=False).count() == 6
+    assert User.objects.filter(is_staff=False).count() == 6 + HISTORY_FANS
     assert EmailAddress.objects.filter(verified=True).count() == User.objects.count()
     assert 25 <= Product.objects.filter(status=ProductStatus.ACTIVE).count() <= 35
     assert Product.objects.exclude(status=ProductStatus.ACTIVE).exists()  # drafts to show off
@@ -84,6 +86,27 @@ def test_seed_demo_twice_leaves_the_same_data(settings):
     assert Review.objects.exists()
     for product in Product.objects.filter(rating_count__gt=0):
         assert product.rating_count == product.reviews.filter(is_hidden=False).count()
+
+
+def test_seed_demo_gives_each_brand_a_dashboard_with_history(settings):
+    """Eight weeks of joins, posts, likes and orders: the operator's charts have bars on
+    most days, the cohort table a row per week, the funnel views, the queue reports."""
+    settings.DEBUG = True
+    settings.COMMUNITY_RATE_LIMITS = {"post": (5, 2), "comment": (30, 10)}  # the real ones
+    call_command("seed_demo", verbosity=0)
+    for brand in Brand.objects.all():
+        dashboard = dashboard_for(brand_ids=[brand.pk])
+        assert sum(bar.value > 0 for bar in dashboard.revenue_by_day) >= 7
+        assert sum(bar.value > 0 for bar in dashboard.revenue_by_week) >= 6
+        assert dashboard.refunds_total > 0
+        # Three history fans a week; this week also the demo's own fans and the owner.
+        assert [row["size"] for row in dashboard.cohorts] == [3] * 7 + [3 + 6 + 1]
+        # Later weeks of the first cohorts still show members coming back.
+        assert sum(cell["count"] for cell in dashboard.cohorts[0]["cells"][1:]) > 0
+        views, carts, checkouts, paid = (bar.value for bar in dashboard.funnel)
+        assert views > checkouts >= paid > 0 and carts >= paid
+        assert dashboard.reports_waiting >= 1
+        assert dashboard.member_share and dashboard.first_time_share
 
 
 def test_seed_demo_pre_order_batches(settings, django_capture_on_commit_callbacks):
