@@ -116,20 +116,36 @@ def directory(request: HttpRequest) -> HttpResponse:
     )
 
 
-# (slug, COMMUNITY_SLUGS version) -> (id, public?): a visitor's community page costs no query.
-_community_ids: dict[tuple[str, str], tuple[int, bool]] = {}
+# slug -> (id, public?, the slug map's version when read): a visitor's community page costs
+# no query and one round trip to the cache.
+_community_ids: dict[str, tuple[int, bool, str]] = {}
 
 
-def _visitor_community(slug: str) -> tuple[int, bool] | None:
-    key = (slug, COMMUNITY_SLUGS.current())
-    found = _community_ids.get(key)
+def _versions(community_id: int) -> list[str]:
+    """The slug map's, the community row's, its feed's and the catalogue's (brand names)."""
+    return current_tokens(
+        (COMMUNITY_SLUGS, ""),
+        (COMMUNITY_PAGE, community_id),
+        (FEED_VERSION, community_id),
+        (LISTING_VERSION, ""),
+    )
+
+
+def _visitor_community(slug: str) -> tuple[int, bool, list[str]] | None:
+    known = _community_ids.get(slug)
+    if known is not None:
+        community_id, public, slugs_then = known
+        versions = _versions(community_id)
+        if versions[0] == slugs_then:
+            return community_id, public, versions
+    slugs = COMMUNITY_SLUGS.current()
+    found = community_id_for(slug=slug)
     if found is None:
-        found = community_id_for(slug=slug)
-        if found is not None:
-            if len(_community_ids) >= 10_000:
-                _community_ids.clear()
-            _community_ids[key] = found
-    return found
+        return None
+    if len(_community_ids) >= 10_000:
+        _community_ids.clear()
+    _community_ids[slug] = (*found, slugs)
+    return *found, _versions(found[0])
 
 
 def _detail_key(request: HttpRequest, slug: str) -> PageKey | None:
@@ -142,15 +158,14 @@ def _detail_key(request: HttpRequest, slug: str) -> PageKey | None:
         found = _visitor_community(slug)
         if found is None:
             return None  # the view's 404
-        (community_id, readable), view, membership = found, None, None
+        (community_id, readable, versions), view, membership = found, None, None
     else:
         view = community_for(slug=slug, user=request.user)
         if view.can_moderate:
             return None
         community_id, readable, membership = view.community.pk, view.can_read, view.membership
-    row, feed, catalogue = current_tokens(
-        (COMMUNITY_PAGE, community_id), (FEED_VERSION, community_id), (LISTING_VERSION, "")
-    )
+        versions = _versions(community_id)
+    _, row, feed, catalogue = versions
     return PageKey(
         parts=(
             row,

@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext
 from django.views.decorators.http import require_GET, require_POST
 
-from catalog.listing_version import PRODUCT_VERSION, listing_version
+from catalog.listing_version import LISTING_VERSION, PRODUCT_VERSION, listing_version
 from catalog.product_views import product_view_count
 from catalog.selectors import (
     ProductFilters,
@@ -158,20 +158,33 @@ def _reviews_fragment(request: HttpRequest, product, own_review) -> SafeString:
     return mark_safe(html)  # noqa: S308 - our own template's output
 
 
-# (slug, catalogue version) -> product id: a visitor's product page costs no query. Every
-# product save (a slug changed) moves the catalogue's version, so an entry is never stale.
-_product_ids: dict[tuple[str, str], int] = {}
+# slug -> (product id, the catalogue's version when it was read): a visitor's product page
+# costs no query and one round trip to the cache. Every product save (a slug changed) moves
+# the catalogue's version, which then sends the next visitor to the database again.
+_product_ids: dict[str, tuple[int, str]] = {}
 
 
-def _product_id(slug: str, listing: str) -> int | None:
-    product_id = _product_ids.get((slug, listing))
+def _versions(product_id: int) -> list[str]:
+    return current_tokens(
+        (LISTING_VERSION, ""), (PRODUCT_VERSION, product_id), (REVIEWS_VERSION, product_id)
+    )
+
+
+def _visitor_product(slug: str) -> tuple[int, list[str]] | None:
+    known = _product_ids.get(slug)
+    if known is not None:
+        product_id, listing_then = known
+        versions = _versions(product_id)
+        if versions[0] == listing_then:
+            return product_id, versions
+    listing = listing_version()
+    product_id = product_id_for(slug=slug)
     if product_id is None:
-        product_id = product_id_for(slug=slug)
-        if product_id is not None:
-            if len(_product_ids) >= 10_000:
-                _product_ids.clear()
-            _product_ids[(slug, listing)] = product_id
-    return product_id
+        return None
+    if len(_product_ids) >= 10_000:
+        _product_ids.clear()
+    _product_ids[slug] = (product_id, listing)
+    return product_id, _versions(product_id)
 
 
 def _product_key(request: HttpRequest, slug: str) -> PageKey | None:
@@ -181,17 +194,16 @@ def _product_key(request: HttpRequest, slug: str) -> PageKey | None:
     variant is out of stock (it offers a stock alert and the open pre-order batch)."""
     if request.GET:
         return None
-    listing = listing_version()
     fan = ()
     if request.user.is_authenticated:
         fan = product_page_state(slug=slug, user=request.user)
-        product_id = fan[0] if fan else None
+        found = fan and (fan[0], _versions(fan[0]))
     else:
-        product_id = _product_id(slug, listing)
-    if product_id is None:
+        found = _visitor_product(slug)
+    if not found:
         return None  # the view's 404
-    product, reviews = current_tokens((PRODUCT_VERSION, product_id), (REVIEWS_VERSION, product_id))
-    return PageKey(parts=(product, reviews, listing, digest(*fan)), state=product_id)
+    product_id, versions = found
+    return PageKey(parts=(*versions, digest(*fan)), state=product_id)
 
 
 def _product_overlay(request: HttpRequest, html: str, product_id: int) -> str:
