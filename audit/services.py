@@ -1,9 +1,11 @@
 import json
 from collections.abc import Collection
+from decimal import Decimal
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Model
+from django.db import transaction
+from django.db.models import DecimalField, Model
 
 from audit.models import AuditEntry
 
@@ -55,6 +57,14 @@ def audit_snapshot(obj: Model, fields: Collection[str]) -> dict:
     return type(obj)._default_manager.filter(pk=obj.pk).values(*fields).first() or {}
 
 
+def _stored(obj: Model, name: str):
+    # A form's Decimal("10") is stored as 10.00: compare it as the column gives it back.
+    value, field = getattr(obj, name), obj._meta.get_field(name)
+    if isinstance(field, DecimalField) and isinstance(value, Decimal):
+        return value.quantize(Decimal(1).scaleb(-field.decimal_places))
+    return value
+
+
 def audit_change(
     *,
     actor,
@@ -70,7 +80,7 @@ def audit_change(
     old and new values; a new row (`before` empty) records all of them. Nothing changed:
     no entry."""
     old = _plain(before)
-    new = _plain({name: getattr(obj, name) for name in fields})
+    new = _plain({name: _stored(obj, name) for name in fields})
     changed = [name for name in fields if not old or old.get(name) != new[name]]
     if not changed:
         return None
@@ -84,3 +94,29 @@ def audit_change(
         note=note,
         parent=parent,
     )
+
+
+@transaction.atomic
+def audited_save(*, obj: Model, actor, brand_id: int | None, fields: Collection[str]) -> Model:
+    """An operator's create or edit of a row that has no other rule than its form: save it
+    and record the `fields` it changed as `<model>.create` or `<model>.edit`."""
+    action = f"{obj._meta.model_name}.{'create' if obj._state.adding else 'edit'}"
+    before = audit_snapshot(obj, fields)
+    obj.save()
+    audit_change(
+        actor=actor, action=action, obj=obj, brand_id=brand_id, fields=fields, before=before
+    )
+    return obj
+
+
+@transaction.atomic
+def audited_delete(*, obj: Model, actor, brand_id: int | None, fields: Collection[str]) -> None:
+    """An operator's delete of such a row; the entry (`<model>.delete`) keeps what it was."""
+    audit_record(
+        actor=actor,
+        action=f"{obj._meta.model_name}.delete",
+        obj=obj,
+        brand_id=brand_id,
+        before=audit_snapshot(obj, fields),
+    )
+    obj.delete()

@@ -15,13 +15,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from audit.admin_edits import AuditedEditsAdmin
 from catalog.admin_exports import export_selection
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, as_text_for_operators
 from formatting.formats import money
 from marketing.models import Placement, Voucher, VoucherCode, VoucherUse
+from marketing.placements import PLACEMENT_AUDITED
 from marketing.selectors import placement_funnel, placement_funnel_by_day
 from marketing.targets import target_choices, target_label
-from marketing.vouchers import voucher_codes_generate
+from marketing.vouchers import VOUCHER_AUDITED, voucher_codes_generate
 from uploads.forms import VerifiedImagesModelForm
 
 
@@ -95,7 +97,8 @@ class VoucherForm(VerifiedImagesModelForm):
 
 
 @admin.register(Voucher)
-class VoucherAdmin(BrandScopedAdmin):
+class VoucherAdmin(AuditedEditsAdmin, BrandScopedAdmin):
+    audited_fields = VOUCHER_AUDITED
     form = VoucherForm
     list_display = ["name", "brand", "offer", "scope", "usage", "window", "is_active"]
     list_filter = ["is_active", "kind", "scope"]
@@ -152,6 +155,7 @@ class VoucherAdmin(BrandScopedAdmin):
                     voucher=form.instance,
                     count=count,
                     prefix=form.cleaned_data.get("generate_prefix") or "",
+                    actor=request.user,
                 )
             except ValidationError as exc:
                 messages.error(request, " ".join(exc.messages))
@@ -207,7 +211,8 @@ class PlacementForm(VerifiedImagesModelForm):
 
 
 @admin.register(Placement)
-class PlacementAdmin(BrandScopedAdmin):
+class PlacementAdmin(AuditedEditsAdmin, BrandScopedAdmin):
+    audited_fields = PLACEMENT_AUDITED
     form = PlacementForm
     list_display = ["name", "brand", "kind", "target_shown", "voucher", "scans", "downloads"]
     list_filter = ["kind", "is_active"]

@@ -123,3 +123,15 @@ def scans_follow(*, user: User, pending: list[dict]) -> None:
         if item.get("scan"):
             Scan.objects.filter(pk=item["scan"], user=None).update(user=user)
         placement_fan_add(placement=placement, user=user, scanned_at=scanned_at)
+
+
+# Where a placement sends its scans and what it offers: the fields whose change is audited.
+PLACEMENT_AUDITED = (
+    "brand_id",
+    "name",
+    "kind",
+    "target_kind",
+    "target_id",
+    "voucher_id",
+    "is_active",
+)

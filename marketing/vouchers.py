@@ -33,6 +33,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from audit.services import audit_record
 from catalog.models import Category
 from formatting.formats import money
 from marketing.models import (
@@ -310,13 +311,40 @@ def voucher_order_voided(*, order_id: int) -> None:
         VoucherCode.objects.filter(pk=use.code_id, used__gt=0).update(used=F("used") - 1)
 
 
+# --- operators' edits ---------------------------------------------------------------------------
+
+# What a voucher gives, to whom and when: the fields whose change is audited.
+VOUCHER_AUDITED = (
+    "brand_id",
+    "name",
+    "kind",
+    "value",
+    "scope",
+    "min_spend",
+    "min_quantity",
+    "starts_at",
+    "ends_at",
+    "usage_limit",
+    "once_per_customer",
+    "new_customers_only",
+    "claim_only",
+    "is_active",
+)
+
+
 # --- codes ------------------------------------------------------------------------------------
 
 
 def voucher_codes_generate(
-    *, voucher: Voucher, count: int, prefix: str = "", usage_limit: int | None = 1
+    *,
+    voucher: Voucher,
+    count: int,
+    prefix: str = "",
+    usage_limit: int | None = 1,
+    actor: User | None = None,
 ) -> list[VoucherCode]:
-    """`count` new random codes (PREFIX-XXXXXXXX), each usable `usage_limit` times."""
+    """`count` new random codes (PREFIX-XXXXXXXX), each usable `usage_limit` times; an
+    operator's (`actor`) batch of codes is audited."""
     if not 1 <= count <= 5000:
         raise ValidationError(_("Generate between 1 and 5000 codes at a time."))
     prefix = code_normalise(prefix)[:12]
@@ -334,6 +362,14 @@ def voucher_codes_generate(
             )
             rows = [VoucherCode(voucher=voucher, code=c, usage_limit=usage_limit) for c in wanted]
             made += VoucherCode.objects.bulk_create(rows)
+        if actor is not None:
+            audit_record(
+                actor=actor,
+                action="voucher.codes",
+                obj=voucher,
+                brand_id=voucher.brand_id,
+                after={"codes_added": len(made), "prefix": prefix, "usage_limit": usage_limit},
+            )
     return made
 
 

@@ -1,0 +1,131 @@
+"""The audit log covers the operators' edits beyond orders and batches: vouchers and their
+codes, placements, price ladders and caps, reward tiers and stretch goals, moderation. Each
+action leaves exactly one entry (who, the object, before and after) that the other brand's
+operator does not see."""
+
+from decimal import Decimal
+
+import pytest
+
+from audit.models import AuditEntry
+from audit.selectors import audit_entries_visible
+from catalog.models import BrandRole
+from marketing.models import Placement, Voucher
+from tests.console import operator_of
+from tests.factories import BrandFactory
+from tests.marketing import placement_make, voucher_make
+
+pytestmark = pytest.mark.django_db
+
+VOUCHERS = "/admin/marketing/voucher/"
+
+
+@pytest.fixture
+def brands():
+    mine = BrandFactory(name="Mine", slug="mine")
+    owner, their_owner = (operator_of(b, role=BrandRole.OWNER) for b in (mine, BrandFactory()))
+    return {"mine": mine, "owner": owner, "their_owner": their_owner}
+
+
+def _only(action: str) -> AuditEntry:
+    return AuditEntry.objects.get(action=action)
+
+
+def _none_seen_by(user) -> bool:
+    """`user` (the other brand's owner) sees none of these entries (their own team's aside)."""
+    return not audit_entries_visible(user=user).exclude(action__startswith="team.").exists()
+
+
+def _voucher_form(brand, **fields) -> dict:
+    return {
+        "brand": brand.pk,
+        "name": "Spring",
+        "kind": "percent",
+        "value": "10",
+        "scope": "order",
+        "once_per_customer": "on",
+        "is_active": "on",
+        "codes-TOTAL_FORMS": "0",
+        "codes-INITIAL_FORMS": "0",
+        "uses-TOTAL_FORMS": "0",
+        "uses-INITIAL_FORMS": "0",
+        **fields,
+    }
+
+
+def test_a_voucher_created_edited_switched_off_and_deleted_is_audited(client, brands):
+    mine, owner = brands["mine"], brands["owner"]
+    client.force_login(owner)
+    response = client.post(
+        f"{VOUCHERS}add/", _voucher_form(mine, generate_count="3", generate_prefix="SPR")
+    )
+    assert response.status_code == 302, response.context["errors"]
+    voucher = Voucher.objects.get(name="Spring")
+    created = _only("voucher.create")
+    assert (created.actor, created.brand, created.object_id) == (owner, mine, str(voucher.pk))
+    assert created.before == {}
+    assert created.after["value"] == "10.00" and created.after["is_active"] is True
+    codes = _only("voucher.codes")
+    assert codes.after == {"codes_added": 3, "prefix": "SPR", "usage_limit": 1}
+
+    form = _voucher_form(mine, value="25", usage_limit="100")
+    del form["is_active"]
+    assert client.post(f"{VOUCHERS}{voucher.pk}/change/", form).status_code == 302
+    edited = _only("voucher.edit")
+    assert edited.before == {"value": "10.00", "usage_limit": None, "is_active": True}
+    assert edited.after == {"value": "25.00", "usage_limit": 100, "is_active": False}
+    # Saved again unchanged: nothing more.
+    client.post(f"{VOUCHERS}{voucher.pk}/change/", form)
+    assert AuditEntry.objects.filter(action="voucher.edit").count() == 1
+
+    client.post(f"{VOUCHERS}{voucher.pk}/delete/", {"post": "yes"})
+    assert not Voucher.objects.filter(pk=voucher.pk).exists()
+    deleted = _only("voucher.delete")
+    assert (deleted.object_id, deleted.before["value"], deleted.after) == (
+        str(voucher.pk),
+        "25.00",
+        {},
+    )
+    assert _none_seen_by(brands["their_owner"])
+    assert "voucher.edit" in client.get("/admin/audit/auditentry/").content.decode()
+
+
+def test_a_placement_created_edited_and_deleted_is_audited(client, brands):
+    mine, owner = brands["mine"], brands["owner"]
+    voucher = voucher_make(brand=mine)
+    client.force_login(owner)
+    data = {"brand": mine.pk, "name": "Poster", "kind": "event", "target": "brand:"}
+    assert client.post("/admin/marketing/placement/add/", data).status_code == 302
+    placement = Placement.objects.get(name="Poster")
+    created = _only("placement.create")
+    assert (created.actor, created.brand, created.object_id) == (owner, mine, str(placement.pk))
+    assert created.after["is_active"] is False and created.after["voucher_id"] is None
+
+    data.update(voucher=voucher.pk, is_active="on")
+    client.post(f"/admin/marketing/placement/{placement.pk}/change/", data)
+    edited = _only("placement.edit")
+    assert (edited.before, edited.after) == (
+        {"voucher_id": None, "is_active": False},
+        {"voucher_id": voucher.pk, "is_active": True},
+    )
+    other = placement_make(brand=mine, name="Flyer")
+    client.post(
+        "/admin/marketing/placement/",
+        {"action": "delete_selected", "_selected_action": [other.pk], "post": "yes"},
+    )
+    deleted = _only("placement.delete")
+    assert (deleted.object_id, deleted.before["name"]) == (str(other.pk), "Flyer")
+    assert not Placement.objects.filter(pk=other.pk).exists()
+    assert _none_seen_by(brands["their_owner"])
+
+
+def test_an_unchanged_voucher_value_is_not_recorded_as_a_change(brands):
+    from audit.services import audited_save
+    from marketing.vouchers import VOUCHER_AUDITED
+
+    voucher = voucher_make(brand=brands["mine"], value=Decimal("10.00"))
+    voucher.value = Decimal("10")  # as a form gives it
+    audited_save(
+        obj=voucher, actor=brands["owner"], brand_id=voucher.brand_id, fields=VOUCHER_AUDITED
+    )
+    assert not AuditEntry.objects.filter(action="voucher.edit").exists()
