@@ -191,15 +191,17 @@ def settlement_start(*, kind: str, parent_id: int) -> int:
     if bounds is None:
         transaction.on_commit(lambda: _finish(kind, parent_id))
         return 0
-    # Fresh statistics before the chunks run: the commitments came in since the last
-    # autovacuum, and a planner expecting one row per chunk picks nested loops over them.
-    transaction.on_commit(lambda: _analyze(book), robust=True)
     first, last = bounds
     size = settings.SETTLEMENT_CHUNK_SIZE
     chunks = 0
     for start in range(first, last + 1, size):
         settlement_chunk.delay_on_commit(kind, parent_id, start, min(start + size - 1, last))
         chunks += 1
+    # Fresh statistics for the chunks' statements: the commitments came in since the last
+    # autovacuum, and a planner expecting one row per chunk picks nested loops over them.
+    # After the chunks are queued (callbacks run in order): the workers start meanwhile
+    # (seconds on a big table), their statements written to plan well on stale ones too.
+    transaction.on_commit(lambda: _analyze(book), robust=True)
     return chunks
 
 
