@@ -38,6 +38,8 @@ from payments.commitments.intake import (
     BlockWriter,
     block_start_sql,
     intake_after_commit,
+    intake_execute_and_commit,
+    intake_locked,
     intake_submit,
 )
 from payments.models import SavedCard
@@ -233,11 +235,12 @@ def _lock_and_read(batch_ids: list[int], params: dict) -> tuple[list[PreorderBat
         start = block_start_sql()
         if start:
             lock_cursor.execute(start)
-        lock_cursor.execute(_LOCK_SQL, [batch_ids])
-        read_cursor.execute(_READ_SQL, params)
+        lock_cursor.execute(_LOCK_SQL, [batch_ids], prepare=True)
+        read_cursor.execute(_READ_SQL, params, prepare=True)
     batches = [
         PreorderBatch.from_db("default", _BATCH_NAMES, row) for row in lock_cursor.fetchall()
     ]
+    intake_locked()
     return batches, read_cursor.fetchall()
 
 
@@ -380,7 +383,7 @@ class ReservationWriter:
             made[user.pk, key] = admission
             outcomes.append(admission)
         if made:
-            self._write(list(made.values()), batches, claimed, outcomes, now)
+            self._write(list(made.values()), batches, claimed, reoffer, outcomes, now)
             for batch_id in sorted(reoffer):
                 batch = batches[batch_id]
                 batch.refresh_from_db()
@@ -415,7 +418,7 @@ class ReservationWriter:
                 )
         check_room(batch, quantity, offer)
 
-    def _write(self, rows: list[_Admission], batches, claimed, outcomes, now) -> None:
+    def _write(self, rows: list[_Admission], batches, claimed, reoffer, outcomes, now) -> None:
         """One statement: the reservations (a twin sent to another batch's form at the same
         instant is skipped by its unique key), their events, and the batches' counters by
         what was really inserted (the batch's CheckConstraint refuses anything over the
@@ -427,19 +430,21 @@ class ReservationWriter:
         values = _constants(now)
         raw = connection.connection
         with psycopg.Cursor(raw) as cursor:
-            cursor.execute(
-                sql,
-                [
-                    "[" + ",".join(a.json for a in rows) + "]",
-                    *[f.get_db_prep_save(values[f.attname], connection) for f in constant],
-                    ReservationStatus.HELD.value,
-                    now,
-                    [user_id for user_id, _, _ in claimed],
-                    [key for _, key, _ in claimed],
-                    [offer.quantity for _, _, offer in claimed],
-                ],
-            )
-            inserted = {(user_id, key): pk for pk, user_id, key in cursor.fetchall()}
+            params = [
+                "[" + ",".join(a.json for a in rows) + "]",
+                *[f.get_db_prep_save(values[f.attname], connection) for f in constant],
+                ReservationStatus.HELD.value,
+                now,
+                [user_id for user_id, _, _ in claimed],
+                [key for _, key, _ in claimed],
+                [offer.quantity for _, _, offer in claimed],
+            ]
+            if claimed or reoffer:  # the offers are written after it, in the transaction
+                cursor.execute(sql, params, prepare=True)
+                written = cursor.fetchall()
+            else:  # the last write of the block: with its COMMIT
+                written = intake_execute_and_commit(cursor, sql, params)
+            inserted = {(user_id, key): pk for pk, user_id, key in written}
         firsts = {}
         if len(inserted) < len(rows):  # their twins won: the first reservation is the answer
             missed = [a for a in rows if (a.request.user.pk, a.key) not in inserted]

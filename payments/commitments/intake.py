@@ -54,6 +54,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+import psycopg
 from django.db import IntegrityError, connection, transaction
 
 logger = logging.getLogger(__name__)
@@ -125,22 +126,33 @@ def _lead(writer: BlockWriter, combiner: _Combiner) -> None:
     with combiner.lock:
         block = combiner.waiting[:BLOCK_MAX]
         del combiner.waiting[:BLOCK_MAX]
-    _hooks.pending = []
+    handed = False
+
+    def hand_over() -> None:
+        """The first of those who came meanwhile leads the next block: once this one holds
+        its locks (the next then queues for them in the database, and is granted them at
+        this one's commit, with no round trip to a client in between), or at the latest
+        after its commit (which does not wait for the WAL flush)."""
+        nonlocal handed
+        if handed:
+            return
+        handed = True
+        with combiner.lock:
+            if combiner.waiting:
+                combiner.waiting[0].lead = True
+                combiner.waiting[0].wake.set()
+            else:
+                combiner.leading = False
+
+    _hooks.pending, _hooks.locked = [], hand_over
     try:
         outcomes = _committed(writer, [p.request for p in block])
         hooks = _hooks.pending
     except BaseException as exc:  # noqa: BLE001 - handed to every request of the block
         outcomes, hooks = [exc] * len(block), []
     finally:
-        _hooks.pending = None
-    # The block's locks are released at its (asynchronous) commit: the next block may be
-    # decided and written while this one's WAL is flushed.
-    with combiner.lock:
-        if combiner.waiting:  # the first of those who came meanwhile leads the next block
-            combiner.waiting[0].lead = True
-            combiner.waiting[0].wake.set()
-        else:
-            combiner.leading = False
+        _hooks.pending = _hooks.locked = None
+    hand_over()
     try:
         _durable()
     except BaseException as exc:  # noqa: BLE001 - unknown whether it is durable: nobody is told
@@ -202,6 +214,7 @@ def _settle(outcome: Any) -> Any:
 
 class _Hooks(threading.local):
     pending: list[Callable[[], object]] | None = None
+    locked: Callable[[], None] | None = None
 
 
 _hooks = _Hooks()
@@ -213,6 +226,29 @@ def block_start_sql() -> str | None:
     on disk; the engine answers nobody before `_durable` has flushed it, outside the locks.
     None when the request is written in a caller's transaction: its commit is the caller's."""
     return "SET LOCAL synchronous_commit = off" if _hooks.pending is not None else None
+
+
+def intake_locked() -> None:
+    """The writer holds its block's locks: the next block may gather its requests and queue
+    for them meanwhile."""
+    if _hooks.locked is not None:
+        _hooks.locked()
+
+
+def intake_execute_and_commit(cursor: Any, sql: str, params: Any) -> list[tuple]:
+    """The block's last statement (prepared: planned once a connection), and its rows. In an
+    engine block, sent with the COMMIT in
+    one round trip (pipeline mode), so the locks are not held while a client reads the
+    statement's answer; the transaction is then over (Django's COMMIT at the end of the
+    block finds nothing to do), so nothing may follow it but reads."""
+    if _hooks.pending is None:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
+    raw = cursor.connection
+    with raw.pipeline():
+        cursor.execute(sql, params, prepare=True)
+        psycopg.Cursor(raw).execute("COMMIT")
+    return cursor.fetchall()
 
 
 def intake_after_commit(func: Callable[[], object]) -> None:
