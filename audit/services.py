@@ -97,20 +97,40 @@ def audit_change(
 
 
 @transaction.atomic
-def audited_save(*, obj: Model, actor, brand_id: int | None, fields: Collection[str]) -> Model:
+def audited_save(
+    *,
+    obj: Model,
+    actor,
+    brand_id: int | None,
+    fields: Collection[str],
+    parent: Model | None = None,
+) -> Model:
     """An operator's create or edit of a row that has no other rule than its form: save it
     and record the `fields` it changed as `<model>.create` or `<model>.edit`."""
     action = f"{obj._meta.model_name}.{'create' if obj._state.adding else 'edit'}"
     before = audit_snapshot(obj, fields)
     obj.save()
     audit_change(
-        actor=actor, action=action, obj=obj, brand_id=brand_id, fields=fields, before=before
+        actor=actor,
+        action=action,
+        obj=obj,
+        brand_id=brand_id,
+        fields=fields,
+        before=before,
+        parent=parent,
     )
     return obj
 
 
 @transaction.atomic
-def audited_delete(*, obj: Model, actor, brand_id: int | None, fields: Collection[str]) -> None:
+def audited_delete(
+    *,
+    obj: Model,
+    actor,
+    brand_id: int | None,
+    fields: Collection[str],
+    parent: Model | None = None,
+) -> None:
     """An operator's delete of such a row; the entry (`<model>.delete`) keeps what it was."""
     audit_record(
         actor=actor,
@@ -118,5 +138,6 @@ def audited_delete(*, obj: Model, actor, brand_id: int | None, fields: Collectio
         obj=obj,
         brand_id=brand_id,
         before=audit_snapshot(obj, fields),
+        parent=parent,
     )
     obj.delete()

@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from audit.admin_edits import AuditedInlinesAdmin
 from catalog.admin_exports import export_selection
 from catalog.admin_scoping import (
     BrandScopedAdmin,
@@ -196,8 +197,12 @@ class CampaignEventInline(BrandScopedInline, admin.TabularInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(BrandScopedAdmin):
+class CampaignAdmin(AuditedInlinesAdmin, BrandScopedAdmin):
     form = CampaignForm
+    audited_inlines = {
+        RewardTier: ("title", "min_amount", "limit", "kind", "variant_id"),
+        StretchGoal: ("amount", "title"),
+    }
     list_display = ["title", "brand", "status", "progress", "backer_count", "deadline"]
     list_filter = ["status", "funding_model"]
     list_select_related = ["brand"]

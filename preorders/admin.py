@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timeuntil
 
+from audit.admin_edits import AuditedInlinesAdmin
 from catalog.admin_exports import export_selection
 from catalog.admin_scoping import (
     BrandScopedAdmin,
@@ -304,8 +305,16 @@ OPERATIONS = {action.name: action for action in BATCH_MACHINE.actions}
 
 
 @admin.register(PreorderBatch)
-class PreorderBatchAdmin(BrandScopedAdmin):
+class PreorderBatchAdmin(AuditedInlinesAdmin, BrandScopedAdmin):
     form = PreorderBatchForm
+    audited_inlines = {
+        PriceTier: ("min_quantity", "unit_price"),
+        VariantCap: ("variant_id", "cap"),
+    }
+
+    def audited_brand_id(self, obj) -> int | None:
+        return obj.product.brand_id
+
     list_display = [
         "title",
         "product",

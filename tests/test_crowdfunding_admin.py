@@ -10,6 +10,8 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEntry
+from audit.selectors import audit_entries_visible
 from catalog.exports import export_job_run
 from catalog.models import ExportJob
 from crowdfunding.models import (
@@ -98,6 +100,19 @@ def test_an_operator_sets_up_and_launches_a_campaign_with_tiers_and_a_stretch_go
         "<script>" not in campaign.story_html and "<strong>Because</strong>" in campaign.story_html
     )
     assert campaign.tiers.count() == 2 and campaign.stretch_goals.count() == 1
+    tiers = AuditEntry.objects.filter(action="rewardtier.create").order_by("id")
+    assert [(e.actor, e.brand_id, e.parent_object_id) for e in tiers] == [
+        (operator, mine.pk, str(campaign.pk))
+    ] * 2
+    assert tiers[0].after == {
+        "title": "Early bird",
+        "min_amount": "49.00",
+        "limit": 50,
+        "kind": "digital",
+        "variant_id": None,
+    }
+    goal = AuditEntry.objects.get(action="stretchgoal.create")
+    assert goal.after == {"amount": "2000.00", "title": "Wireless case"}
     assert client.get(campaign.get_absolute_url()).status_code == 200  # the brand sees its draft
     launched = client.post(
         "/admin/crowdfunding/campaign/",
@@ -120,6 +135,7 @@ def test_an_operator_sets_up_and_launches_a_campaign_with_tiers_and_a_stretch_go
         {"action": "close_now", "_selected_action": [campaign.pk]},
     )
     assert Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.LIVE
+    assert not audit_entries_visible(user=_operator(theirs)).exists()
 
 
 def test_a_bad_window_or_community_is_a_form_error(client):

@@ -17,6 +17,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEntry
+from audit.selectors import audit_entries_visible
 from catalog.exports import export_job_run
 from catalog.models import ExportJob
 from preorders.models import (
@@ -227,7 +229,16 @@ def test_operator_creates_a_batch_with_its_ladder_then_publishes_it(client, worl
         (20, Decimal("269.00")),
         (50, Decimal("249.00")),
     ]
-    assert VariantCap.objects.get(batch=batch).cap == 40
+    cap = VariantCap.objects.get(batch=batch)
+    assert cap.cap == 40
+    capped = AuditEntry.objects.get(action="variantcap.create")
+    assert (capped.actor, capped.object_id, capped.after) == (
+        operator,
+        str(cap.pk),
+        {"variant_id": cap.variant_id, "cap": 40},
+    )
+    assert AuditEntry.objects.filter(action="pricetier.create").count() == 3
+    assert not audit_entries_visible(user=_operator(their_batch.product.brand)).exists()
 
     # Editing it: the option caps offer only this product's options.
     page = client.get(f"{BATCHES}{batch.pk}/change/").content.decode()
@@ -393,7 +404,16 @@ def test_a_scheduled_batch_can_be_edited_but_keeps_a_ladder(client, worlds):
     my_batch.refresh_from_db()
     assert my_batch.min_quantity == 8 and my_batch.status == BatchStatus.SCHEDULED
     assert my_batch.reserved_units == 1  # the counter is never written by the form
-    assert my_batch.tiers.get(min_quantity=10).unit_price == Decimal("175.00")
+    tier = my_batch.tiers.get(min_quantity=10)
+    assert tier.unit_price == Decimal("175.00")
+    entry = AuditEntry.objects.get(action="pricetier.edit")  # the ladder's one changed rung
+    assert (entry.actor, entry.brand_id, entry.object_id) == (
+        operator,
+        my_batch.product.brand_id,
+        str(tier.pk),
+    )
+    assert (entry.before, entry.after) == ({"unit_price": "179.00"}, {"unit_price": "175.00"})
+    assert entry.parent_object_id == str(my_batch.pk)  # on the batch's history
 
     # Removing every tier of a published batch is refused.
     data = _change_data(client.get(f"{BATCHES}{my_batch.pk}/change/"))
@@ -402,6 +422,7 @@ def test_a_scheduled_batch_can_be_edited_but_keeps_a_ladder(client, worlds):
     assert response.status_code == 200
     assert "A published batch needs at least one price tier." in response.content.decode()
     assert my_batch.tiers.count() == 3
+    assert not AuditEntry.objects.filter(action="pricetier.delete").exists()
 
 
 # --- the actions ----------------------------------------------------------------------------
