@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 
+from audit.services import audited_save
 from catalog.admin_scoping import (
     BrandScopedAdmin,
     BrandScopedInline,
@@ -112,12 +113,13 @@ class CommunityAdmin(BrandScopedAdmin):
             membership = membership_form.instance
             try:
                 if formset._should_delete_form(membership_form):
-                    membership_remove_as_operator(membership=membership)
+                    membership_remove_as_operator(membership=membership, actor=request.user)
                 else:
                     membership_update_as_operator(
                         membership=membership,
                         role=membership_form.cleaned_data["role"],
                         status=membership_form.cleaned_data["status"],
+                        actor=request.user,
                     )
             except ValidationError as exc:  # a concurrent change since the form was checked
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
@@ -163,7 +165,13 @@ class PostAdmin(MembersAsTextMixin, BrandScopedAdmin):
         return format_html('<a href="{}">image</a>', obj.image_url) if obj.image else "-"
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+        # Hiding, restoring or pinning a post is a moderation decision: audited.
+        audited_save(
+            obj=obj,
+            actor=request.user,
+            brand_id=obj.community.brand_id,
+            fields=("hidden_at", "is_pinned"),
+        )
         feed_changed(community_id=obj.community_id)  # a pin or a hide shows to visitors
 
 
@@ -199,7 +207,7 @@ class ReportAdmin(MembersAsTextMixin, BrandScopedAdmin):
                 report_resolve(report=report, moderator=request.user, hide=hide)
             except PermissionDenied:
                 # Operators moderate their brand's communities without being members.
-                report_resolve_as_operator(report=report, hide=hide)
+                report_resolve_as_operator(report=report, hide=hide, actor=request.user)
         self.message_user(request, "Done.", messages.SUCCESS)
 
     @admin.action(description="Hide the reported content", permissions=["change"])

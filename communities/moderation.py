@@ -11,7 +11,12 @@ from accounts.models import User
 from communities.feed_cache import feed_changed
 from communities.honour import level_for
 from communities.models import Comment, Community, Membership, Post, Report
-from communities.services import check_member, check_moderator, check_outranks
+from communities.services import (
+    audit_moderation,
+    check_member,
+    check_moderator,
+    check_outranks,
+)
 from markup.text import text_clean_line
 
 # Reports from this many trusted members (level 2 and up) hide a post until reviewed.
@@ -72,16 +77,24 @@ def report_resolve(*, report: Report, moderator: User, hide: bool) -> None:
     actor = check_moderator(community=report.community, user=moderator)
     author_id = report.post.author_id if report.post_id else report.comment.author_id
     check_outranks(actor=actor, target_user_id=author_id, community=report.community)
-    report_resolve_as_operator(report=report, hide=hide)
+    report_resolve_as_operator(report=report, hide=hide, actor=moderator)
 
 
 @transaction.atomic
-def report_resolve_as_operator(*, report: Report, hide: bool) -> None:
-    """For the admin, whose brand scoping already checked the operator."""
+def report_resolve_as_operator(*, report: Report, hide: bool, actor: User | None = None) -> None:
+    """For the admin, whose brand scoping already checked the operator. The decision is
+    audited as `actor`'s, on the post or comment."""
     target = (
         Post.objects.filter(pk=report.post_id)
         if report.post_id
         else Comment.objects.filter(pk=report.comment_id)
+    )
+    audit_moderation(
+        actor=actor,
+        action="report.resolve",
+        obj=target.get(),
+        hidden=hide,
+        after={"resolution": "hidden" if hide else "restored"},
     )
     target.update(hidden_at=timezone.now() if hide else None)
     feed_changed(community_id=report.community_id)

@@ -14,6 +14,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.models import User
+from audit.services import audit_record
 from catalog.search_words import search_words_add
 from communities.feed_cache import community_changed, feed_changed
 from communities.honour import (
@@ -188,6 +189,38 @@ def membership_decide(*, membership: Membership, moderator: User, approve: bool)
         membership.delete()
 
 
+def _audit_membership(*, actor, action: str, membership: Membership, before: dict) -> None:
+    # Who may post and moderate is access: each change of a membership by someone else is
+    # audited, for the brand whose fan club it is (a standalone circle's: superusers only).
+    removed = action == "membership.remove"
+    audit_record(
+        actor=actor,
+        action=action,
+        obj=membership,
+        brand_id=Community.objects.values_list("brand_id", flat=True).get(
+            pk=membership.community_id
+        ),
+        before=before,
+        after={} if removed else {"role": membership.role, "status": membership.status},
+        parent=membership.community,
+    )
+
+
+def audit_moderation(
+    *, actor: User | None, action: str, obj: Post | Comment, hidden: bool, after: dict | None = None
+) -> None:
+    """A moderator's or operator's hiding (`hidden`) or restoring of a post or comment."""
+    community_id = obj.community_id if isinstance(obj, Post) else obj.post.community_id
+    audit_record(
+        actor=actor,
+        action=action,
+        obj=obj,
+        brand_id=Community.objects.values_list("brand_id", flat=True).get(pk=community_id),
+        before={"hidden": obj.hidden_at is not None},
+        after={"hidden": hidden, **(after or {})},
+    )
+
+
 @transaction.atomic
 def member_ban(*, community: Community, user: User, moderator: User) -> None:
     actor = check_moderator(community=community, user=moderator)
@@ -197,10 +230,16 @@ def member_ban(*, community: Community, user: User, moderator: User) -> None:
     existing = Membership.objects.filter(community=community, user=user).first()
     if existing is not None:
         check_owner_remains(membership=existing, role=Role.MEMBER, status=MembershipStatus.BANNED)
-    Membership.objects.update_or_create(
+    membership, _created = Membership.objects.update_or_create(
         community=community,
         user=user,
         defaults={"status": MembershipStatus.BANNED, "role": Role.MEMBER},
+    )
+    _audit_membership(
+        actor=moderator,
+        action="member.ban",
+        membership=membership,
+        before={"role": existing.role, "status": existing.status} if existing else {},
     )
     _recount_members(community.pk)
     key = leaderboard_cache_key(community.pk)  # a banned member leaves the boards at once
@@ -219,21 +258,28 @@ def membership_set_role(*, membership: Membership, actor: User, role: str) -> Me
     check_outranks(actor=acting, target_user_id=membership.user_id, community=membership.community)
     if acting.role != Role.OWNER:
         raise PermissionDenied("Only owners give roles.")
-    return membership_update_as_operator(membership=membership, role=role, status=membership.status)
+    return membership_update_as_operator(
+        membership=membership, role=role, status=membership.status, actor=actor
+    )
 
 
 @transaction.atomic
-def membership_update_as_operator(*, membership: Membership, role: str, status: str) -> Membership:
+def membership_update_as_operator(
+    *, membership: Membership, role: str, status: str, actor: User | None = None
+) -> Membership:
     """For the admin (brand scoping already checked the operator) and `membership_set_role`:
-    any role or status, but the last active owner is never demoted, banned or left pending."""
+    any role or status (a ban lifted included), but the last active owner is never demoted,
+    banned or left pending. The change is audited as `actor`'s."""
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     if (membership.role, membership.status) == (role, status):
         return membership
     check_owner_remains(membership=membership, role=role, status=status)
     was_active = membership.is_active
+    before = {"role": membership.role, "status": membership.status}
     membership.role, membership.status = role, status
     membership.full_clean()
     membership.save(update_fields=["role", "status"])
+    _audit_membership(actor=actor, action="membership.edit", membership=membership, before=before)
     _recount_members(membership.community_id)
     if membership.is_active and not was_active:
         on_member_joined(membership=membership)
@@ -241,12 +287,18 @@ def membership_update_as_operator(*, membership: Membership, role: str, status: 
 
 
 @transaction.atomic
-def membership_remove_as_operator(*, membership: Membership) -> None:
+def membership_remove_as_operator(*, membership: Membership, actor: User | None = None) -> None:
     """For the admin: remove a membership, never the last active owner's."""
     membership = Membership.objects.select_for_update().filter(pk=membership.pk).first()
     if membership is None:
         return
     check_owner_remains(membership=membership, role="", status="")
+    _audit_membership(
+        actor=actor,
+        action="membership.remove",
+        membership=membership,
+        before={"role": membership.role, "status": membership.status},
+    )
     membership.delete()
     _recount_members(membership.community_id)
 
@@ -402,7 +454,8 @@ def post_delete(*, post: Post, user: User) -> None:
         return
     actor = check_moderator(community=post.community, user=user)
     check_outranks(actor=actor, target_user_id=post.author_id, community=post.community)
-    Post.objects.filter(pk=post.pk, hidden_at__isnull=True).update(hidden_at=timezone.now())
+    if Post.objects.filter(pk=post.pk, hidden_at__isnull=True).update(hidden_at=timezone.now()):
+        audit_moderation(actor=user, action="post.hide", obj=post, hidden=True)
 
 
 @transaction.atomic
@@ -508,6 +561,8 @@ def comment_delete(*, comment: Comment, user: User) -> None:
             actor=actor, target_user_id=comment.author_id, community=comment.post.community
         )
         changed = still_visible.update(hidden_at=timezone.now())
+        if changed:
+            audit_moderation(actor=user, action="comment.hide", obj=comment, hidden=True)
     if not changed:
         return
     Post.objects.filter(pk=comment.post_id, comment_count__gt=0).update(

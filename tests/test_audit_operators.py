@@ -12,7 +12,7 @@ from audit.selectors import audit_entries_visible
 from catalog.models import BrandRole
 from marketing.models import Placement, Voucher
 from tests.console import operator_of
-from tests.factories import BrandFactory
+from tests.factories import BrandFactory, UserFactory
 from tests.marketing import placement_make, voucher_make
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +129,97 @@ def test_an_unchanged_voucher_value_is_not_recorded_as_a_change(brands):
         obj=voucher, actor=brands["owner"], brand_id=voucher.brand_id, fields=VOUCHER_AUDITED
     )
     assert not AuditEntry.objects.filter(action="voucher.edit").exists()
+
+
+@pytest.fixture
+def club(brands, settings):
+    from communities.models import Community, Membership, Role
+    from communities.services import comment_create, post_create
+
+    settings.COMMUNITY_RATE_LIMITS = {"post": (100, 100), "comment": (100, 100)}
+    community = Community.objects.create(
+        name="Mine fans", slug="mine-fans", kind="brand", brand=brands["mine"]
+    )
+    moderator, troll = UserFactory(), UserFactory()
+    Membership.objects.create(community=community, user=moderator, role=Role.OWNER)
+    Membership.objects.create(community=community, user=troll, role=Role.MEMBER)
+    post = post_create(community=community, author=troll, title="Spam", body="Buy now")
+    comment = comment_create(post=post, author=troll, body="More spam")
+    return {
+        "community": community,
+        "moderator": moderator,
+        "troll": troll,
+        "post": post,
+        "comment": comment,
+    }
+
+
+def test_a_ban_its_lifting_and_a_moderators_removals_are_audited(brands, club):
+    from communities.models import Membership
+    from communities.services import (
+        comment_delete,
+        member_ban,
+        membership_update_as_operator,
+        post_delete,
+    )
+
+    community, moderator, troll = club["community"], club["moderator"], club["troll"]
+    post_delete(post=club["post"], user=moderator)
+    comment_delete(comment=club["comment"], user=moderator)
+    post_delete(post=club["post"], user=moderator)  # already hidden: nothing more
+    hidden = _only("post.hide")
+    assert (hidden.actor, hidden.brand, hidden.object_id) == (
+        moderator,
+        brands["mine"],
+        str(club["post"].pk),
+    )
+    assert (hidden.before, hidden.after) == ({"hidden": False}, {"hidden": True})
+    assert _only("comment.hide").object_id == str(club["comment"].pk)
+
+    member_ban(community=community, user=troll, moderator=moderator)
+    membership = Membership.objects.get(community=community, user=troll)
+    banned = _only("member.ban")
+    assert (banned.actor, banned.brand, banned.object_id) == (
+        moderator,
+        brands["mine"],
+        str(membership.pk),
+    )
+    assert (banned.before, banned.after) == (
+        {"role": "member", "status": "active"},
+        {"role": "member", "status": "banned"},
+    )
+    membership_update_as_operator(
+        membership=membership, role="member", status="active", actor=brands["owner"]
+    )
+    lifted = _only("membership.edit")
+    assert (lifted.actor, lifted.before["status"], lifted.after["status"]) == (
+        brands["owner"],
+        "banned",
+        "active",
+    )
+    assert _none_seen_by(brands["their_owner"])
+
+
+def test_resolving_a_report_in_the_admin_is_audited(client, brands, club):
+    from communities.moderation import report_create
+
+    report = report_create(reporter=club["moderator"], reason="spam", post=club["post"])
+    client.force_login(brands["owner"])
+    client.post(
+        "/admin/communities/report/",
+        {"action": "hide_reported", "_selected_action": [report.pk]},
+    )
+    report.refresh_from_db()
+    assert report.resolution == "hidden"
+    resolved = _only("report.resolve")
+    assert (resolved.actor, resolved.brand, resolved.object_id) == (
+        brands["owner"],
+        brands["mine"],
+        str(club["post"].pk),
+    )
+    assert (resolved.before, resolved.after) == (
+        {"hidden": False},
+        {"hidden": True, "resolution": "hidden"},
+    )
+    assert "report.resolve" in client.get("/admin/audit/auditentry/").content.decode()
+    assert _none_seen_by(brands["their_owner"])
