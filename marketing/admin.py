@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from audit.admin_edits import AuditedEditsAdmin
+from audit.admin_edits import AuditedEditsAdmin, AuditedInlinesAdmin
 from catalog.admin_exports import export_selection
 from catalog.admin_scoping import BrandScopedAdmin, BrandScopedInline, as_text_for_operators
 from formatting.formats import money
@@ -97,8 +97,9 @@ class VoucherForm(VerifiedImagesModelForm):
 
 
 @admin.register(Voucher)
-class VoucherAdmin(AuditedEditsAdmin, BrandScopedAdmin):
+class VoucherAdmin(AuditedEditsAdmin, AuditedInlinesAdmin, BrandScopedAdmin):
     audited_fields = VOUCHER_AUDITED
+    audited_inlines = {VoucherCode: ("code", "usage_limit")}  # a code typed in or removed
     form = VoucherForm
     list_display = ["name", "brand", "offer", "scope", "usage", "window", "is_active"]
     list_filter = ["is_active", "kind", "scope"]

@@ -90,6 +90,37 @@ def test_a_voucher_created_edited_switched_off_and_deleted_is_audited(client, br
     assert "voucher.edit" in client.get("/admin/audit/auditentry/").content.decode()
 
 
+def test_a_code_typed_in_or_removed_by_hand_is_audited(client, brands):
+    mine, owner = brands["mine"], brands["owner"]
+    voucher = voucher_make(brand=mine, code="OLD10")
+    old = voucher.codes.get()
+    client.force_login(owner)
+    form = _voucher_form(
+        mine,
+        **{
+            "codes-TOTAL_FORMS": "2",
+            "codes-INITIAL_FORMS": "1",
+            "codes-0-id": old.pk,
+            "codes-0-voucher": voucher.pk,
+            "codes-0-DELETE": "on",
+            "codes-1-code": "NEW20",
+            "codes-1-usage_limit": "5",
+            "codes-1-voucher": voucher.pk,
+        },
+    )
+    response = client.post(f"{VOUCHERS}{voucher.pk}/change/", form)
+    assert response.status_code == 302, response.context["errors"]
+    assert list(voucher.codes.values_list("code", flat=True)) == ["NEW20"]
+    added, removed = _only("vouchercode.create"), _only("vouchercode.delete")
+    assert (added.actor, added.brand, added.parent_object_id) == (owner, mine, str(voucher.pk))
+    assert added.after == {"code": "NEW20", "usage_limit": 5}
+    assert (removed.object_id, removed.before) == (
+        str(old.pk),
+        {"code": "OLD10", "usage_limit": old.usage_limit},
+    )
+    assert _none_seen_by(brands["their_owner"])
+
+
 def test_a_placement_created_edited_and_deleted_is_audited(client, brands):
     mine, owner = brands["mine"], brands["owner"]
     voucher = voucher_make(brand=mine)
