@@ -254,3 +254,27 @@ def test_resolving_a_report_in_the_admin_is_audited(client, brands, club):
     )
     assert "report.resolve" in client.get("/admin/audit/auditentry/").content.decode()
     assert _none_seen_by(brands["their_owner"])
+
+
+def test_restoring_or_pinning_a_post_in_the_admin_is_audited(client, brands, club):
+    from communities.models import Post
+    from communities.services import post_delete
+
+    post = club["post"]
+    post_delete(post=post, user=club["moderator"])  # hidden by the moderator
+    client.force_login(brands["owner"])
+    url = f"/admin/communities/post/{post.pk}/change/"
+    page = client.get(url).content.decode()
+    assert 'name="hidden_at_0"' in page
+    response = client.post(url, {"is_pinned": "on", "hidden_at_0": "", "hidden_at_1": ""})
+    assert response.status_code == 302
+    assert Post.objects.get(pk=post.pk).hidden_at is None
+    restored = _only("post.edit")
+    assert (restored.actor, restored.brand, restored.object_id) == (
+        brands["owner"],
+        brands["mine"],
+        str(post.pk),
+    )
+    assert restored.after == {"hidden_at": None, "is_pinned": True}
+    assert restored.before["is_pinned"] is False and restored.before["hidden_at"]
+    assert _none_seen_by(brands["their_owner"])
