@@ -90,7 +90,13 @@ class CommunityAdmin(BrandScopedAdmin):
     def save_model(self, request, obj, form, change):
         obj.description_html = markdown_render(obj.description)
         obj.rules_html = markdown_render(obj.rules)
-        super().save_model(request, obj, form, change)
+        # Who may see and join it (its visibility) is access: audited with its name and place.
+        audited_save(
+            obj=obj,
+            actor=request.user,
+            brand_id=obj.brand_id,
+            fields=("brand_id", "kind", "name", "slug", "visibility"),
+        )
         search_words_add(texts=[obj.name, obj.description])  # found by a mistyped search
         community_changed(community_id=obj.pk, slug_or_visibility=True)  # its cached page
 

@@ -278,3 +278,32 @@ def test_restoring_or_pinning_a_post_in_the_admin_is_audited(client, brands, clu
     assert restored.after == {"hidden_at": None, "is_pinned": True}
     assert restored.before["is_pinned"] is False and restored.before["hidden_at"]
     assert _none_seen_by(brands["their_owner"])
+
+
+def test_a_change_of_a_fan_clubs_visibility_is_audited(client, brands, club):
+    community = club["community"]
+    client.force_login(brands["owner"])
+    data = {
+        "brand": brands["mine"].pk,
+        "kind": "brand",
+        "name": community.name,
+        "slug": community.slug,
+        "description": "",
+        "rules": "",
+        "visibility": "private",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+    }
+    url = f"/admin/communities/community/{community.pk}/change/"
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["errors"]
+    entry = _only("community.edit")
+    assert (entry.actor, entry.brand, entry.object_id) == (
+        brands["owner"],
+        brands["mine"],
+        str(community.pk),
+    )
+    assert (entry.before, entry.after) == ({"visibility": "public"}, {"visibility": "private"})
+    client.post(url, data)  # unchanged: nothing more
+    assert AuditEntry.objects.filter(action="community.edit").count() == 1
+    assert _none_seen_by(brands["their_owner"])
