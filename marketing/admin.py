@@ -23,7 +23,12 @@ from marketing.models import Placement, Voucher, VoucherCode, VoucherUse
 from marketing.placements import PLACEMENT_AUDITED
 from marketing.selectors import placement_funnel, placement_funnel_by_day
 from marketing.targets import target_choices, target_label
-from marketing.vouchers import VOUCHER_AUDITED, voucher_codes_generate
+from marketing.vouchers import (
+    VOUCHER_AUDITED,
+    voucher_codes_generate,
+    voucher_targets,
+    voucher_targets_audit,
+)
 from uploads.forms import VerifiedImagesModelForm
 
 
@@ -148,7 +153,9 @@ class VoucherAdmin(AuditedEditsAdmin, AuditedInlinesAdmin, BrandScopedAdmin):
         return f"{start} – {end}"
 
     def save_related(self, request, form, formsets, change):
+        before = voucher_targets(form.instance)  # the voucher is saved, its lists not yet
         super().save_related(request, form, formsets, change)
+        voucher_targets_audit(voucher=form.instance, actor=request.user, before=before)
         count = form.cleaned_data.get("generate_count")
         if count:
             try:

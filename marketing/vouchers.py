@@ -332,6 +332,32 @@ VOUCHER_AUDITED = (
 )
 
 
+def voucher_targets(voucher: Voucher) -> dict[str, list[int]]:
+    """The products and categories a voucher applies to, as ids: read before an edit."""
+    if voucher.pk is None:
+        return {"products": [], "categories": []}
+    return {
+        "products": sorted(voucher.products.values_list("pk", flat=True)),
+        "categories": sorted(voucher.categories.values_list("pk", flat=True)),
+    }
+
+
+@transaction.atomic
+def voucher_targets_audit(*, voucher: Voucher, actor: User, before: dict[str, list[int]]) -> None:
+    """After an operator's edit of what a voucher applies to: an entry if it changed."""
+    after = voucher_targets(voucher)
+    changed = [name for name in after if after[name] != before[name]]
+    if changed:
+        audit_record(
+            actor=actor,
+            action="voucher.targets",
+            obj=voucher,
+            brand_id=voucher.brand_id,
+            before={name: before[name] for name in changed},
+            after={name: after[name] for name in changed},
+        )
+
+
 # --- codes ------------------------------------------------------------------------------------
 
 

@@ -90,6 +90,28 @@ def test_a_voucher_created_edited_switched_off_and_deleted_is_audited(client, br
     assert "voucher.edit" in client.get("/admin/audit/auditentry/").content.decode()
 
 
+def test_what_a_voucher_applies_to_is_audited(client, brands):
+    from tests.factories import ProductFactory
+
+    mine, owner = brands["mine"], brands["owner"]
+    first, second = ProductFactory(brand=mine), ProductFactory(brand=mine)
+    client.force_login(owner)
+    form = _voucher_form(mine, scope="products", products=[first.pk])
+    assert client.post(f"{VOUCHERS}add/", form).status_code == 302
+    voucher = Voucher.objects.get(name="Spring")
+    assert _only("voucher.targets").after == {"products": [first.pk]}
+    form["products"] = [first.pk, second.pk]
+    assert client.post(f"{VOUCHERS}{voucher.pk}/change/", form).status_code == 302
+    changed = AuditEntry.objects.filter(action="voucher.targets").latest("id")
+    assert (changed.before, changed.after) == (
+        {"products": [first.pk]},
+        {"products": sorted([first.pk, second.pk])},
+    )
+    client.post(f"{VOUCHERS}{voucher.pk}/change/", form)  # unchanged: nothing more
+    assert AuditEntry.objects.filter(action="voucher.targets").count() == 2
+    assert _none_seen_by(brands["their_owner"])
+
+
 def test_a_code_typed_in_or_removed_by_hand_is_audited(client, brands):
     mine, owner = brands["mine"], brands["owner"]
     voucher = voucher_make(brand=mine, code="OLD10")
