@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.core.cache import caches
 
 from config.page_cache import page_cache_forget
@@ -12,6 +13,9 @@ def _clean_caches():
     for alias in ("default", "sessions"):
         caches[alias].delete_pattern("*")  # this worker's key prefix only
     page_cache_forget()  # and this process's copies of cached pages
+    # A transactional test's flush recreates the content types with new ids; a request the
+    # browser journeys' live server answered meanwhile may have cached an old one.
+    ContentType.objects.clear_cache()
     yield
 
 
