@@ -3,11 +3,6 @@ paid orders of a brand."""
 
 from decimal import Decimal
 
-from django.apps import apps
-from django.contrib.auth.management import create_permissions
-from django.contrib.contenttypes.management import create_contenttypes
-from django.contrib.contenttypes.models import ContentType
-
 from accounts.models import User
 from catalog.team import brand_operator_add
 from orders.models import Cart
@@ -18,20 +13,9 @@ from tests.factories import ProductFactory, UserFactory, VariantFactory
 from tests.shop import ADDRESS, CARD_OK
 
 
-def _permissions_present() -> None:
-    """Every model's content type and permissions, as migrate leaves them. In a full run the
-    communities app's were seen missing for a test on a fresh database after other tests had
-    run on that worker (its admin then refused the brand's owner); not reproduced alone."""
-    ContentType.objects.clear_cache()
-    for app_config in apps.get_app_configs():
-        create_contenttypes(app_config, verbosity=0)
-        create_permissions(app_config, verbosity=0)
-
-
 def operator_of(brand, *, role: str, email: str | None = None) -> User:
     """A member of `brand`'s team with `role`, whose permissions come only from the groups
     the role puts them in (as in production)."""
-    _permissions_present()
     _operators_group()  # the staff's permissions, as the demo and production have them
     user = UserFactory(**({"email": email} if email else {}))
     brand_operator_add(brand=brand, user=user, role=role, actor=None)
