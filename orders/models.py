@@ -206,7 +206,8 @@ class OrderPart(models.Model):
 
     brand_lookup = "brand"
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="parts")
+    # Looked up by order through orders_part_once_per_brand (order, brand): no index of its own.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="parts", db_index=False)
     brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="order_parts")
     status = models.CharField(
         max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT
@@ -269,7 +270,10 @@ class OrderPayment(models.Model):
 
     brand_lookup = "order__parts__brand"
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="payment_links")
+    # Looked up by order through orders_payment_once (order, reference): no index of its own.
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="payment_links", db_index=False
+    )
     reference = models.CharField(max_length=100, db_index=True)
     position = models.PositiveSmallIntegerField(default=0)
 
