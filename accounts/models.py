@@ -3,7 +3,28 @@ from django.db import models
 from django.db.models.functions import Lower
 
 
-class EmailUserManager(UserManager):
+def _rows_changed(user_ids) -> None:
+    # Sessions read the row from a cache (accounts.user_cache): whatever changed it
+    # (password, deactivation, name, deletion), their next request reads it again.
+    from accounts.user_cache import user_row_changed
+
+    for user_id in user_ids:
+        user_row_changed(user_id=user_id)
+
+
+class UserQuerySet(models.QuerySet):
+    """Bulk writes (admin actions) retire the rows' cached copies as `save()` does."""
+
+    def update(self, **kwargs) -> int:
+        _rows_changed(list(self.values_list("pk", flat=True)))
+        return super().update(**kwargs)
+
+    def delete(self):
+        _rows_changed(list(self.values_list("pk", flat=True)))
+        return super().delete()
+
+
+class EmailUserManager(UserManager.from_queryset(UserQuerySet)):
     """Users sign in with their email address; there is no username."""
 
     use_in_migrations = True
@@ -95,6 +116,14 @@ class User(AbstractUser):
         if fields is not None and "display_name" in fields:
             kwargs["update_fields"] = {*fields, "name_key"}
         super().save(*args, **kwargs)
+        self._row_changed()
+
+    def delete(self, *args, **kwargs):
+        _rows_changed([self.pk])
+        return super().delete(*args, **kwargs)
+
+    def _row_changed(self) -> None:
+        _rows_changed([self.pk])
 
     @property
     def public_name(self) -> str:

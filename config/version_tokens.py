@@ -20,8 +20,12 @@ class VersionToken:
     def current(self, scope: object = "") -> str:
         return current_tokens((self, scope))[0]
 
-    def retire(self, scope: object = "") -> None:
+    def retire(self, scope: object = "", *, now: bool = False) -> None:
+        """`now`: at once as well, for what the writer itself reads before the commit (a
+        reader meanwhile caches under a token that the commit retires again)."""
         key = self._key(scope)
+        if now:
+            cache.delete(key)
         transaction.on_commit(lambda: cache.delete(key), robust=True)
 
 

@@ -462,9 +462,9 @@ def test_the_checkout_totals_cost_the_same_queries_whatever_the_cart(
     cart_with(user=buyer, items=items, code="COUNT")
     client.force_login(buyer)
     client.get("/")  # the session and the cart count cached
-    # The session, the user, the cart, its lines and their images; for each shipping method
-    # the code with its voucher and the once-per-customer checks. 12 for 1 line as for 6.
-    with django_assert_num_queries(12):
+    # The session, the cart, its lines and their images; for each shipping method the code
+    # with its voucher and the once-per-customer checks. 11 for 1 line as for 6.
+    with django_assert_num_queries(11):
         response = client.post("/checkout/totals/", {"shipping_method": "standard"})
     assert "COUNT" in response.content.decode()
 

@@ -230,9 +230,10 @@ CELERY_TASK_ALWAYS_EAGER = False
 
 # --- Auth and allauth ------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+# The same two backends, reading a session's user from accounts.user_cache.
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "accounts.user_cache.CachedModelBackend",
+    "accounts.user_cache.CachedAuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
