@@ -183,14 +183,28 @@ _ROW_FIELDS = (
 _ATTNAMES = [f.attname for f in Reservation._meta.concrete_fields]
 
 
+@functools.cache
+def _fixed_defaults() -> dict:
+    """The field defaults of those columns that are values (shared, so immutable ones only):
+    read once, not per reservation built."""
+    return {
+        f.attname: f.get_default()
+        for f in Reservation._meta.concrete_fields
+        if not f.primary_key and f.attname not in _ROW_FIELDS and not callable(f.default)
+    }
+
+
+_CALLED_DEFAULTS = [
+    f
+    for f in Reservation._meta.concrete_fields
+    if not f.primary_key and f.attname not in _ROW_FIELDS and callable(f.default)
+]
+
+
 def _constants(now: datetime) -> dict:
     """The columns every reservation of a block starts with: the field defaults, held, its
     receipt due, made now."""
-    values = {
-        f.attname: f.get_default()
-        for f in Reservation._meta.concrete_fields
-        if not f.primary_key and f.attname not in _ROW_FIELDS
-    }
+    values = {**_fixed_defaults(), **{f.attname: f.get_default() for f in _CALLED_DEFAULTS}}
     values.update(
         status=ReservationStatus.HELD.value, receipt_due=True, created_at=now, updated_at=now
     )
