@@ -110,14 +110,19 @@ def community_id_for(*, slug: str) -> tuple[int, bool] | None:
 def community_for(*, slug: str, user: User, readable: bool = False) -> CommunityView:
     """The community and the viewer's membership. `readable=True`: a 404 unless the viewer
     may read its content (public, or an active member)."""
-    community = Community.objects.select_related("brand").filter(slug=slug).first()
-    if community is None:
-        raise Http404("No such community")
-    membership = (
-        Membership.objects.filter(community=community, user=user).first()
-        if user.is_authenticated
-        else None
-    )
+    membership = None
+    if user.is_authenticated:  # a member's page: one query for both
+        membership = (
+            Membership.objects.select_related("community__brand")
+            .filter(community__slug=slug, user=user)
+            .first()
+        )
+    if membership is not None:
+        community = membership.community
+    else:
+        community = Community.objects.select_related("brand").filter(slug=slug).first()
+        if community is None:
+            raise Http404("No such community")
     view = CommunityView(community, membership)
     if readable and not view.can_read:
         raise Http404("No such community")
