@@ -402,11 +402,23 @@ class OrderEvent(models.Model):
     brand_lookup = "order__parts__brand"
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    # Both mostly empty (an order's own event, a change nobody made: every settled order's
+    # first): indexed where set only, which is all a lookup by part or actor reads.
     part = models.ForeignKey(
-        OrderPart, on_delete=models.CASCADE, null=True, blank=True, related_name="events"
+        OrderPart,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="events",
+        db_index=False,
     )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20)
@@ -415,6 +427,14 @@ class OrderEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["part"], name="orders_event_part", condition=Q(part__isnull=False)
+            ),
+            models.Index(
+                fields=["actor"], name="orders_event_actor", condition=Q(actor__isnull=False)
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.order.number}: {self.from_status or '-'} -> {self.to_status}"
