@@ -293,7 +293,7 @@ WITH r AS (
           ON o.user_id = ins.user_id AND o.key = ins.request_key
        GROUP BY ins.batch_id
     ) AS s
-   WHERE b.id = s.batch_id
+   WHERE b.id = s.batch_id AND b.id = ANY(%s::bigint[])  -- an index lookup, not a scan
 )
 SELECT id, user_id, request_key FROM ins
 """  # noqa: S608 (names from the model)
@@ -452,6 +452,7 @@ class ReservationWriter:
                 [user_id for user_id, _, _ in claimed],
                 [key for _, key, _ in claimed],
                 [offer.quantity for _, _, offer in claimed],
+                sorted({a.request.batch_id for a in rows}),
             ]
             if claimed or reoffer:  # the offers are written after it, in the transaction
                 cursor.execute(sql, params, prepare=True)
