@@ -109,6 +109,9 @@ def test_a_new_fan_joins_talks_reserves_and_buys(live_server, page, mailbox, bra
     # Buy: a misspelt search finds the phone; two colours (htmx); pay with 4242.
     page.goto(f"{base}/products/?q=nimbs")
     page.get_by_role("link", name="Nimbus X2").first.click()
+    # The colour chips swap the panel through htmx, a deferred script: a click before the
+    # page's load event reaches a plain radio (CI once clicked in that window).
+    page.wait_for_url(re.compile(r"/products/nimbus-x2/"), wait_until="load")
     expect(page.locator("#variant-panel")).to_contain_text("599.00")
     page.locator("label", has_text="White").click()  # htmx swaps the panel, no reload
     expect(page.locator("#variant-panel")).to_contain_text("649.00")
