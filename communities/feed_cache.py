@@ -24,6 +24,7 @@ from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext
 
+from communities.standing import MEMBER_STANDING, liked_among
 from config.version_tokens import VersionToken
 
 FEED_FRAGMENT_SECONDS = 60
@@ -90,28 +91,21 @@ def feed_fragment(*, request, view, cursor: str | None) -> SafeString:
     return mark_safe(html)  # noqa: S308 - our own template's output
 
 
-def liked_overlay(html: str, *, user) -> str:
-    """Fill in the member's like markers: which of the posts in `html` they like."""
-    from communities.models import Reaction
-
+def liked_overlay(html: str, *, user, standing: str | None = None) -> str:
+    """Fill in the member's like markers: which of the posts in `html` they like (read once
+    per process and standing token, `communities.standing`)."""
     post_ids = [int(pk) for pk in _POST_MARKER.findall(html)]
-    liked = (
-        {
-            str(pk)
-            for pk in Reaction.objects.filter(user=user, post_id__in=post_ids).values_list(
-                "post_id", flat=True
-            )
-        }
-        if post_ids
-        else set()
+    liked = liked_among(
+        user=user, token=standing or MEMBER_STANDING.current(user.pk), post_ids=post_ids
     )
 
+    # translated once a call, not once a marker (a page has three markers a post)
+    parts = {
+        True: {"on": " is-on", "pressed": "true", "label": gettext("Unlike")},
+        False: {"on": "", "pressed": "false", "label": gettext("Like")},
+    }
+
     def fill(match: re.Match) -> str:
-        on = match.group(2) in liked
-        return {
-            "on": " is-on" if on else "",
-            "pressed": "true" if on else "false",
-            "label": gettext("Unlike") if on else gettext("Like"),
-        }[match.group(1)]
+        return parts[match.group(2) in liked][match.group(1)]
 
     return _LIKE_MARKER.sub(fill, html)

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from catalog.models import Brand
 from communities.media import post_image_storage
+from communities.standing import StandingRow
 
 
 class CommunityKind(models.TextChoices):
@@ -69,7 +70,7 @@ class MembershipStatus(models.TextChoices):
     BANNED = "banned", "Banned"
 
 
-class Membership(models.Model):
+class Membership(StandingRow):
     brand_lookup = "community__brand"
 
     community = models.ForeignKey(Community, on_delete=models.CASCADE, related_name="memberships")
@@ -191,7 +192,7 @@ class Comment(models.Model):
         return f"Comment {self.pk} on {self.post_id}"
 
 
-class Reaction(models.Model):
+class Reaction(StandingRow):
     """A like. One per member per post."""
 
     post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="reactions")
@@ -232,7 +233,7 @@ class PointsEntry(models.Model):
         return f"{self.points:+d} for {self.user_id}: {self.reason}"
 
 
-class MemberBadge(models.Model):
+class MemberBadge(StandingRow):
     """A badge a member earned, kept as a row (granted once, by unique constraint)."""
 
     brand_lookup = "community__brand"

@@ -1,10 +1,11 @@
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -71,7 +72,8 @@ from communities.services import (
     post_set_pinned,
     post_update,
 )
-from config.page_cache import PageKey, cached_page, page_state
+from communities.standing import MEMBER_STANDING, Standing, member_standing
+from config.page_cache import PageKey, cached_page
 from config.version_tokens import current_tokens
 
 HONOUR_MARKER = "<!--fh:honour-->"  # detail.html's place for the member's "You here" card
@@ -116,26 +118,28 @@ def directory(request: HttpRequest) -> HttpResponse:
     )
 
 
-# slug -> (id, public?, the slug map's version when read): a visitor's community page costs
-# no query and one round trip to the cache.
+# slug -> (id, public?, the slug map's version when read): a community page costs no query
+# and one round trip to the cache, for a visitor and (with their standing) for a member.
 _community_ids: dict[str, tuple[int, bool, str]] = {}
 
 
-def _versions(community_id: int) -> list[str]:
-    """The slug map's, the community row's, its feed's and the catalogue's (brand names)."""
+def _versions(community_id: int, user_id: int | None) -> list[str]:
+    """The slug map's, the community row's, its feed's, the catalogue's (brand names) and
+    the member's standing (`communities.standing`)."""
     return current_tokens(
         (COMMUNITY_SLUGS, ""),
         (COMMUNITY_PAGE, community_id),
         (FEED_VERSION, community_id),
         (LISTING_VERSION, ""),
+        *([(MEMBER_STANDING, user_id)] if user_id is not None else []),
     )
 
 
-def _visitor_community(slug: str) -> tuple[int, bool, list[str]] | None:
+def _known_community(slug: str, user_id: int | None) -> tuple[int, bool, list[str]] | None:
     known = _community_ids.get(slug)
     if known is not None:
         community_id, public, slugs_then = known
-        versions = _versions(community_id)
+        versions = _versions(community_id, user_id)
         if versions[0] == slugs_then:
             return community_id, public, versions
     slugs = COMMUNITY_SLUGS.current()
@@ -145,7 +149,15 @@ def _visitor_community(slug: str) -> tuple[int, bool, list[str]] | None:
     if len(_community_ids) >= 10_000:
         _community_ids.clear()
     _community_ids[slug] = (*found, slugs)
-    return *found, _versions(found[0])
+    return *found, _versions(found[0], user_id)
+
+
+@dataclass(frozen=True)
+class _MemberPage:
+    """What a member's cached page fills in: their standing, and the token naming it."""
+
+    standing: Standing
+    token: str
 
 
 def _detail_key(request: HttpRequest, slug: str) -> PageKey | None:
@@ -154,44 +166,40 @@ def _detail_key(request: HttpRequest, slug: str) -> PageKey | None:
     moderators (join requests) and searches are not cached."""
     if "q" in request.GET:
         return None
-    if not request.user.is_authenticated:
-        found = _visitor_community(slug)
-        if found is None:
-            return None  # the view's 404
-        (community_id, readable, versions), view, membership = found, None, None
-    else:
-        view = community_for(slug=slug, user=request.user)
-        if view.can_moderate:
+    user = request.user
+    found = _known_community(slug, user.pk if user.is_authenticated else None)
+    if found is None:
+        return None  # the view's 404
+    community_id, public, versions = found
+    _, row, feed, catalogue, *standing_token = versions
+    state = None
+    standing = None
+    if standing_token:
+        standing = member_standing(
+            user=user, community_id=community_id, token=standing_token[0], community_version=row
+        )
+        if standing.can_moderate:
             return None
-        community_id, readable, membership = view.community.pk, view.can_read, view.membership
-        versions = _versions(community_id)
-    _, row, feed, catalogue = versions
+        state = _MemberPage(standing, standing_token[0])
+    readable = public or (standing is not None and standing.is_member)
     return PageKey(
-        parts=(
-            row,
-            feed if readable else "",
-            catalogue,
-            f"{membership.status}:{membership.role}" if membership else "-",
-        ),
-        state=view,
+        parts=(row, feed if readable else "", catalogue, standing.key_part if standing else "-"),
+        state=state,
     )
 
 
-def _detail_overlay(request: HttpRequest, html: str, view) -> str:
+def _detail_overlay(request: HttpRequest, html: str, page: _MemberPage | None) -> str:
     """The member's own parts of the shared members' page: their likes and standing."""
-    if view is None or not view.is_member:
+    if page is None or not page.standing.is_member:
         return html
-    html = liked_overlay(html, user=request.user)
-    card = get_template("communities/_honour_card.html").render(
-        {"view": view, "community": view.community, "my_badges": member_badges(view=view)}
-    )
-    return html.replace(HONOUR_MARKER, card)
+    html = liked_overlay(html, user=request.user, standing=page.token)
+    return html.replace(HONOUR_MARKER, page.standing.card_html)
 
 
 @require_GET
 @cached_page(key=_detail_key, overlay=_detail_overlay)
 def detail(request: HttpRequest, slug: str) -> HttpResponse:
-    view = page_state(request) or community_for(slug=slug, user=request.user)
+    view = community_for(slug=slug, user=request.user)
     cursor = request.GET.get("after")
     feed_html = None
     if view.can_read and cursor is not None:
