@@ -1,6 +1,7 @@
 """Product page views for the funnel: the page adds one to a Redis counter (no database
 write), the beat folds the counters into ProductViewDay rows, each view once."""
 
+import time
 from datetime import date
 
 import pytest
@@ -61,3 +62,21 @@ def test_a_failed_write_is_folded_in_by_the_next_run(monkeypatch):
     monkeypatch.undo()
     assert product_views_flush() == 1
     assert ProductViewDay.objects.get(product=product).views == 1
+
+
+def test_a_process_sends_its_views_at_most_once_a_second_in_one_round_trip(monkeypatch):
+    import catalog.product_views as module
+
+    product = ProductFactory()
+    module.product_views_send()
+    monkeypatch.setattr(module, "SEND_EVERY", 3600)  # nothing is due for an hour
+    monkeypatch.setattr(module, "_sent_at", time.monotonic())
+    redis = get_redis_connection("default")
+    for _ in range(3):
+        product_view_count(product_id=product.pk)
+    assert not list(redis.scan_iter(match=f"{_prefix()}:*"))  # no round trip on the page
+    monkeypatch.setattr(module, "SEND_EVERY", 0)
+    product_view_count(product_id=product.pk)  # due: all four go in one pipeline
+    (key,) = redis.scan_iter(match=f"{_prefix()}:*")
+    assert redis.hgetall(key) == {str(product.pk).encode(): b"4"}
+    assert product_views_flush() == 4
