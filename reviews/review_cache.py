@@ -31,6 +31,16 @@ def reviews_changed(*, product_id: int) -> None:
     REVIEWS_VERSION.retire(product_id)
 
 
+# One per fan for their own marks on product pages (their review, their wishlist): retired
+# by their review's and their wishlist's writes, so a product page names a fan's marks
+# without a query (storefront.views). Hiding a review retires the product's REVIEWS_VERSION.
+FAN_MARKS = VersionToken("reviews:fan-marks")
+
+
+def fan_marks_changed(*, user_id: int) -> None:
+    FAN_MARKS.retire(user_id)
+
+
 def reviews_overlay(html: str, *, own_review_id: int | None, badge: str) -> str:
     """The signed-in viewer's own review gets `badge` and loses its report form."""
     own = str(own_review_id) if own_review_id else None

@@ -15,7 +15,7 @@ from catalog.listing_version import listing_changed, product_changed
 from catalog.models import Product
 from orders.models import OrderLine, OrderStatus
 from reviews.models import Review, ReviewReport, WishlistItem
-from reviews.review_cache import reviews_changed
+from reviews.review_cache import fan_marks_changed, reviews_changed
 
 # Reports from this many different members hide a review until a moderator looks at it.
 REPORTS_TO_AUTO_HIDE = 3
@@ -76,6 +76,7 @@ def review_save(
     except IntegrityError as exc:  # a concurrent first review by the same user
         raise ValidationError("You have already reviewed this product.") from exc
     product_rating_refresh(product_id=product.pk)
+    fan_marks_changed(user_id=user.pk)
     return review
 
 
@@ -86,6 +87,7 @@ def review_delete(*, review: Review, user: User) -> None:
     _lock_product(review.product_id)
     review.delete()
     product_rating_refresh(product_id=review.product_id)
+    fan_marks_changed(user_id=user.pk)
 
 
 @transaction.atomic
@@ -126,6 +128,7 @@ def review_report(*, review: Review, reporter: User, reason: str) -> ReviewRepor
 @transaction.atomic
 def wishlist_toggle(*, user: User, product: Product) -> bool:
     """Add the product to the user's wishlist, or remove it. Returns True if now on it."""
+    fan_marks_changed(user_id=user.pk)  # their product pages' mark (reviews.review_cache)
     deleted, _ = WishlistItem.objects.filter(user=user, product=product).delete()
     if deleted:
         return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Prefetch, Subquery
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from accounts.models import User
@@ -20,7 +20,6 @@ from orders.models import Order
 from orders.selectors import order_list_for
 from preorders.models import BatchStatus, PreorderBatch, PriceTier, Reservation
 from preorders.selectors import batch_progress, reservations_of
-from reviews.models import Review, WishlistItem
 from storefront.info_pages import page_default
 from storefront.models import Page
 
@@ -83,19 +82,3 @@ def fan_summary(*, user: User, rows: int = SUMMARY_ROWS) -> FanSummary:
 
 def product_id_for(*, slug: str) -> int | None:
     return product_visible().filter(slug=slug).values_list("pk", flat=True).first()
-
-
-def product_page_state(*, slug: str, user: User) -> tuple | None:
-    """What names a signed-in fan's product page besides its version tokens, in one
-    query: (id, saved at, own review id, its save time, on their wishlist). None for no
-    visible product."""
-    own = Review.objects.filter(product=OuterRef("pk"), user=user)
-    wished = WishlistItem.objects.filter(product=OuterRef("pk"), user=user)
-    products = product_visible().filter(slug=slug)
-    products = products.annotate(
-        own_review=Subquery(own.values("pk")[:1]),
-        own_review_at=Subquery(own.values("updated_at")[:1]),
-        on_wishlist=Exists(wished),
-    )
-    fields = ["pk", "updated_at", "own_review", "own_review_at", "on_wishlist"]
-    return products.values_list(*fields).first()

@@ -37,6 +37,7 @@ from preorders.models import PreorderBatch
 from preorders.selectors import batches_open
 from reviews.forms import ReviewForm, ReviewReportForm
 from reviews.review_cache import (
+    FAN_MARKS,
     REVIEWS_FRAGMENT_SECONDS,
     REVIEWS_VERSION,
     reviews_overlay,
@@ -44,6 +45,7 @@ from reviews.review_cache import (
 )
 from reviews.selectors import (
     REVIEWS_ON_PRODUCT_PAGE,
+    fan_marks,
     product_reviews,
     review_of_user,
     wishlist_contains,
@@ -54,7 +56,6 @@ from storefront.selectors import (
     page_by_slug,
     product_id_for,
     product_open_batch,
-    product_page_state,
 )
 
 HOME_BATCHES = 4
@@ -164,17 +165,17 @@ def _reviews_fragment(request: HttpRequest, product, own_review) -> SafeString:
 _product_ids: dict[str, tuple[int, str]] = {}
 
 
-def _versions(product_id: int) -> list[str]:
-    return current_tokens(
-        (LISTING_VERSION, ""), (PRODUCT_VERSION, product_id), (REVIEWS_VERSION, product_id)
-    )
+def _versions(product_id: int, fan_id: int | None) -> list[str]:
+    """The page's tokens, and a signed-in fan's marks token, in one round trip."""
+    tokens = [(LISTING_VERSION, ""), (PRODUCT_VERSION, product_id), (REVIEWS_VERSION, product_id)]
+    return current_tokens(*tokens, *([(FAN_MARKS, fan_id)] if fan_id is not None else []))
 
 
-def _visitor_product(slug: str) -> tuple[int, list[str]] | None:
+def _known_product(slug: str, fan_id: int | None) -> tuple[int, list[str]] | None:
     known = _product_ids.get(slug)
     if known is not None:
         product_id, listing_then = known
-        versions = _versions(product_id)
+        versions = _versions(product_id, fan_id)
         if versions[0] == listing_then:
             return product_id, versions
     listing = listing_version()
@@ -184,26 +185,41 @@ def _visitor_product(slug: str) -> tuple[int, list[str]] | None:
     if len(_product_ids) >= 10_000:
         _product_ids.clear()
     _product_ids[slug] = (product_id, listing)
-    return product_id, _versions(product_id)
+    return product_id, _versions(product_id, fan_id)
+
+
+# (fan, product, their marks token, the product's reviews version) -> fan_marks: the tokens
+# name one state of the fan's review and wishlist mark, so a copy kept here is as fresh.
+_fan_marks: dict[tuple[int, int, str, str], tuple] = {}
 
 
 def _product_key(request: HttpRequest, slug: str) -> PageKey | None:
     """A product page is named by the product's and its reviews' versions, the catalogue's
     (brand and category names, the slug) and, signed in, the fan's own review and wishlist
-    mark (one query). Not cached: a chosen variant (?variant=, options), nor a page whose
-    variant is out of stock (it offers a stock alert and the open pre-order batch)."""
+    mark (read once per change of their marks token, then no query). Not cached: a chosen
+    variant (?variant=, options), nor a page whose variant is out of stock (it offers a
+    stock alert and the open pre-order batch)."""
     if request.GET:
         return None
-    fan = ()
-    if request.user.is_authenticated:
-        fan = product_page_state(slug=slug, user=request.user)
-        found = fan and (fan[0], _versions(fan[0]))
-    else:
-        found = _visitor_product(slug)
+    fan_id = request.user.pk if request.user.is_authenticated else None
+    found = _known_product(slug, fan_id)
     if not found:
         return None  # the view's 404
     product_id, versions = found
-    return PageKey(parts=(*versions, digest(*fan)), state=product_id)
+    if fan_id is None:
+        return PageKey(parts=(*versions, digest()), state=product_id)
+    *versions, marks_token = versions
+    memo = (fan_id, product_id, marks_token, versions[2])
+    marks = _fan_marks.get(memo)
+    if marks is None:
+        marks = fan_marks(product_id=product_id, user=request.user)
+        if marks is None:
+            return None  # gone meanwhile: the view's 404
+        if len(_fan_marks) >= 10_000:
+            _fan_marks.clear()
+        _fan_marks[memo] = marks
+    # Fans with the same marks share one rendering (no one's mark is in another's page).
+    return PageKey(parts=(*versions, digest(product_id, *marks)), state=product_id)
 
 
 def _product_overlay(request: HttpRequest, html: str, product_id: int) -> str:
