@@ -127,24 +127,27 @@ def _fill(request: HttpRequest, html: str) -> str:
 
 _LOCAL_SIZE = 128
 _local: dict[str, tuple[float, str, str]] = {}
+# One fan's own pages (their cart, their orders) in a store of their own, so that many fans'
+# pages do not push out the pages everyone shares.
+_private: dict[str, tuple[float, str, str]] = {}
 
 
-def _local_set(key: str, entry: tuple[float, str, str]) -> None:
-    if len(_local) >= _LOCAL_SIZE:
-        _local.clear()
-    _local[key] = entry
+def _local_set(key: str, entry: tuple[float, str, str], store: dict = _local) -> None:
+    if len(store) >= _LOCAL_SIZE:
+        store.clear()
+    store[key] = entry
 
 
-def _entry_get(key: str) -> tuple[float, str, str] | None:
+def _entry_get(key: str, store: dict = _local) -> tuple[float, str, str] | None:
     """(expires at, html, content type), from this process or the shared cache."""
-    entry = _local.get(key)
+    entry = store.get(key)
     if entry is None:
         entry = cache.get(key)
         if entry is None:
             return None
-        _local_set(key, entry)
+        _local_set(key, entry, store)
     if entry[0] <= time.time():
-        del _local[key]
+        del store[key]
         return None
     return entry
 
@@ -152,6 +155,7 @@ def _entry_get(key: str) -> tuple[float, str, str] | None:
 def page_cache_forget() -> None:
     """Every page's entry, here and shared: what their expiry does (tests)."""
     _local.clear()
+    _private.clear()
     cache.delete_pattern("page:*")
 
 
@@ -194,13 +198,16 @@ def cached_page(
     key: Callable[..., PageKey | None],
     overlay: Callable[[HttpRequest, str, Any], str] | None = None,
     seconds: int = PAGE_SECONDS,
+    private: bool = False,
 ) -> Callable:
     """Serve the view's page from the cache. `key(request, *args, **kwargs)` names what the
     page shows (None: not cached for this request, e.g. a moderator's page); `overlay(request,
-    html, state)` fills in the view's own per-viewer markers."""
+    html, state)` fills in the view's own per-viewer markers. `private`: one fan's own page
+    (its key names the fan), kept apart from the shared pages in this process."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         name = f"{view.__module__}.{view.__qualname__}"
+        store = _private if private else _local
 
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -219,7 +226,7 @@ def cached_page(
                     digest(request.get_full_path(), *page_key.parts),
                 ]
             )
-            entry = _entry_get(cache_key)
+            entry = _entry_get(cache_key, store)
             if entry is None:
                 response = _render(request, view, args, kwargs, page_key.state)
                 if response.streaming:
@@ -228,7 +235,7 @@ def cached_page(
                 if _cacheable_response(request, response):
                     entry = (time.time() + seconds, html, response["Content-Type"])
                     cache.set(cache_key, entry, seconds)
-                    _local_set(cache_key, entry)
+                    _local_set(cache_key, entry, store)
             else:
                 _, html, content_type = entry
                 response = HttpResponse(content_type=content_type)

@@ -5,12 +5,13 @@ from django.http import HttpRequest
 
 from orders.carts import SESSION_KEY
 from orders.models import Cart, CartLine
+from orders.page_versions import cart_count_key, cart_version_key
 
 CART_COUNT_SECONDS = 600  # a backstop: every change through orders.services forgets it
 
 
 def _key(user_id: int) -> str:
-    return f"orders:cart-count:{user_id}"
+    return cart_count_key(user_id)
 
 
 def cart(request: HttpRequest) -> dict:
@@ -18,7 +19,10 @@ def cart(request: HttpRequest) -> dict:
     a signed-in fan only after their cart changed (kept in the cache until then)."""
     if request.user.is_authenticated:
         key = _key(request.user.pk)
-        count = cache.get(key)
+        # The cart page read it with its own tokens (orders.views): no round trip more.
+        count = getattr(request, "cart_count_read", None)
+        if count is None:
+            count = cache.get(key)
         if count is None:
             lines = CartLine.objects.filter(cart__user=request.user)
             count = lines.aggregate(n=Sum("quantity"))["n"] or 0
@@ -31,8 +35,9 @@ def cart(request: HttpRequest) -> dict:
 
 
 def cart_count_forget(*, cart_id: int) -> None:
-    """After a change to this cart commits, its owner's count is read again."""
+    """After a change to this cart commits, its owner's count is read again, and their cart
+    page rendered anew (its version token, orders.page_versions)."""
     user_id = Cart.objects.filter(pk=cart_id).values_list("user_id", flat=True).first()
     if user_id is not None:
-        key = _key(user_id)
-        transaction.on_commit(lambda: cache.delete(key), robust=True)
+        keys = [_key(user_id), cart_version_key(user_id)]
+        transaction.on_commit(lambda: cache.delete_many(keys), robust=True)

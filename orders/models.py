@@ -6,6 +6,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 
 from catalog.models import Brand, Variant
+from orders.page_versions import orders_changed
 from payments.commitments.machine import Action, StateMachine
 
 
@@ -178,8 +179,16 @@ class Order(models.Model):
     def __str__(self) -> str:
         return self.number
 
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        orders_changed(user_ids=[self.user_id])  # their orders page (orders.page_versions)
+
     def get_absolute_url(self) -> str:
         return reverse("orders:detail", kwargs={"number": self.number})
+
+    def delete(self, *args, **kwargs):
+        orders_changed(user_ids=[self.user_id])
+        return super().delete(*args, **kwargs)
 
     @property
     def payment_reference(self) -> str:

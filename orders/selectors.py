@@ -47,6 +47,16 @@ def cart_summary(cart: Cart | None) -> CartSummary:
     return CartSummary(cart, lines, subtotal, sum(line.quantity for line in lines))
 
 
+def cart_page_state(*, user: User) -> tuple[bool, tuple[int, ...]]:
+    """What names a fan's cart page besides their cart's token, in one query: whether the
+    cart holds a discount code, and the products of its lines (their versions name the
+    prices and stock the lines show)."""
+    rows = Cart.objects.filter(user=user).values_list("discount_code", "lines__variant__product")
+    rows = list(rows)
+    has_code = any(code for code, _ in rows)
+    return has_code, tuple(sorted({product for _, product in rows if product is not None}))
+
+
 def shipping_options(subtotal: Decimal) -> list[dict]:
     return [
         {

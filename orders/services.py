@@ -45,6 +45,7 @@ from orders.models import (
     OrderStatus,
     StockHold,
 )
+from orders.page_versions import orders_changed
 from orders.pricing import CODE_UNKNOWN, checkout_totals, shipping_methods
 from payments.models import Payment, PaymentStatus, SavedCard
 from payments.selectors import payment_card_label
@@ -798,7 +799,9 @@ def orders_create_paid(
     }
     with connection.cursor() as cursor:
         cursor.execute(_PAID_ORDERS_SQL, params)
-        return [row[0] for row in cursor.fetchall()]
+        order_ids = [row[0] for row in cursor.fetchall()]
+    orders_changed(user_ids=params["users"])  # their orders pages, once this commits
+    return order_ids
 
 
 def _fresh_order_numbers(count: int) -> list[str]:

@@ -11,12 +11,17 @@ from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from catalog.listing_version import PRODUCT_VERSION
 from catalog.models import ProductStatus, Variant
+from config.page_cache import PageKey, cached_page
+from config.version_tokens import current_tokens
 from orders.carts import cart_for_request, code_client_keys
 from orders.forms import AddressForm, AddToCartForm, CardForm, CartQuantityForm, CheckoutForm
 from orders.models import Order, OrderStatus
+from orders.page_versions import cart_page_reads, orders_version
 from orders.pricing import checkout_totals
 from orders.selectors import (
+    cart_page_state,
     cart_summary,
     checkout_totals_by_method,
     order_for,
@@ -49,7 +54,36 @@ from payments.services import CardInUseError, card_delete, card_save
 ADDRESS_FIELDS = ["full_name", "line1", "line2", "city", "postal_code", "country", "phone"]
 
 
+# (fan, their cart's token) -> cart_page_state. A token names one state of the cart (every
+# change retires it), so a copy kept here is as fresh as the token.
+_cart_states: dict[tuple[int, str], tuple[bool, tuple[int, ...]]] = {}
+
+
+def _cart_key(request: HttpRequest) -> PageKey | None:
+    """A fan's cart page is named by them, their cart's token, the catalogue's version
+    (brand names, images) and the versions of the products in it (prices, stock): no query
+    once its state is known here. Rendered each time: a visitor's cart (their session's),
+    and a cart with a discount code (its quote follows the code's uses and dates)."""
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    cart_token, listing, count = cart_page_reads(user_id=user.pk)
+    if count is not None:
+        request.cart_count_read = count  # the header's count, read in the same round trip
+    state = _cart_states.get((user.pk, cart_token))
+    if state is None:
+        if len(_cart_states) >= 10_000:
+            _cart_states.clear()
+        state = _cart_states[(user.pk, cart_token)] = cart_page_state(user=user)
+    has_code, product_ids = state
+    if has_code:
+        return None
+    versions = current_tokens(*[(PRODUCT_VERSION, pk) for pk in product_ids]) if product_ids else []
+    return PageKey(parts=(str(user.pk), cart_token, listing, *versions))
+
+
 @require_GET
+@cached_page(key=_cart_key, private=True)
 def cart_view(request: HttpRequest) -> HttpResponse:
     summary = cart_summary(cart_for_request(request))
     totals = (
@@ -393,8 +427,16 @@ def order_authenticate(request: HttpRequest, number: str) -> HttpResponse:
     )
 
 
+def _orders_key(request: HttpRequest) -> PageKey:
+    """A fan's orders page is named by them and their orders' token (every order change
+    retires it, orders.page_versions): no query."""
+    user_id = request.user.pk
+    return PageKey(parts=(str(user_id), orders_version(user_id=user_id)))
+
+
 @login_required
 @require_GET
+@cached_page(key=_orders_key, private=True)
 def order_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(order_list_for(user=request.user), 20).get_page(request.GET.get("page"))
     return render(request, "orders/order_list.html", {"page_obj": page, "orders": page.object_list})
