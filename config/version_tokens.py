@@ -5,7 +5,8 @@ rolled-back change changes nothing), so the next reader renders and caches anew.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
@@ -38,8 +39,17 @@ class VersionToken:
 
 def current_tokens(*tokens: tuple[VersionToken, object]) -> list[str]:
     """The current value of each (token, scope), in one round trip when they all exist."""
+    return current_tokens_and(tokens)[0]
+
+
+def current_tokens_and(
+    tokens: Sequence[tuple[VersionToken, object]], also: Sequence[str] = ()
+) -> tuple[list[str], dict[str, Any]]:
+    """current_tokens, and what the cache holds under the keys `also` (absent: not in the
+    dict), read in the same round trip."""
     keys = [token._key(scope) for token, scope in tokens]
-    found = cache.get_many(keys)
+    found = cache.get_many([*keys, *also])
+    extra = {key: found[key] for key in also if key in found}
     values = []
     for key in keys:
         value = found.get(key)
@@ -48,4 +58,4 @@ def current_tokens(*tokens: tuple[VersionToken, object]) -> list[str]:
             if not cache.add(key, value, timeout=None):  # another process made one first
                 value = cache.get(key) or value
         values.append(value)
-    return values
+    return values, extra

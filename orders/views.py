@@ -18,7 +18,7 @@ from config.version_tokens import current_tokens
 from orders.carts import cart_for_request, code_client_keys
 from orders.forms import AddressForm, AddToCartForm, CardForm, CartQuantityForm, CheckoutForm
 from orders.models import Order, OrderStatus
-from orders.page_versions import cart_page_reads, orders_version
+from orders.page_versions import cart_page_versions, orders_version
 from orders.pricing import checkout_totals
 from orders.selectors import (
     cart_page_state,
@@ -67,9 +67,7 @@ def _cart_key(request: HttpRequest) -> PageKey | None:
     user = request.user
     if not user.is_authenticated:
         return None
-    cart_token, listing, count = cart_page_reads(user_id=user.pk)
-    if count is not None:
-        request.cart_count_read = count  # the header's count, read in the same round trip
+    cart_token, listing = cart_page_versions(request)
     state = _cart_states.get((user.pk, cart_token))
     if state is None:
         if len(_cart_states) >= 10_000:
@@ -430,8 +428,7 @@ def order_authenticate(request: HttpRequest, number: str) -> HttpResponse:
 def _orders_key(request: HttpRequest) -> PageKey:
     """A fan's orders page is named by them and their orders' token (every order change
     retires it, orders.page_versions): no query."""
-    user_id = request.user.pk
-    return PageKey(parts=(str(user_id), orders_version(user_id=user_id)))
+    return PageKey(parts=(str(request.user.pk), orders_version(request)))
 
 
 @login_required

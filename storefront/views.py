@@ -33,6 +33,7 @@ from config.page_cache import refuse as refuse_page_cache
 from config.version_tokens import current_tokens
 from crowdfunding.models import Campaign
 from crowdfunding.selectors import campaigns_live
+from orders.page_versions import tokens_and_cart_count
 from preorders.models import PreorderBatch
 from preorders.selectors import batches_open
 from reviews.forms import ReviewForm, ReviewReportForm
@@ -165,17 +166,20 @@ def _reviews_fragment(request: HttpRequest, product, own_review) -> SafeString:
 _product_ids: dict[str, tuple[int, str]] = {}
 
 
-def _versions(product_id: int, fan_id: int | None) -> list[str]:
-    """The page's tokens, and a signed-in fan's marks token, in one round trip."""
+def _versions(request: HttpRequest, product_id: int) -> list[str]:
+    """The page's tokens; signed in, their marks token and their cart's count as well: one
+    round trip."""
     tokens = [(LISTING_VERSION, ""), (PRODUCT_VERSION, product_id), (REVIEWS_VERSION, product_id)]
-    return current_tokens(*tokens, *([(FAN_MARKS, fan_id)] if fan_id is not None else []))
+    if not request.user.is_authenticated:
+        return current_tokens(*tokens)
+    return tokens_and_cart_count(request, *tokens, (FAN_MARKS, request.user.pk))
 
 
-def _known_product(slug: str, fan_id: int | None) -> tuple[int, list[str]] | None:
+def _known_product(request: HttpRequest, slug: str) -> tuple[int, list[str]] | None:
     known = _product_ids.get(slug)
     if known is not None:
         product_id, listing_then = known
-        versions = _versions(product_id, fan_id)
+        versions = _versions(request, product_id)
         if versions[0] == listing_then:
             return product_id, versions
     listing = listing_version()
@@ -185,7 +189,7 @@ def _known_product(slug: str, fan_id: int | None) -> tuple[int, list[str]] | Non
     if len(_product_ids) >= 10_000:
         _product_ids.clear()
     _product_ids[slug] = (product_id, listing)
-    return product_id, _versions(product_id, fan_id)
+    return product_id, _versions(request, product_id)
 
 
 # (fan, product, their marks token, the product's reviews version) -> fan_marks: the tokens
@@ -202,7 +206,7 @@ def _product_key(request: HttpRequest, slug: str) -> PageKey | None:
     if request.GET:
         return None
     fan_id = request.user.pk if request.user.is_authenticated else None
-    found = _known_product(slug, fan_id)
+    found = _known_product(request, slug)
     if not found:
         return None  # the view's 404
     product_id, versions = found
