@@ -75,6 +75,7 @@ from communities.services import (
 from communities.standing import MEMBER_STANDING, Standing, member_standing
 from config.page_cache import PageKey, cached_page
 from config.version_tokens import current_tokens
+from orders.page_versions import tokens_and_cart_count
 
 HONOUR_MARKER = "<!--fh:honour-->"  # detail.html's place for the member's "You here" card
 
@@ -123,23 +124,26 @@ def directory(request: HttpRequest) -> HttpResponse:
 _community_ids: dict[str, tuple[int, bool, str]] = {}
 
 
-def _versions(community_id: int, user_id: int | None) -> list[str]:
-    """The slug map's, the community row's, its feed's, the catalogue's (brand names) and
-    the member's standing (`communities.standing`)."""
-    return current_tokens(
+def _versions(community_id: int, request: HttpRequest) -> list[str]:
+    """The slug map's, the community row's, its feed's, the catalogue's (brand names) and,
+    for a member, their standing (`communities.standing`), with the header's cart count in
+    the same round trip."""
+    tokens = [
         (COMMUNITY_SLUGS, ""),
         (COMMUNITY_PAGE, community_id),
         (FEED_VERSION, community_id),
         (LISTING_VERSION, ""),
-        *([(MEMBER_STANDING, user_id)] if user_id is not None else []),
-    )
+    ]
+    if not request.user.is_authenticated:
+        return current_tokens(*tokens)
+    return tokens_and_cart_count(request, *tokens, (MEMBER_STANDING, request.user.pk))
 
 
-def _known_community(slug: str, user_id: int | None) -> tuple[int, bool, list[str]] | None:
+def _known_community(slug: str, request: HttpRequest) -> tuple[int, bool, list[str]] | None:
     known = _community_ids.get(slug)
     if known is not None:
         community_id, public, slugs_then = known
-        versions = _versions(community_id, user_id)
+        versions = _versions(community_id, request)
         if versions[0] == slugs_then:
             return community_id, public, versions
     slugs = COMMUNITY_SLUGS.current()
@@ -149,7 +153,7 @@ def _known_community(slug: str, user_id: int | None) -> tuple[int, bool, list[st
     if len(_community_ids) >= 10_000:
         _community_ids.clear()
     _community_ids[slug] = (*found, slugs)
-    return *found, _versions(found[0], user_id)
+    return *found, _versions(found[0], request)
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,7 @@ def _detail_key(request: HttpRequest, slug: str) -> PageKey | None:
     if "q" in request.GET:
         return None
     user = request.user
-    found = _known_community(slug, user.pk if user.is_authenticated else None)
+    found = _known_community(slug, request)
     if found is None:
         return None  # the view's 404
     community_id, public, versions = found
