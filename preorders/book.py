@@ -18,6 +18,7 @@ from notifications.services import notification_send
 from orders.models import Order
 from orders.services import order_refund_recorded
 from payments.commitments.book import CommitmentBook
+from preorders.batch_version import batch_changed
 from preorders.honour import reservation_honour_award
 from preorders.models import (
     BATCH_MACHINE,
@@ -175,6 +176,7 @@ class PreorderBook(CommitmentBook):
         parent.waitlist.filter(status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED]).update(
             status=WaitlistStatus.EXPIRED
         )
+        batch_changed(parent.pk)  # the UPDATE skips save(): its page token
         PreorderBatch.objects.filter(pk=parent.pk).update(offered_units=0)
 
     def charged_become(self, parent: PreorderBatch, commitments: list[Reservation]) -> None:
@@ -197,6 +199,7 @@ class PreorderBook(CommitmentBook):
         if not counted:
             return
         batch = PreorderBatch.objects.select_for_update().get(pk=commitment.batch_id)
+        batch_changed(batch.pk)  # the UPDATE skips save(): its page token
         PreorderBatch.objects.filter(pk=batch.pk).update(
             reserved_units=F("reserved_units") - commitment.quantity
         )

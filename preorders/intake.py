@@ -438,6 +438,7 @@ class ReservationWriter:
         what was really inserted (the batch's CheckConstraint refuses anything over the
         cap). Then the offers claimed, if any. Each admitted request's outcome becomes its
         row's id (`_Made`), or the first reservation when a twin won."""
+        from preorders.batch_version import batches_retire_now
         from preorders.tasks import batch_close_if_due, reservation_receipts_send
 
         sql, constant = _insert_sql()
@@ -483,6 +484,9 @@ class ReservationWriter:
         ids = list(inserted.values())
         if ids:
             intake_after_commit(lambda: _receipts_queue(ids, reservation_receipts_send))
+            # The batch pages show the new counters on their next request: one Redis op.
+            changed = {a.request.batch_id for a in rows if (a.request.user.pk, a.key) in inserted}
+            intake_after_commit(lambda: batches_retire_now(changed))
         for batch_id in {
             a.request.batch_id for a in rows if (a.request.user.pk, a.key) in inserted
         }:

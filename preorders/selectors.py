@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Case, F, IntegerField, Prefetch, Q, QuerySet, Value, When
 from django.http import Http404, QueryDict
 from django.utils import timezone
@@ -301,9 +302,19 @@ class BatchPage:
         return self.progress.is_full and not self.has_offer
 
 
-def batch_for_page(*, slug: str, user: User) -> BatchPage:
+@dataclass(frozen=True)
+class FanPart:
+    """A signed-in fan's own part of a batch page: their reservations (newest first) and
+    their waitlist place (waiting or offered), each with its option."""
+
+    reservations: tuple[Reservation, ...] = ()
+    waitlist_entry: WaitlistEntry | None = None
+
+
+def batch_for_page(*, slug: str, user: User, fan: FanPart | None = None) -> BatchPage:
     """/preorders/<slug>/: the batch (404 for a draft), its product, tiers, images and
-    options, the brand's fan club, and the signed-in user's reservations and waitlist place."""
+    options, the brand's fan club, and the signed-in user's reservations and waitlist place
+    (`fan`, when already read: `fan_part`)."""
     batch = (
         _shown()
         .select_related("product__brand")
@@ -313,30 +324,78 @@ def batch_for_page(*, slug: str, user: User) -> BatchPage:
     )
     if batch is None:
         raise Http404("No such pre-order batch")
-    mine: list[Reservation] = []
-    entry = None
-    if user.is_authenticated:
-        mine = list(
-            Reservation.objects.filter(batch=batch, user=user)
-            .select_related("variant")
-            .order_by("-created_at", "-id")
-        )
-        entry = (
-            WaitlistEntry.objects.filter(
-                batch=batch, user=user, status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED]
-            )
-            .select_related("variant")
-            .first()
-        )
+    if fan is None and user.is_authenticated:
+        fan = fan_part(batch_id=batch.pk, user=user)
+    fan = fan or FanPart()
     return BatchPage(
         batch=batch,
         progress=batch_progress(batch=batch),
         variants=batch.product.active_variants,
         images=batch.product.ordered_images,
         community=brand_community(brand_id=batch.product.brand_id),
-        my_reservations=mine,
-        waitlist_entry=entry,
+        my_reservations=list(fan.reservations),
+        waitlist_entry=fan.waitlist_entry,
     )
+
+
+def batch_page_ids(*, slug: str) -> tuple[int, int] | None:
+    """(batch id, product id) of the shown batch with this slug, or None: one query."""
+    return _shown().filter(slug=slug).values_list("pk", "product_id").first()
+
+
+# The fan's reservations in the batch and their waitlist place, with their options' values,
+# in one round trip: 'r' rows newest first, then at most one 'w' row.
+_FAN_SQL = """
+SELECT * FROM (
+  SELECT 'r' AS kind, r.id, r.status, r.quantity, r.created_at, NULL::timestamptz AS expires,
+         v.id AS variant_id, v.options
+    FROM {reservation} r JOIN {variant} v ON v.id = r.variant_id
+   WHERE r.batch_id = %(batch)s AND r.user_id = %(user)s
+  UNION ALL
+  SELECT 'w', w.id, w.status, w.quantity, w.created_at, w.offer_expires_at, v.id, v.options
+    FROM {waitlist} w JOIN {variant} v ON v.id = w.variant_id
+   WHERE w.batch_id = %(batch)s AND w.user_id = %(user)s AND w.status = ANY(%(waiting)s)
+) AS mine
+ORDER BY kind, created_at DESC, id DESC
+"""
+
+
+def fan_part(*, batch_id: int, user: User) -> FanPart:
+    """The fan's own part of the batch page (one query)."""
+    sql = _FAN_SQL.format(
+        reservation=Reservation._meta.db_table,
+        waitlist=WaitlistEntry._meta.db_table,
+        variant=Variant._meta.db_table,
+    )
+    params = {
+        "batch": batch_id,
+        "user": user.pk,
+        "waiting": [WaitlistStatus.WAITING.value, WaitlistStatus.OFFERED.value],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    reservations, entry = [], None
+    for kind, pk, status, quantity, created_at, expires, variant_id, options in rows:
+        variant = Variant(id=variant_id, options=options)
+        if kind == "r":
+            reservation = Reservation(
+                id=pk, batch_id=batch_id, user_id=user.pk, variant=variant, status=status
+            )
+            reservation.quantity, reservation.created_at = quantity, created_at
+            reservations.append(reservation)
+        elif entry is None:
+            entry = WaitlistEntry(
+                id=pk,
+                batch_id=batch_id,
+                user_id=user.pk,
+                variant=variant,
+                quantity=quantity,
+                status=status,
+                offer_expires_at=expires,
+                created_at=created_at,
+            )
+    return FanPart(reservations=tuple(reservations), waitlist_entry=entry)
 
 
 def batch_for_reserve(*, slug: str) -> PreorderBatch:
@@ -485,10 +544,3 @@ def reservation_payment_awaiting_action(*, reservation: Reservation) -> Payment 
     from preorders.book import preorder_book
 
     return commitment_payment_awaiting_action(book=preorder_book(), commitment=reservation)
-
-
-def batch_page_state(*, slug: str) -> dict | None:
-    """Every column of the shown batch, in one query: what names its cached page (with its
-    product's version). None for no such batch."""
-    fields = [field.attname for field in PreorderBatch._meta.concrete_fields]
-    return _shown().filter(slug=slug).values(*fields).first()

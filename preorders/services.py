@@ -62,6 +62,7 @@ from payments.services import (
     card_delete,
     card_save,
 )
+from preorders.batch_version import batch_changed
 from preorders.book import SETTLEMENT_KIND as SETTLEMENT_KIND  # the settlement kind
 from preorders.book import preorder_book
 from preorders.intake import SLOW_PATH, ReservationRequest, reservation_intake
@@ -409,6 +410,7 @@ def _reservation_create_alone(
     if offer is not None:
         WaitlistEntry.objects.filter(pk=offer.pk).update(status=WaitlistStatus.CLAIMED)
         released_offer = offer.quantity
+    batch_changed(batch.pk)  # the UPDATE skips save(): its page token
     PreorderBatch.objects.filter(pk=batch.pk).update(
         reserved_units=F("reserved_units") + quantity,
         offered_units=F("offered_units") - released_offer,
@@ -560,6 +562,7 @@ def _units_give_back(
         reservation.variant = variant or reservation.variant
         reservation.save(update_fields=["quantity", "variant", "updated_at"])
         RESERVATION_MACHINE.note(reservation, actor=actor, note=note)
+    batch_changed(batch.pk)  # the UPDATE skips save(): its page token
     PreorderBatch.objects.filter(pk=batch.pk).update(reserved_units=F("reserved_units") - given)
     batch.refresh_from_db()
     _waitlist_offer(batch)
@@ -637,6 +640,7 @@ def _reservation_change_units(
     old = f"{reservation.quantity} × {reservation.variant.option_label or 'One size'}"
     reservation.variant, reservation.quantity = variant, quantity
     reservation.save(update_fields=["variant", "quantity", "updated_at"])
+    batch_changed(batch.pk)  # the UPDATE skips save(): its page token
     PreorderBatch.objects.filter(pk=batch.pk).update(reserved_units=F("reserved_units") + delta)
     RESERVATION_MACHINE.note(
         reservation,
@@ -780,6 +784,7 @@ def waitlist_leave(*, entry: WaitlistEntry, user: User) -> None:
     batch = _locked(entry.batch)
     entry = WaitlistEntry.objects.select_for_update().get(pk=entry.pk, user=user)
     if entry.status == WaitlistStatus.OFFERED:
+        batch_changed(batch.pk)  # the UPDATE skips save(): its page token
         PreorderBatch.objects.filter(pk=batch.pk).update(
             offered_units=F("offered_units") - entry.quantity
         )
@@ -818,6 +823,7 @@ def _waitlist_offer(batch: PreorderBatch) -> int:
             {"batch": batch, "entry": entry},
         )
     if offered:
+        batch_changed(batch.pk)  # the UPDATE skips save(): its page token
         PreorderBatch.objects.filter(pk=batch.pk).update(offered_units=F("offered_units") + offered)
     return offered
 
@@ -842,6 +848,7 @@ def waitlist_offers_expire() -> int:
             WaitlistEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
                 status=WaitlistStatus.EXPIRED
             )
+            batch_changed(batch.pk)  # the UPDATE skips save(): its page token
             PreorderBatch.objects.filter(pk=batch.pk).update(
                 offered_units=F("offered_units") - units
             )

@@ -26,5 +26,6 @@ urlpatterns = [
     path("preorders/<slug:slug>/", views.batch_detail, name="detail"),
     path("preorders/<slug:slug>/progress/", views.batch_progress_fragment, name="progress"),
     path("preorders/<slug:slug>/reserve/", views.reserve, name="reserve"),
+    path("preorders/<slug:slug>/reserve/form/", views.reserve_form, name="reserve_form"),
     path("preorders/<slug:slug>/waitlist/", views.waitlist_join_view, name="waitlist"),
 ]

@@ -15,10 +15,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import get_language
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from catalog.listing_version import product_version
-from config.page_cache import PageKey, cached_page, digest
+from catalog.listing_version import LISTING_VERSION, PRODUCT_VERSION
+from config.page_cache import PageKey, cached_page, page_state
+from config.version_tokens import current_tokens
 from orders.forms import AddressForm, CardForm
 from payments.commitments.pages import (
     AuthPage,
@@ -30,20 +33,28 @@ from payments.commitments.pages import (
 from payments.models import Payment, PaymentStatus
 from payments.providers.base import CardError
 from payments.services import DECLINE_MESSAGE
+from preorders.batch_version import BATCH_SLUGS, BATCH_VERSION
 from preorders.book import preorder_book
 from preorders.forms import ReservationChangeForm, ReserveForm, WaitlistForm, variant_label
-from preorders.models import PreorderBatch, Reservation, ReservationStatus
+from preorders.models import (
+    PreorderBatch,
+    Reservation,
+    ReservationStatus,
+    WaitlistStatus,
+)
 from preorders.selectors import (
     BatchPage,
+    FanPart,
     ShopperChoices,
     batch_by_slug,
     batch_for_page,
     batch_for_progress,
     batch_for_reserve,
-    batch_page_state,
+    batch_page_ids,
     batch_progress,
     batches_listed,
     batches_with_progress,
+    fan_part,
     reservation_for,
     reservation_payment_awaiting_action,
     reservation_state,
@@ -96,6 +107,28 @@ def _reserve_forms(data, batch: PreorderBatch, choices: ShopperChoices):
     return form, AddressForm(data, prefix="address"), CardForm(data, saved_cards=choices.cards)
 
 
+def _form_context(request: HttpRequest, page: BatchPage, choices, forms) -> dict:
+    """The reserve form's context: the fan's saved cards and addresses, and a fresh key."""
+    choices = choices or shopper_choices(user=request.user)
+    form, address_form, card_form = forms or _reserve_forms(None, page.batch, choices)
+    uses_address_form = not (form.is_bound and form.data.get("saved_address"))
+    return {
+        "form": form,
+        "address_form": address_form,
+        "card_form": card_form,
+        "saved_cards": choices.cards,
+        "has_saved_addresses": bool(choices.addresses),
+        "uses_address_form": uses_address_form,
+        # "Check the details below" when fields are wrong; a refusal says why instead.
+        "check_details": form.is_bound
+        and not form.non_field_errors()
+        and bool(form.errors or card_form.errors or (uses_address_form and address_form.errors)),
+        # A fresh key each time the form is shown: the same form submitted twice carries
+        # the same key and finds the first reservation.
+        "request_key": uuid.uuid4().hex,
+    }
+
+
 def _render_detail(
     request: HttpRequest,
     page: BatchPage,
@@ -103,55 +136,160 @@ def _render_detail(
     choices: ShopperChoices | None = None,
     forms: tuple | None = None,
     status: int = 200,
+    with_form: bool = False,
 ) -> HttpResponse:
-    context = {"page": page, "batch": page.batch, "progress": page.progress}
+    """The batch page. The reserve form itself only when asked (`with_form`: the no-JS
+    form page) or shown again with its errors (`forms`); else a button opens it (an htmx
+    fragment), so the page is the same for every fan but their own reservations."""
+    context = {
+        "page": page,
+        "batch": page.batch,
+        "progress": page.progress,
+        "stripe_publishable_key": _stripe_key(),
+    }
     if request.user.is_authenticated and page.shows_waitlist:
         context["waitlist_form"] = WaitlistForm(variants=page.variants)
-    if forms is not None or (request.user.is_authenticated and page.can_reserve):
-        choices = choices or shopper_choices(user=request.user)
-        form, address_form, card_form = forms or _reserve_forms(None, page.batch, choices)
-        uses_address_form = not (form.is_bound and form.data.get("saved_address"))
-        context.update(
-            form=form,
-            address_form=address_form,
-            card_form=card_form,
-            saved_cards=choices.cards,
-            has_saved_addresses=bool(choices.addresses),
-            uses_address_form=uses_address_form,
-            # "Check the details below" when fields are wrong; a refusal says why instead.
-            check_details=form.is_bound
-            and not form.non_field_errors()
-            and bool(
-                form.errors or card_form.errors or (uses_address_form and address_form.errors)
-            ),
-            # A fresh key each time the form is shown: the same form submitted twice
-            # carries the same key and finds the first reservation.
-            request_key=uuid.uuid4().hex,
-            stripe_publishable_key=_stripe_key(),
-        )
+    if forms is not None or (with_form and page.can_reserve):
+        context.update(_form_context(request, page, choices, forms))
     return render(request, "preorders/detail.html", context, status=status)
 
 
-BATCH_PAGE_SECONDS = 30  # what no column shows: a tier edited, the countdown's minute
+BATCH_PAGE_SECONDS = 30  # what no token names: the countdown's minute, the fan club's count
+MINE_MARKER = "<!--fh:preorder-mine-->"
+WAITLIST_MARKER = "<!--fh:preorder-waitlist-->"
+
+# slug -> (batch id, product id, the slug map's token when read): a batch page finds its
+# batch without a query, one round trip to the cache for its tokens.
+_batch_ids: dict[str, tuple[int, int, str]] = {}
+
+
+def _batch_tokens(batch_id: int, product_id: int) -> list[str]:
+    """The slug map's, the batch's (columns, tiers), the product's and the catalogue's."""
+    return current_tokens(
+        (BATCH_SLUGS, ""),
+        (BATCH_VERSION, batch_id),
+        (PRODUCT_VERSION, product_id),
+        (LISTING_VERSION, ""),
+    )
+
+
+def _batch_versions(slug: str) -> tuple[int, list[str]] | None:
+    known = _batch_ids.get(slug)
+    if known is not None:
+        batch_id, product_id, slugs_then = known
+        versions = _batch_tokens(batch_id, product_id)
+        if versions[0] == slugs_then:
+            return batch_id, versions
+    slugs = BATCH_SLUGS.current()  # before the row: a change meanwhile retires it again
+    found = batch_page_ids(slug=slug)
+    if found is None:
+        return None
+    if len(_batch_ids) >= 10_000:
+        _batch_ids.clear()
+    _batch_ids[slug] = (*found, slugs)
+    return found[0], _batch_tokens(*found)
+
+
+def _fan_class(fan: FanPart) -> str:
+    """What of the fan's own part changes the shared page: a waitlist place, an offer."""
+    entry = fan.waitlist_entry
+    if entry is None:
+        return "-"
+    offered = (
+        entry.status == WaitlistStatus.OFFERED
+        and entry.offer_expires_at is not None
+        and entry.offer_expires_at > timezone.now()
+    )
+    return "offered" if offered else "waiting"
 
 
 def _batch_key(request: HttpRequest, slug: str) -> PageKey | None:
-    """A visitor's batch page is named by the batch's columns (progress is reserved_units)
-    and its product's version. Signed-in fans get theirs rendered: their reservations,
-    waitlist place, cards and addresses, and a fresh request key in the form."""
-    if request.user.is_authenticated or request.GET:
+    """A batch page is named by the batch's, its product's and the catalogue's tokens (the
+    services retire them), and for a signed-in fan by whether they wait or hold an offer:
+    one rendering for visitors, one per such class for fans, their reservations and their
+    waitlist place filled in (`_batch_overlay`, from one query)."""
+    if request.GET:
         return None
-    state = batch_page_state(slug=slug)
-    if state is None:
-        return None
-    product = product_version(product_id=state["product_id"])
-    return PageKey(parts=(digest(*state.values()), product))
+    found = _batch_versions(slug)
+    if found is None:
+        return None  # the view's 404
+    batch_id, versions = found
+    if not request.user.is_authenticated:
+        return PageKey(parts=tuple(versions))
+    fan = fan_part(batch_id=batch_id, user=request.user)
+    return PageKey(parts=(*versions, _fan_class(fan)), state=fan)
+
+
+_MEMO_SIZE = 4096
+_mine_memo: dict[tuple, tuple[str, str]] = {}
+
+
+def _fan_html(fan: FanPart) -> tuple[str, str]:
+    """The fan's reservations and waitlist place, rendered once per process and content."""
+    entry, offered = fan.waitlist_entry, _fan_class(fan) == "offered"
+    rows = [(r.pk, r.status, r.quantity, r.created_at, r.variant.options) for r in fan.reservations]
+    place = entry and (entry.pk, entry.quantity, entry.offer_expires_at, entry.variant.options)
+    # repr: the options are dicts; the time zone and language are how dates are shown.
+    key = (get_language(), timezone.get_current_timezone_name(), repr((rows, place, offered)))
+    html = _mine_memo.get(key)
+    if html is None:
+        if len(_mine_memo) >= _MEMO_SIZE:
+            _mine_memo.clear()
+        context = {"reservations": fan.reservations, "entry": entry, "has_offer": offered}
+        html = _mine_memo[key] = (
+            render_to_string("preorders/_mine.html", context) if fan.reservations else "",
+            render_to_string("preorders/_waitlist_place.html", context) if entry else "",
+        )
+    return html
+
+
+def _batch_overlay(request: HttpRequest, html: str, fan: FanPart | None) -> str:
+    if fan is None:  # a visitor's page has no marker
+        return html
+    mine, place = _fan_html(fan)
+    return html.replace(MINE_MARKER, mine, 1).replace(WAITLIST_MARKER, place, 1)
 
 
 @require_GET
-@cached_page(key=_batch_key, seconds=BATCH_PAGE_SECONDS)
+@cached_page(key=_batch_key, overlay=_batch_overlay, seconds=BATCH_PAGE_SECONDS)
 def batch_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    return _render_detail(request, batch_for_page(slug=slug, user=request.user))
+    fan = page_state(request)
+    return _render_detail(request, batch_for_page(slug=slug, user=request.user, fan=fan))
+
+
+@login_required
+@require_GET
+def reserve_form(request: HttpRequest, slug: str) -> HttpResponse:
+    """The reserve form, with the fan's saved cards and addresses and a fresh request key:
+    an htmx fragment when the fan opens it on the batch page (its only per-fan reads);
+    without JavaScript, the batch page with the form in place (never cached)."""
+    if not request.htmx:
+        return _render_detail(request, batch_for_page(slug=slug, user=request.user), with_form=True)
+    batch = batch_by_slug(slug=slug)
+    progress = batch_progress(batch=batch)
+    # The waitlist offer matters only to a full batch.
+    fan = fan_part(batch_id=batch.pk, user=request.user) if progress.is_full else FanPart()
+    page = BatchPage(
+        batch=batch,
+        progress=progress,
+        variants=batch.product.active_variants,
+        images=[],
+        community=None,
+        my_reservations=list(fan.reservations),
+        waitlist_entry=fan.waitlist_entry,
+    )
+    if not page.can_reserve:  # closed meanwhile: the page says why
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = batch.get_absolute_url()
+        return response
+    context = {
+        "page": page,
+        "batch": batch,
+        "progress": progress,
+        "stripe_publishable_key": _stripe_key(),
+        **_form_context(request, page, None, None),
+    }
+    return render(request, "preorders/_reserve_form.html", context)
 
 
 @require_GET

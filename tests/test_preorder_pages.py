@@ -18,6 +18,7 @@ from config.page_cache import page_cache_forget
 from orders.models import OrderStatus
 from payments.models import Payment, PaymentStatus
 from payments.services import card_save
+from preorders import views
 from preorders.models import (
     BatchStatus,
     PreorderBatch,
@@ -61,9 +62,9 @@ def _units(batch) -> int:
     return PreorderBatch.objects.get(pk=batch.pk).reserved_units
 
 
-def _count_queries(client, url) -> int:
+def _count_queries(client, url, **extra) -> int:
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
+        response = client.get(url, **extra)
     assert response.status_code == 200, url
     return len(queries)
 
@@ -174,15 +175,21 @@ def test_a_member_sees_the_reserve_form_with_a_fresh_key_and_the_fan_club(client
         name="Nimbus fans", slug="nimbus-fans", kind="brand", brand=batch.product.brand
     )
     client.force_login(UserFactory())
-    first = client.get(batch.get_absolute_url()).content.decode()
-    second = client.get(batch.get_absolute_url()).content.decode()
+    page = client.get(batch.get_absolute_url()).content.decode()
+    form_url = reverse("preorders:reserve_form", args=[batch.slug])
+    assert f'hx-get="{form_url}"' in page and 'name="request_key"' not in page
+    assert club.get_absolute_url() in page
+    # The form is fetched when the fan opens it (htmx), or as a page without JavaScript.
+    first = client.get(form_url, HTTP_HX_REQUEST="true").content.decode()
+    assert first.lstrip().startswith('<div id="reserve-form">') and "<html" not in first
+    second = client.get(form_url).content.decode()
+    assert "<html" in second and batch.title in second
     key = re.search(r'name="request_key" value="([0-9a-f]{32})"', first).group(1)
     assert key not in second  # a fresh key each time the form is shown
     assert 'name="variant"' in first and 'name="quantity"' in first
     assert 'name="address-full_name"' in first and 'name="number"' in first
     assert "Save this card" not in first  # a reservation's card is always kept
-    assert club.get_absolute_url() in first
-    assert "$20.00 per unit" in first and "your deposit is refunded" in first
+    assert "$20.00 per unit" in page and "your deposit is refunded" in page
 
 
 # --- reserving ----------------------------------------------------------------------------------
@@ -345,7 +352,9 @@ def test_a_waitlist_offer_brings_the_reserve_form_back(client):
 
     reservation_cancel(reservation=taken, user=holder)  # 3 units freed: 2 offered to `waiting`
     html = client.get(batch.get_absolute_url()).content.decode()
-    assert "are held for you until" in html and 'name="request_key"' in html
+    form_url = reverse("preorders:reserve_form", args=[batch.slug])
+    assert "are held for you until" in html and f'hx-get="{form_url}"' in html
+    assert 'name="request_key"' in client.get(form_url, HTTP_HX_REQUEST="true").content.decode()
     assert _post_reserve(client, batch, quantity=2).status_code == 302
     assert Reservation.objects.get(user=waiting).quantity == 2
 
@@ -663,11 +672,16 @@ def test_query_counts_stay_fixed(client):
     batch = batch_open(min_quantity=50, cap=100)
     user = UserFactory()
     reserve(batch=batch, user=user)
+    form_url = reverse("preorders:reserve_form", args=[batch.slug])
     anonymous = _count_queries(client, batch.get_absolute_url())
+    anonymous_warm = _count_queries(client, batch.get_absolute_url())
     index = _count_queries(client, "/preorders/")
     client.force_login(user)
     client.get("/cart/")  # the header's cart count is counted once, then kept
     member = _count_queries(client, batch.get_absolute_url())
+    member_warm = _count_queries(client, batch.get_absolute_url())
+    form = _count_queries(client, form_url)
+    form_fragment = _count_queries(client, form_url, HTTP_HX_REQUEST="true")
     mine = _count_queries(client, "/preorders/mine/")
     fragment = _count_queries(client, reverse("preorders:progress", args=[batch.slug]))
     home = _count_queries(client, "/")
@@ -680,23 +694,33 @@ def test_query_counts_stay_fixed(client):
     for _ in range(3):
         reserve(batch=batch, user=user)
     client.logout()
+    page_cache_forget()  # the reservations' commits would retire the batch's token
+    views._batch_ids.clear()  # and the slug's batch is looked up again (a new process)
     assert _count_queries(client, batch.get_absolute_url()) == anonymous
+    assert _count_queries(client, batch.get_absolute_url()) == anonymous_warm
     assert _count_queries(client, "/preorders/") == index
     client.force_login(user)
     client.get("/cart/")  # the user's row is read once after a sign-in, then kept
     assert _count_queries(client, batch.get_absolute_url()) == member
+    assert _count_queries(client, batch.get_absolute_url()) == member_warm
+    assert _count_queries(client, form_url) == form
+    assert _count_queries(client, form_url, HTTP_HX_REQUEST="true") == form_fragment
     assert _count_queries(client, "/preorders/mine/") == mine
     assert _count_queries(client, reverse("preorders:progress", args=[batch.slug])) == fragment
     cache.delete(make_template_fragment_key("home_showcase"))  # count the cold home page again
     page_cache_forget()  # its whole-page entry too
     assert _count_queries(client, "/") == home
-    # Anonymous batch page: its columns (the cached page's key; a reservation changes them, so
-    # each count here is a cold one), batch, tiers, images, options, fan club. Signed in:
-    # batch, tiers, images, options, fan club,
-    # own reservations, waitlist place, addresses, cards (the cart count and the user are kept
-    # in the cache). List: count, batches, tiers, images. Mine: count, reservations, tiers.
-    # Fragment: batch, tiers.
-    assert (anonymous, index, member, mine, fragment) == (6, 4, 9, 3, 2)
+    # Anonymous batch page, cold: the slug's batch (then kept by the process), batch, tiers,
+    # images, options, fan club; warm: none (the batch's, product's and catalogue's tokens).
+    # Signed in, cold: the fan's reservations and waitlist place (one query, the page's key),
+    # batch, tiers, images, options, fan club; warm: the fan's part only (the cart count and
+    # the user are kept in the cache). The reserve form as a page: batch, tiers, images,
+    # options, fan club, the fan's part, addresses, cards; as the fragment: batch, tiers,
+    # options, addresses, cards. List: count, batches, tiers, images. Mine: count,
+    # reservations, tiers. Fragment: batch, tiers.
+    counts = (anonymous, anonymous_warm, member, member_warm, form, form_fragment)
+    assert counts == (6, 0, 6, 1, 8, 5)
+    assert (index, mine, fragment) == (4, 3, 2)
 
 
 def test_reservation_page_queries_do_not_grow_with_its_history(client):

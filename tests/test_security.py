@@ -279,6 +279,8 @@ SWEEP = {
     "preorders:detail": ("GET", "/preorders/{batch}/", {200}),  # public
     "preorders:progress": ("GET", "/preorders/{batch}/progress/", {200}),  # public
     "preorders:reserve": ("POST", "/preorders/{batch}/reserve/", {400}),  # own reservation
+    # the form with the signed-in fan's own cards and addresses
+    "preorders:reserve_form": ("GET", "/preorders/{batch}/reserve/form/", {200}),
     "preorders:waitlist": ("POST", "/preorders/{batch}/waitlist/", {302}),  # own place
     "preorders:reservation": ("GET", "/preorders/reservations/{reservation}/", {404}),
     "preorders:reservation_change": (

@@ -74,7 +74,12 @@ def check_out(page: Page, *, card: str) -> None:
 
 
 def reserve(page: Page, *, units: str, card: str) -> None:
-    """On a batch page: the reserve form with a new address and a new card."""
+    """On a batch page: open the reserve form (an htmx fragment), then fill it with a new
+    address and a new card."""
+    opener = page.get_by_role("link", name="Choose and reserve")
+    if opener.count():
+        page.wait_for_load_state("load")  # htmx (a deferred script) swaps the form in
+        opener.click()
     page.fill("input[name=quantity]", units)
     fill_address(page)
     fill_card(page, card)
