@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
 from django.db import connection
 from django.db.models import Case, F, IntegerField, Prefetch, Q, QuerySet, Value, When
@@ -305,10 +306,46 @@ class BatchPage:
 @dataclass(frozen=True)
 class FanPart:
     """A signed-in fan's own part of a batch page: their reservations (newest first) and
-    their waitlist place (waiting or offered), each with its option."""
+    their waitlist place (waiting or offered), each with its option. `rows`: as read
+    (`fan_part`); the instances are built only when asked for."""
 
-    reservations: tuple[Reservation, ...] = ()
-    waitlist_entry: WaitlistEntry | None = None
+    rows: tuple[tuple, ...] = ()
+    batch_id: int | None = None
+    user_id: int | None = None
+
+    @cached_property
+    def reservations(self) -> tuple[Reservation, ...]:
+        made = []
+        for kind, pk, status, quantity, created_at, _, variant_id, options in self.rows:
+            if kind == "r":
+                made.append(
+                    Reservation(
+                        id=pk,
+                        batch_id=self.batch_id,
+                        user_id=self.user_id,
+                        variant=Variant(id=variant_id, options=options),
+                        status=status,
+                        quantity=quantity,
+                        created_at=created_at,
+                    )
+                )
+        return tuple(made)
+
+    @cached_property
+    def waitlist_entry(self) -> WaitlistEntry | None:
+        for kind, pk, status, quantity, created_at, expires, variant_id, options in self.rows:
+            if kind == "w":
+                return WaitlistEntry(
+                    id=pk,
+                    batch_id=self.batch_id,
+                    user_id=self.user_id,
+                    variant=Variant(id=variant_id, options=options),
+                    quantity=quantity,
+                    status=status,
+                    offer_expires_at=expires,
+                    created_at=created_at,
+                )
+        return None
 
 
 def batch_for_page(*, slug: str, user: User, fan: FanPart | None = None) -> BatchPage:
@@ -374,28 +411,8 @@ def fan_part(*, batch_id: int, user: User) -> FanPart:
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    reservations, entry = [], None
-    for kind, pk, status, quantity, created_at, expires, variant_id, options in rows:
-        variant = Variant(id=variant_id, options=options)
-        if kind == "r":
-            reservation = Reservation(
-                id=pk, batch_id=batch_id, user_id=user.pk, variant=variant, status=status
-            )
-            reservation.quantity, reservation.created_at = quantity, created_at
-            reservations.append(reservation)
-        elif entry is None:
-            entry = WaitlistEntry(
-                id=pk,
-                batch_id=batch_id,
-                user_id=user.pk,
-                variant=variant,
-                quantity=quantity,
-                status=status,
-                offer_expires_at=expires,
-                created_at=created_at,
-            )
-    return FanPart(reservations=tuple(reservations), waitlist_entry=entry)
+        rows = tuple(cursor.fetchall())
+    return FanPart(rows=rows, batch_id=batch_id, user_id=user.pk)
 
 
 def batch_for_reserve(*, slug: str) -> PreorderBatch:

@@ -23,6 +23,7 @@ from catalog.listing_version import LISTING_VERSION, PRODUCT_VERSION
 from config.page_cache import PageKey, cached_page, page_state
 from config.version_tokens import current_tokens
 from orders.forms import AddressForm, CardForm
+from orders.page_versions import tokens_and_cart_count
 from payments.commitments.pages import (
     AuthPage,
     PayPage,
@@ -163,21 +164,25 @@ WAITLIST_MARKER = "<!--fh:preorder-waitlist-->"
 _batch_ids: dict[str, tuple[int, int, str]] = {}
 
 
-def _batch_tokens(batch_id: int, product_id: int) -> list[str]:
-    """The slug map's, the batch's (columns, tiers), the product's and the catalogue's."""
-    return current_tokens(
+def _batch_tokens(request: HttpRequest, batch_id: int, product_id: int) -> list[str]:
+    """The slug map's, the batch's (columns, tiers), the product's and the catalogue's; a
+    signed-in fan's header cart count in the same round trip."""
+    tokens = (
         (BATCH_SLUGS, ""),
         (BATCH_VERSION, batch_id),
         (PRODUCT_VERSION, product_id),
         (LISTING_VERSION, ""),
     )
+    if request.user.is_authenticated:
+        return tokens_and_cart_count(request, *tokens)
+    return current_tokens(*tokens)
 
 
-def _batch_versions(slug: str) -> tuple[int, list[str]] | None:
+def _batch_versions(request: HttpRequest, slug: str) -> tuple[int, list[str]] | None:
     known = _batch_ids.get(slug)
     if known is not None:
         batch_id, product_id, slugs_then = known
-        versions = _batch_tokens(batch_id, product_id)
+        versions = _batch_tokens(request, batch_id, product_id)
         if versions[0] == slugs_then:
             return batch_id, versions
     slugs = BATCH_SLUGS.current()  # before the row: a change meanwhile retires it again
@@ -187,7 +192,7 @@ def _batch_versions(slug: str) -> tuple[int, list[str]] | None:
     if len(_batch_ids) >= 10_000:
         _batch_ids.clear()
     _batch_ids[slug] = (*found, slugs)
-    return found[0], _batch_tokens(*found)
+    return found[0], _batch_tokens(request, *found)
 
 
 def _fan_class(fan: FanPart) -> str:
@@ -210,7 +215,7 @@ def _batch_key(request: HttpRequest, slug: str) -> PageKey | None:
     waitlist place filled in (`_batch_overlay`, from one query)."""
     if request.GET:
         return None
-    found = _batch_versions(slug)
+    found = _batch_versions(request, slug)
     if found is None:
         return None  # the view's 404
     batch_id, versions = found
@@ -227,10 +232,9 @@ _mine_memo: dict[tuple, tuple[str, str]] = {}
 def _fan_html(fan: FanPart) -> tuple[str, str]:
     """The fan's reservations and waitlist place, rendered once per process and content."""
     entry, offered = fan.waitlist_entry, _fan_class(fan) == "offered"
-    rows = [(r.pk, r.status, r.quantity, r.created_at, r.variant.options) for r in fan.reservations]
-    place = entry and (entry.pk, entry.quantity, entry.offer_expires_at, entry.variant.options)
-    # repr: the options are dicts; the time zone and language are how dates are shown.
-    key = (get_language(), timezone.get_current_timezone_name(), repr((rows, place, offered)))
+    # The rows as read (no instances built when the memo has them); the time zone and the
+    # language are how their dates and labels are shown.
+    key = (get_language(), timezone.get_current_timezone_name(), repr((fan.rows, offered)))
     html = _mine_memo.get(key)
     if html is None:
         if len(_mine_memo) >= _MEMO_SIZE:
