@@ -1,9 +1,17 @@
+from decimal import Decimal
+
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import caches
 
 from config.page_cache import page_cache_forget
-from tests.factories import TEST_PASSWORD, UserFactory
+from tests.factories import (
+    TEST_PASSWORD,
+    BrandFactory,
+    ProductFactory,
+    UserFactory,
+    VariantFactory,
+)
 from tests.stripe_server import LocalStripe
 
 
@@ -41,3 +49,17 @@ def localstripe():
     server = LocalStripe.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def shop(db):
+    """A brand's phone in two colours: Black at $500 (5 in stock), White at $40 (3)."""
+    brand = BrandFactory(name="Nimbus", slug="nimbus")
+    phone = ProductFactory(name="Nimbus X2", slug="x2", brand=brand)
+    black = VariantFactory(
+        product=phone, sku="X2-BLK", price=Decimal("500.00"), stock=5, options={"colour": "Black"}
+    )
+    white = VariantFactory(
+        product=phone, sku="X2-WHT", price=Decimal("40.00"), stock=3, options={"colour": "White"}
+    )
+    return {"brand": brand, "product": phone, "black": black, "white": white}

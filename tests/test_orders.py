@@ -37,19 +37,6 @@ CARD_DECLINED_AT_CHARGE = "4000 0000 0000 0341"
 CARD_3DS = "4000 0027 6000 3184"
 
 
-@pytest.fixture
-def shop():
-    brand = BrandFactory(name="Nimbus", slug="nimbus")
-    phone = ProductFactory(name="Nimbus X2", slug="x2", brand=brand)
-    black = VariantFactory(
-        product=phone, sku="X2-BLK", price=Decimal("500.00"), stock=5, options={"colour": "Black"}
-    )
-    white = VariantFactory(
-        product=phone, sku="X2-WHT", price=Decimal("40.00"), stock=3, options={"colour": "White"}
-    )
-    return {"brand": brand, "black": black, "white": white}
-
-
 def _checkout_data(card=CARD_OK, **extra):
     data = {f"address-{key}": value for key, value in ADDRESS.items()}
     data.update(

@@ -25,23 +25,10 @@ from orders.services import (
 )
 from payments.services import card_save
 from reviews.models import Review
-from tests.factories import BrandFactory, ProductFactory, UserFactory, VariantFactory
+from tests.factories import UserFactory
 from tests.shop import ADDRESS, CARD_OK, order_paid, order_placed
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def shop():
-    brand = BrandFactory(name="Nimbus", slug="nimbus")
-    phone = ProductFactory(name="Nimbus X2", slug="x2", brand=brand)
-    black = VariantFactory(
-        product=phone, sku="X2-BLK", price=Decimal("500.00"), stock=5, options={"colour": "Black"}
-    )
-    white = VariantFactory(
-        product=phone, sku="X2-WHT", price=Decimal("40.00"), stock=3, options={"colour": "White"}
-    )
-    return {"product": phone, "black": black, "white": white}
 
 
 def _get(client, path: str) -> tuple[str, int]:
