@@ -212,7 +212,9 @@ def _constants(now: datetime) -> dict:
 
 
 # The block's reads after the batch lock, in one round trip: the form keys already used
-# ('k'), each customer's units in the batch ('u'), each capped option's cap ('c').
+# ('k'), each customer's units in the batch ('u'), each capped option's cap ('c'), and which
+# of the options asked for are active, with their product ('v'): the request's option comes
+# from the reserve POST's copy of the batch (preorders.batch_cache), so the row decides.
 _READ_SQL = """
 SELECT 'k', r.batch_id, r.user_id, r.request_key, r.id
   FROM preorders_reservation r
@@ -225,6 +227,9 @@ SELECT 'u', batch_id, user_id, NULL, sum(quantity) FROM preorders_reservation
 UNION ALL
 SELECT 'c', batch_id, variant_id, NULL, cap FROM preorders_variantcap
  WHERE batch_id = ANY(%(batches)s) AND variant_id = ANY(%(variants)s)
+UNION ALL
+SELECT 'v', NULL, id, NULL, product_id FROM catalog_variant
+ WHERE id = ANY(%(variants)s) AND is_active
 """
 # Units held of the capped options, when the block asks for one.
 _OPTIONS_SQL = """
@@ -319,6 +324,7 @@ class ReservationWriter:
         existing_ids: dict[tuple[int, str], int] = {}
         units: dict[tuple[int, int], int] = defaultdict(int)
         caps: dict[tuple[int, int], int] = {}
+        active: dict[int, int] = {}  # active option -> its product
         locked, read = _lock_and_read(batch_ids, params)
         batches = {batch.pk: batch for batch in locked}
         for kind, batch_id, user_id, key, value in read:
@@ -326,8 +332,10 @@ class ReservationWriter:
                 existing_ids[user_id, key] = value
             elif kind == "u":
                 units[batch_id, user_id] = value
-            else:
+            elif kind == "c":
                 caps[batch_id, user_id] = value
+            else:
+                active[user_id] = value
         taken: dict[tuple[int, int], int] = defaultdict(int)
         if caps:
             with connection.cursor() as cursor:
@@ -380,7 +388,9 @@ class ReservationWriter:
                 continue
             try:
                 offer = offers.get((batch.pk, user.pk))
-                self._check(request, batch, units, caps, taken, offer, _check_open, _check_room)
+                self._check(
+                    request, batch, units, caps, taken, offer, active, _check_open, _check_room
+                )
             except ValidationError as exc:
                 refused[user.pk, key] = exc
                 outcomes.append(exc)
@@ -405,7 +415,7 @@ class ReservationWriter:
         return outcomes
 
     @staticmethod
-    def _check(request, batch, units, caps, taken, offer, check_open, check_room) -> None:
+    def _check(request, batch, units, caps, taken, offer, active, check_open, check_room) -> None:
         from preorders.services import ReservationError
 
         check_open(batch)
@@ -419,7 +429,7 @@ class ReservationWriter:
                 f"At most {batch.per_customer_limit} units per customer"
                 + (f"; you can add {left} more." if left > 0 else "; you have reserved them all.")
             )
-        if variant.product_id != batch.product_id or not variant.is_active:
+        if active.get(variant.pk) != batch.product_id:
             raise ReservationError("Choose one of this product's options.")
         cap = caps.get((batch.pk, variant.pk))
         if cap is not None:

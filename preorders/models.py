@@ -38,6 +38,17 @@ class BatchStatus(models.TextChoices):
 BATCH_TRANSITIONS: dict[str, set[str]] = PARENT_TRANSITIONS
 
 
+class PreorderBatchQuerySet(models.QuerySet):
+    def update(self, **kwargs) -> int:
+        """A bulk write of anything but the live counters retires the reserve POST's copies
+        of the batches (preorders.batch_cache), as a save() does."""
+        from preorders.batch_cache import LIVE_COUNTERS, batch_static_changed
+
+        if kwargs.keys() - LIVE_COUNTERS:
+            batch_static_changed()
+        return super().update(**kwargs)
+
+
 class PreorderBatch(models.Model):
     brand_lookup = "product__brand"
 
@@ -93,6 +104,8 @@ class PreorderBatch(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True, editable=False)
     settled_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PreorderBatchQuerySet.as_manager()
 
     class Meta:
         ordering = ["-opens_at", "-id"]

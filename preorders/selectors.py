@@ -21,6 +21,7 @@ from orders.models import Address
 from orders.selectors import addresses_for
 from payments.models import Payment, Refund, RefundStatus, SavedCard
 from payments.providers.registry import provider_get
+from preorders.batch_cache import batch_static
 from preorders.honour import brand_community
 from preorders.models import (
     BatchStatus,
@@ -416,11 +417,19 @@ def fan_part(*, batch_id: int, user: User) -> FanPart:
 
 
 def batch_for_reserve(*, slug: str) -> PreorderBatch:
-    """The reserve POST: the batch (404 for a draft) with its product and active options
-    (two queries); the page's other parts are fetched only to show the form again."""
-    batch = (
-        _shown().select_related("product").prefetch_related(_active_variants()).filter(slug=slug)
-    ).first()
+    """The reserve POST: the batch (404 for a draft) with its product and active options,
+    from this process's copy (preorders.batch_cache: no query; two when it was retired);
+    the page's other parts are fetched only to show the form again."""
+    batch = batch_static(
+        slug=slug,
+        read=lambda: (
+            _shown()
+            .select_related("product")
+            .prefetch_related(_active_variants())
+            .filter(slug=slug)
+            .first()
+        ),
+    )
     if batch is None:
         raise Http404("No such pre-order batch")
     return batch
