@@ -239,28 +239,30 @@ SELECT batch_id, variant_id, sum(quantity) FROM preorders_reservation
  GROUP BY batch_id, variant_id
 """
 _BATCH_NAMES = [f.attname for f in PreorderBatch._meta.concrete_fields]
-_BATCH_COLUMNS = ", ".join(f.column for f in PreorderBatch._meta.concrete_fields)
-_LOCK_SQL = f"SELECT {_BATCH_COLUMNS} FROM preorders_preorderbatch WHERE id = ANY(%s) ORDER BY id FOR UPDATE"  # noqa: E501, S608 (names from the model)
+_BATCH_COLUMNS = ", ".join(f"b.{f.column}" for f in PreorderBatch._meta.concrete_fields)
+_LOCK_SQL = f"SELECT {_BATCH_COLUMNS} FROM preorders_preorderbatch b WHERE b.id = ANY(%s) ORDER BY b.id FOR UPDATE OF b"  # noqa: E501, S608 (names from the model)
+# The same, with the block's commit not waiting for the WAL flush (`block_start_sql`): set
+# in the statement itself, one round trip fewer.
+_LOCK_ASYNC_SQL = _LOCK_SQL.replace(
+    "WHERE", "CROSS JOIN set_config('synchronous_commit', 'off', true) AS c WHERE"
+)
 
 
 def _lock_and_read(batch_ids: list[int], params: dict) -> tuple[list[PreorderBatch], list]:
-    """The batches locked (in id order), then the block's reads: two statements sent in one
-    round trip (psycopg's pipeline mode). The server runs them in order, so the reads'
-    snapshot is taken once the locks are held: they see what the last holder committed."""
+    """The batches locked (in id order), then the block's reads, as two statements: the
+    reads' snapshot is taken once the locks are held, so they see what the last holder
+    committed. (Sent one after the other: psycopg's pipeline mode costs more CPU than the
+    round trip it saves, and the process's CPU is what a hot drop runs out of.)"""
     connection.ensure_connection()
-    raw = connection.connection
-    lock_cursor, read_cursor = psycopg.Cursor(raw), psycopg.Cursor(raw)
-    with raw.pipeline():
+    with psycopg.Cursor(connection.connection) as cursor:
         start = block_start_sql()
-        if start:
-            lock_cursor.execute(start)
-        lock_cursor.execute(_LOCK_SQL, [batch_ids], prepare=True)
-        read_cursor.execute(_READ_SQL, params, prepare=True)
-    batches = [
-        PreorderBatch.from_db("default", _BATCH_NAMES, row) for row in lock_cursor.fetchall()
-    ]
-    intake_locked()
-    return batches, read_cursor.fetchall()
+        if start not in (None, "SET LOCAL synchronous_commit = off"):
+            cursor.execute(start)
+        cursor.execute(_LOCK_ASYNC_SQL if start else _LOCK_SQL, [batch_ids], prepare=True)
+        batches = [PreorderBatch.from_db("default", _BATCH_NAMES, row) for row in cursor.fetchall()]
+        intake_locked()
+        cursor.execute(_READ_SQL, params, prepare=True)
+        return batches, cursor.fetchall()
 
 
 @functools.cache

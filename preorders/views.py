@@ -11,13 +11,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from catalog.listing_version import LISTING_VERSION, PRODUCT_VERSION
 from config.page_cache import PageKey, cached_page, page_state
@@ -308,29 +309,67 @@ def batch_progress_fragment(request: HttpRequest, slug: str) -> HttpResponse:
     return HttpResponse(html)
 
 
+def _reserve_answer(request: HttpRequest) -> str:
+    """How the reserve POST is answered: "json" (a script asked for JSON), "htmx" (a fragment
+    swapped into the page) or "page" (a plain form: a redirect and a flash message)."""
+    if request.htmx:
+        return "htmx"
+    if request.get_preferred_type(["text/html", "application/json"]) == "application/json":
+        return "json"
+    return "page"
+
+
+def _reserved(request: HttpRequest, answer: str, outcome, text: str) -> HttpResponse:
+    """The reservation is committed: a fragment or JSON says so at once (no flash message to
+    store, no redirect to follow); a plain form is sent to the reservation with the message."""
+    reservation = outcome.reservation
+    url = reservation.get_absolute_url()
+    if answer == "json":
+        return JsonResponse(
+            {
+                "reserved": True,
+                "duplicate": outcome.duplicate,
+                "id": reservation.pk,
+                "url": url,
+                "message": text,
+            },
+            status=200 if outcome.duplicate else 201,
+        )
+    if answer == "htmx":
+        return render(request, "preorders/_reserved.html", {"url": url, "message": text})
+    (messages.info if outcome.duplicate else messages.success)(request, text)
+    return redirect(url)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def reserve(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "GET":  # back from signing in: the form is on the batch page
         return redirect(reverse("preorders:detail", kwargs={"slug": slug}) + "#reserve")
     # A hot drop posts thousands of these a second: only what a reservation needs is
-    # fetched (the batch and its options, the shopper's cards and addresses); the rest of
-    # the page only when the form is shown again.
+    # fetched (the batch and its options from this process's copy, the posted card and
+    # address); the rest of the page only when the form is shown again.
     batch = batch_for_reserve(slug=slug)
-    choices = shopper_choices(user=request.user, posted=request.POST)
-    forms = _reserve_forms(request.POST, batch, choices)
-    form, address_form, card_form = forms
-    if form.is_valid() and card_form.is_valid():
+    posted = shopper_choices(user=request.user, posted=request.POST)
+    answer = _reserve_answer(request)
+    form = ReserveForm(
+        request.POST,
+        variants=batch.product.active_variants,
+        addresses=posted.addresses,
+        max_quantity=batch.per_customer_limit,
+    )
+    address_form = AddressForm(request.POST, prefix="address")
+    # The posted saved card, found among the shopper's own usable ones, is the card: its
+    # form (the fields of a typed card, unused then) is built only when there is none.
+    saved_card = posted.cards[0] if posted.cards else None
+    card_form = None if saved_card else CardForm(request.POST, saved_cards=posted.cards)
+    if form.is_valid() and (card_form is None or card_form.is_valid()):
         saved_address = form.cleaned_data["saved_address"]
         if saved_address is not None:
             address = {key: getattr(saved_address, key) for key in ADDRESS_FIELDS}
         else:
             address = address_form.cleaned_data if address_form.is_valid() else None
-        chosen = card_form.cleaned_data.get("saved_card")
-        saved_card = next((card for card in choices.cards if card.pk == chosen), None)
-        if chosen and saved_card is None:
-            card_form.add_error("saved_card", "Choose one of your cards.")
-        elif address is not None:
+        if address is not None:
             variant, quantity = form.cleaned_data["variant"], form.cleaned_data["quantity"]
             try:
                 outcome = reservation_reserve(
@@ -344,30 +383,49 @@ def reserve(request: HttpRequest, slug: str) -> HttpResponse:
                     card=None if saved_card else card_form.card_input(),
                 )
             except CardError as exc:
+                card_form = card_form or CardForm(request.POST, saved_cards=posted.cards)
                 card_form.add_error(None, str(exc))
             except ValidationError as exc:
                 form.add_error(None, _errors(exc))
             else:
-                reservation = outcome.reservation
                 if outcome.duplicate:  # the same form submitted again
-                    messages.info(request, "You already sent this form: here is your reservation.")
-                    return redirect(reservation.get_absolute_url())
+                    return _reserved(
+                        request,
+                        answer,
+                        outcome,
+                        "You already sent this form: here is your reservation.",
+                    )
                 if outcome.needs_authentication:
-                    return redirect("preorders:reservation_authenticate", pk=reservation.pk)
-                messages.success(
+                    url = reverse(
+                        "preorders:reservation_authenticate", args=[outcome.reservation.pk]
+                    )
+                    if answer == "json":
+                        return JsonResponse({"reserved": False, "authenticate": url}, status=202)
+                    return HttpResponseClientRedirect(url) if answer == "htmx" else redirect(url)
+                return _reserved(
                     request,
+                    answer,
+                    outcome,
                     f"Reserved: {quantity} × {batch.product.name}"
                     f" ({variant_label(variant)}). We charge your card only if the batch"
                     " reaches its minimum.",
                 )
-                return redirect(reservation.get_absolute_url())
+    checked = (form, address_form, card_form or CardForm(request.POST, saved_cards=posted.cards))
+    if answer == "json":
+        errors = {
+            (f"address-{name}" if part is address_form else name): list(found)
+            for part in checked
+            if part is not address_form or not form.cleaned_data.get("saved_address")
+            for name, found in part.errors.items()
+        }
+        return JsonResponse({"reserved": False, "errors": errors}, status=400)
     page = batch_for_page(slug=slug, user=request.user)
     # Shown again with all the shopper's cards and addresses to choose from, and the errors
     # found (the same with all of them: those posted were among the ones fetched).
     choices = shopper_choices(user=request.user)
     shown = _reserve_forms(request.POST, page.batch, choices)
-    for again, checked in zip(shown, forms, strict=True):
-        again.cleaned_data, again._errors = getattr(checked, "cleaned_data", {}), checked.errors
+    for again, found in zip(shown, checked, strict=True):
+        again.cleaned_data, again._errors = getattr(found, "cleaned_data", {}), found.errors
     return _render_detail(request, page, choices=choices, forms=shown, status=400)
 
 

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -31,6 +32,7 @@ def _post(client, batch, card, *, quantity=1, variant=None, key=None, **headers)
         request_key=key or uuid.uuid4().hex,
         saved_card=card.pk,
     )
+    data.update({k: headers.pop(k) for k in list(headers) if k.startswith("address-")})
     return client.post(reverse("preorders:reserve", args=[batch.slug]), data, **headers)
 
 
@@ -205,10 +207,70 @@ def test_a_second_submit_of_one_form_gives_the_first_reservation(client):
 
 
 def test_csrf_is_enforced(client):
-    from django.test import Client
-
     batch = batch_open(cap=100)
     checked = Client(enforce_csrf_checks=True)
     user, card = _fan(checked)
     assert _post(checked, batch, card).status_code == 403
+    assert not Reservation.objects.filter(batch=batch).exists()
+
+
+# --- answers without a flash message: htmx and JSON ------------------------------------------
+
+
+def test_a_json_post_is_answered_with_the_reservation_and_no_message_cookie(client):
+    batch = batch_open(cap=100)
+    user, card = _fan(client)
+    key = uuid.uuid4().hex
+    response = _post(client, batch, card, key=key, HTTP_ACCEPT="application/json")
+    assert response.status_code == 201
+    reservation = Reservation.objects.get(batch=batch, user=user)
+    body = response.json()
+    assert body["reserved"] is True and body["duplicate"] is False
+    assert body["id"] == reservation.pk and body["url"] == reservation.get_absolute_url()
+    assert "messages" not in response.cookies
+
+    again = _post(client, batch, card, key=key, HTTP_ACCEPT="application/json")
+    assert again.status_code == 200 and again.json()["id"] == reservation.pk
+    assert again.json()["duplicate"] is True
+
+
+def test_a_json_post_refused_says_why(client):
+    batch = batch_open(cap=100, per_customer_limit=1)
+    user, card = _fan(client)
+    response = _post(client, batch, card, quantity=2, HTTP_ACCEPT="application/json")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["reserved"] is False and "At most 1" in " ".join(body["errors"]["__all__"])
+    bad = _post(client, batch, card, HTTP_ACCEPT="application/json", **{"address-city": ""})
+    assert bad.status_code == 400
+    assert not Reservation.objects.filter(batch=batch).exists()
+
+
+def test_an_htmx_post_gets_the_fragment(client):
+    batch = batch_open(cap=100)
+    user, card = _fan(client)
+    response = _post(client, batch, card, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    reservation = Reservation.objects.get(batch=batch, user=user)
+    html = response.content.decode()
+    assert "Reserved: 1 ×" in html and reservation.get_absolute_url() in html
+    assert "<html" not in html and "messages" not in response.cookies
+
+
+def test_a_plain_form_post_still_redirects_with_the_message(client):
+    batch = batch_open(cap=100)
+    user, card = _fan(client)
+    response = _post(client, batch, card, HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+    reservation = Reservation.objects.get(batch=batch, user=user)
+    assert response.status_code == 302 and response["Location"] == reservation.get_absolute_url()
+    page = client.get(response["Location"])
+    assert "Reserved: 1 ×" in page.content.decode()
+
+
+def test_a_card_of_another_fan_is_refused(client):
+    batch = batch_open(cap=100)
+    _, theirs = _fan(Client())
+    user, _ = _fan(client)
+    response = _post(client, batch, theirs)
+    assert response.status_code == 400
     assert not Reservation.objects.filter(batch=batch).exists()
