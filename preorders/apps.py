@@ -9,15 +9,11 @@ class PreordersConfig(AppConfig):
         from catalog.exports import export_register
         from payments.commitments.book import commitment_book_register
         from payments.listeners import card_use_register
-        from preorders import batch_cache
-        from preorders.batch_version import signals_connect
         from preorders.reports import production_export, reservations_export
         from preorders.selectors import reservation_card_uses
         from preorders.settlement import ReservationBook
 
-        batch_cache.connect()
         commitment_book_register(ReservationBook())
         card_use_register(reservation_card_uses)
         export_register("preorders.reservations", reservations_export)
         export_register("preorders.production", production_export)
-        signals_connect()  # a batch's or a tier's save retires the batch page's token

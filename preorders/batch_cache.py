@@ -7,8 +7,8 @@ field's hint, the product's name for the answer): the intake decides every reque
 batch row it locks (status, window, limit, cap, deposit) and on the options as they are
 then (`preorders.intake`), so a copy older than a change can refuse or show a stale hint,
 never admit. It is not older for long: any change of a batch's own columns (its live
-counters aside), of a tier or an option cap retires BATCH_STATIC once committed (the
-signals below and PreorderBatch's queryset), and any change of the product or its options
+counters aside), of a tier or an option cap retires BATCH_STATIC once committed
+(preorders.batch_version), and any change of the product or its options
 retires the product's token (catalog.listing_version), so the next request reads anew."""
 
 from __future__ import annotations
@@ -16,27 +16,15 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable
 
-from django.db.models.signals import post_delete, post_save
-
 from catalog.listing_version import PRODUCT_VERSION
-from config.version_tokens import VersionToken, current_tokens
-
-BATCH_STATIC = VersionToken("preorders:batch-static")
-
-# The batch's counters, moved by every reservation under its row lock: read from that row.
-LIVE_COUNTERS = frozenset({"reserved_units", "offered_units"})
+from config.version_tokens import current_tokens
+from preorders.batch_version import BATCH_STATIC
 
 _LOCAL_SIZE = 512
 # slug -> (tokens it was read under, product id, pickled batch)
 _local: dict[str, tuple[tuple[str, ...], int, bytes]] = {}
 # slug -> product id, kept across retirements: the product's token is read before the row
 _products: dict[str, int] = {}
-
-
-def batch_static_changed() -> None:
-    """Every process reads its batches again once the change is committed (and at once: the
-    writer's own transaction reads what it wrote)."""
-    BATCH_STATIC.retire(now=True)
 
 
 def _tokens(product_id: int | None) -> tuple[str, ...]:
@@ -65,19 +53,3 @@ def batch_static(*, slug: str, read: Callable[[], object | None]):
     if batch.product_id == product_id:
         _local[slug] = (tokens, product_id, pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
     return batch
-
-
-def _changed(sender, instance, **kwargs) -> None:
-    fields = kwargs.get("update_fields")
-    if fields is not None and not set(fields) - LIVE_COUNTERS:
-        return
-    batch_static_changed()
-
-
-def connect() -> None:
-    """Called once from the app's ready()."""
-    from preorders.models import PreorderBatch, PriceTier, VariantCap
-
-    for model in (PreorderBatch, PriceTier, VariantCap):
-        post_save.connect(_changed, sender=model, dispatch_uid=f"batch-static-save-{model}")
-        post_delete.connect(_changed, sender=model, dispatch_uid=f"batch-static-delete-{model}")

@@ -1,32 +1,39 @@
-"""The version token of each batch's cached page (preorders.views.batch_detail).
+"""The version tokens of what the batch pages and the reserve POST keep of a batch.
 
-Everything the batch page shows of the batch's own rows (its columns: status, counters,
-window, slug; its tiers) retires the batch's token once committed: saves and deletes of a
-batch or a tier through the signals below (the state machine, the admin, the services'
-saves), and every counter UPDATE that skips `save()` by calling `batch_changed` (services,
-the book, the intake's blocks: one Redis op per block, after its commit). A page keyed by
-the token is rendered anew on the next request."""
+- BATCH_VERSION, per batch: everything its page shows of its own rows (its columns, the live
+  counters among them, its tiers and option caps). Retired once committed by every save or
+  delete of a batch, a tier or a cap (the models' `save`/`delete`) and by every counter
+  UPDATE that skips `save()`, which calls `batch_changed` (the services, the book, and the
+  intake once per block: one Redis op).
+- BATCH_STATIC, for all batches at once: their columns but the live counters, their tiers
+  and caps, and so which slug names which batch. The reserve POST's per-process copies
+  (preorders.batch_cache) and the pages' slug map are kept under it; a counter's move does
+  not retire it, so a busy batch is found without a query. Retired by the same saves and
+  deletes (not a save of the counters alone) and by the batches' bulk `update()` of any
+  other column.
+A page or copy named by a token is read anew on the next request after the change."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
 
 from config.version_tokens import VersionToken
 
 BATCH_VERSION = VersionToken("preorders:batch-version")
-# Which slug names which shown batch (and its product): retired by every batch save and
-# delete (a slug, a status or a product changes only there), not by the counters' UPDATEs,
-# so a busy batch's visitors still find it without a query.
-BATCH_SLUGS = VersionToken("preorders:batch-slugs")
+BATCH_STATIC = VersionToken("preorders:batch-static")
+
+# The batch's counters, moved by every reservation under its row lock: read from that row.
+LIVE_COUNTERS = frozenset({"reserved_units", "offered_units"})
 
 
-def _keys(batch_ids) -> list[str]:
+def _keys(batch_ids: Iterable[int]) -> list[str]:
     return [BATCH_VERSION._key(batch_id) for batch_id in sorted(set(batch_ids))]
 
 
-def batches_retire_now(batch_ids) -> None:
+def batches_retire_now(batch_ids: Iterable[int]) -> None:
     """One Redis op for all the batches (the intake's after-commit hook)."""
     keys = _keys(batch_ids)
     if keys:
@@ -40,18 +47,15 @@ def batch_changed(*batch_ids: int) -> None:
         transaction.on_commit(lambda: cache.delete_many(keys), robust=True)
 
 
-def _batch_saved(sender, instance, **kwargs) -> None:
-    batch_changed(instance.pk)
-    BATCH_SLUGS.retire()
+def batch_static_changed() -> None:
+    """Every process reads its batches again once the change is committed (and at once: the
+    writer's own transaction reads what it wrote)."""
+    BATCH_STATIC.retire(now=True)
 
 
-def _tier_saved(sender, instance, **kwargs) -> None:
-    batch_changed(instance.batch_id)
-
-
-def signals_connect() -> None:
-    from preorders.models import PreorderBatch, PriceTier
-
-    for name, signal in (("save", post_save), ("delete", post_delete)):
-        signal.connect(_batch_saved, sender=PreorderBatch, dispatch_uid=f"batch-version-{name}")
-        signal.connect(_tier_saved, sender=PriceTier, dispatch_uid=f"tier-version-{name}")
+def batch_row_written(batch_id: int | None, update_fields: Iterable[str] | None = None) -> None:
+    """A save or delete of a batch, or of one of its tiers or caps."""
+    if batch_id is not None:
+        batch_changed(batch_id)
+    if update_fields is None or set(update_fields) - LIVE_COUNTERS:
+        batch_static_changed()

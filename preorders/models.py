@@ -20,6 +20,12 @@ from payments.commitments.models import (
 from payments.commitments.models import (  # units of these count against the cap
     COUNTED_STATUSES as COUNTED_STATUSES,
 )
+from preorders.batch_version import (
+    LIVE_COUNTERS,
+    batch_changed,
+    batch_row_written,
+    batch_static_changed,
+)
 
 
 class BatchStatus(models.TextChoices):
@@ -40,11 +46,11 @@ BATCH_TRANSITIONS: dict[str, set[str]] = PARENT_TRANSITIONS
 
 class PreorderBatchQuerySet(models.QuerySet):
     def update(self, **kwargs) -> int:
-        """A bulk write of anything but the live counters retires the reserve POST's copies
-        of the batches (preorders.batch_cache), as a save() does."""
-        from preorders.batch_cache import LIVE_COUNTERS, batch_static_changed
-
+        """A bulk write of anything but the live counters retires the batches' tokens
+        (preorders.batch_version), as a save() does; a counters' UPDATE (the intake, the
+        services) calls `batch_changed` itself, so it costs no query more here."""
         if kwargs.keys() - LIVE_COUNTERS:
+            batch_changed(*self.values_list("pk", flat=True))
             batch_static_changed()
         return super().update(**kwargs)
 
@@ -129,8 +135,16 @@ class PreorderBatch(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        batch_row_written(self.pk, kwargs.get("update_fields"))  # preorders.batch_version
+
     def get_absolute_url(self) -> str:
         return reverse("preorders:detail", kwargs={"slug": self.slug})
+
+    def delete(self, *args, **kwargs):
+        batch_row_written(self.pk)
+        return super().delete(*args, **kwargs)
 
     @property
     def is_open(self) -> bool:
@@ -141,6 +155,26 @@ class PreorderBatch(models.Model):
         if self.cap is None:
             return None
         return max(self.cap - self.reserved_units - self.offered_units, 0)
+
+
+class BatchPartQuerySet(models.QuerySet):
+    """Bulk writes to a batch's tiers or caps retire its tokens as their save() does."""
+
+    def update(self, **kwargs) -> int:
+        batch_changed(*self.values_list("batch_id", flat=True))
+        batch_static_changed()
+        return super().update(**kwargs)
+
+    def delete(self):
+        batch_changed(*self.values_list("batch_id", flat=True))
+        batch_static_changed()
+        return super().delete()
+
+    def bulk_create(self, objs, *args, **kwargs):
+        made = super().bulk_create(objs, *args, **kwargs)
+        batch_changed(*(part.batch_id for part in made))
+        batch_static_changed()
+        return made
 
 
 class PriceTier(models.Model):
@@ -156,6 +190,8 @@ class PriceTier(models.Model):
         max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))]
     )
 
+    objects = BatchPartQuerySet.as_manager()
+
     class Meta:
         ordering = ["min_quantity"]
         constraints = [
@@ -168,6 +204,14 @@ class PriceTier(models.Model):
     def __str__(self) -> str:
         return f"from {self.min_quantity}: {self.unit_price}"
 
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        batch_row_written(self.batch_id, None)  # preorders.batch_version
+
+    def delete(self, *args, **kwargs):
+        batch_row_written(self.batch_id)
+        return super().delete(*args, **kwargs)
+
 
 class VariantCap(models.Model):
     """An optional limit on one variant of the batch's product (e.g. 100 in gold)."""
@@ -178,6 +222,8 @@ class VariantCap(models.Model):
     variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="+")
     cap = models.PositiveIntegerField(validators=[MinValueValidator(1)])
 
+    objects = BatchPartQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["batch", "variant"], name="preorders_variant_cap_once")
@@ -185,6 +231,14 @@ class VariantCap(models.Model):
 
     def __str__(self) -> str:
         return f"{self.variant}: at most {self.cap}"
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        batch_row_written(self.batch_id, None)  # preorders.batch_version
+
+    def delete(self, *args, **kwargs):
+        batch_row_written(self.batch_id)
+        return super().delete(*args, **kwargs)
 
 
 class ReservationStatus(models.TextChoices):

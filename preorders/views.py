@@ -35,7 +35,7 @@ from payments.commitments.pages import (
 from payments.models import Payment, PaymentStatus
 from payments.providers.base import CardError
 from payments.services import DECLINE_MESSAGE
-from preorders.batch_version import BATCH_SLUGS, BATCH_VERSION
+from preorders.batch_version import BATCH_STATIC, BATCH_VERSION
 from preorders.book import preorder_book
 from preorders.forms import ReservationChangeForm, ReserveForm, WaitlistForm, variant_label
 from preorders.models import (
@@ -169,7 +169,7 @@ def _batch_tokens(request: HttpRequest, batch_id: int, product_id: int) -> list[
     """The slug map's, the batch's (columns, tiers), the product's and the catalogue's; a
     signed-in fan's header cart count in the same round trip."""
     tokens = (
-        (BATCH_SLUGS, ""),
+        (BATCH_STATIC, ""),
         (BATCH_VERSION, batch_id),
         (PRODUCT_VERSION, product_id),
         (LISTING_VERSION, ""),
@@ -186,7 +186,7 @@ def _batch_versions(request: HttpRequest, slug: str) -> tuple[int, list[str]] | 
         versions = _batch_tokens(request, batch_id, product_id)
         if versions[0] == slugs_then:
             return batch_id, versions
-    slugs = BATCH_SLUGS.current()  # before the row: a change meanwhile retires it again
+    slugs = BATCH_STATIC.current()  # before the row: a change meanwhile retires it again
     found = batch_page_ids(slug=slug)
     if found is None:
         return None
