@@ -177,7 +177,24 @@ class BatchPartQuerySet(models.QuerySet):
         return made
 
 
-class PriceTier(models.Model):
+class BatchPart(models.Model):
+    """A row of a batch's own terms (a tier, a cap): writing it retires the batch's tokens."""
+
+    objects = BatchPartQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        batch_row_written(self.batch_id, None)  # preorders.batch_version
+
+    def delete(self, *args, **kwargs):
+        batch_row_written(self.batch_id)
+        return super().delete(*args, **kwargs)
+
+
+class PriceTier(BatchPart):
     """From `min_quantity` units reserved in total, everyone pays `unit_price`."""
 
     brand_lookup = "batch__product__brand"
@@ -189,8 +206,6 @@ class PriceTier(models.Model):
     unit_price = models.DecimalField(
         max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))]
     )
-
-    objects = BatchPartQuerySet.as_manager()
 
     class Meta:
         ordering = ["min_quantity"]
@@ -204,16 +219,8 @@ class PriceTier(models.Model):
     def __str__(self) -> str:
         return f"from {self.min_quantity}: {self.unit_price}"
 
-    def save(self, *args, **kwargs) -> None:
-        super().save(*args, **kwargs)
-        batch_row_written(self.batch_id, None)  # preorders.batch_version
 
-    def delete(self, *args, **kwargs):
-        batch_row_written(self.batch_id)
-        return super().delete(*args, **kwargs)
-
-
-class VariantCap(models.Model):
+class VariantCap(BatchPart):
     """An optional limit on one variant of the batch's product (e.g. 100 in gold)."""
 
     brand_lookup = "batch__product__brand"
@@ -222,8 +229,6 @@ class VariantCap(models.Model):
     variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="+")
     cap = models.PositiveIntegerField(validators=[MinValueValidator(1)])
 
-    objects = BatchPartQuerySet.as_manager()
-
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["batch", "variant"], name="preorders_variant_cap_once")
@@ -231,14 +236,6 @@ class VariantCap(models.Model):
 
     def __str__(self) -> str:
         return f"{self.variant}: at most {self.cap}"
-
-    def save(self, *args, **kwargs) -> None:
-        super().save(*args, **kwargs)
-        batch_row_written(self.batch_id, None)  # preorders.batch_version
-
-    def delete(self, *args, **kwargs):
-        batch_row_written(self.batch_id)
-        return super().delete(*args, **kwargs)
 
 
 class ReservationStatus(models.TextChoices):
