@@ -315,38 +315,28 @@ class FanPart:
     batch_id: int | None = None
     user_id: int | None = None
 
+    def _fields(self, row: tuple) -> dict:
+        """What a reservation row and a waitlist row share, as model fields."""
+        _, pk, status, quantity, created_at, _, variant_id, options = row
+        return {
+            "id": pk,
+            "batch_id": self.batch_id,
+            "user_id": self.user_id,
+            "variant": Variant(id=variant_id, options=options),
+            "status": status,
+            "quantity": quantity,
+            "created_at": created_at,
+        }
+
     @cached_property
     def reservations(self) -> tuple[Reservation, ...]:
-        made = []
-        for kind, pk, status, quantity, created_at, _, variant_id, options in self.rows:
-            if kind == "r":
-                made.append(
-                    Reservation(
-                        id=pk,
-                        batch_id=self.batch_id,
-                        user_id=self.user_id,
-                        variant=Variant(id=variant_id, options=options),
-                        status=status,
-                        quantity=quantity,
-                        created_at=created_at,
-                    )
-                )
-        return tuple(made)
+        return tuple(Reservation(**self._fields(row)) for row in self.rows if row[0] == "r")
 
     @cached_property
     def waitlist_entry(self) -> WaitlistEntry | None:
-        for kind, pk, status, quantity, created_at, expires, variant_id, options in self.rows:
-            if kind == "w":
-                return WaitlistEntry(
-                    id=pk,
-                    batch_id=self.batch_id,
-                    user_id=self.user_id,
-                    variant=Variant(id=variant_id, options=options),
-                    quantity=quantity,
-                    status=status,
-                    offer_expires_at=expires,
-                    created_at=created_at,
-                )
+        for row in self.rows:
+            if row[0] == "w":
+                return WaitlistEntry(**self._fields(row), offer_expires_at=row[5])
         return None
 
 
