@@ -575,6 +575,14 @@ def _receipts_flush(task) -> None:
             logger.exception("receipts of %s reservations not queued", len(ids))
 
 
+def receipts_flush_wait(timeout: float = 5.0) -> None:
+    """Until this process's pending receipts are handed on (tests: a flush left running
+    would run its task in the next test, against that test's state)."""
+    flusher = _receipts_flusher
+    if flusher is not None:
+        flusher.join(timeout)
+
+
 def reservations_receipts_sweep(*, older_than: timedelta | None = None) -> int:
     """Beat: receipts whose task was lost (the broker was down at the commit)."""
     from preorders.receipts import reservation_receipts_send
