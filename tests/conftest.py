@@ -1,8 +1,10 @@
+import threading
 from decimal import Decimal
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import caches
+from django.db import connections
 
 from config.page_cache import page_cache_forget
 from preorders.intake import receipts_flush_wait
@@ -14,6 +16,22 @@ from tests.factories import (
     VariantFactory,
 )
 from tests.stripe_server import LocalStripe
+
+_thread_run = threading.Thread.run
+
+
+def _run_then_close_connections(self: threading.Thread) -> None:
+    """Every thread a test starts (its concurrent clients, the intake's leaders, the live
+    server's) closes its database connections when it ends. Django closes a request's
+    connection only once CONN_MAX_AGE has passed, so each finished thread would keep one
+    open until the worker exits: two workers' concurrency tests reached PostgreSQL's 100."""
+    try:
+        _thread_run(self)
+    finally:
+        connections.close_all()
+
+
+threading.Thread.run = _run_then_close_connections
 
 
 @pytest.fixture(autouse=True)
