@@ -38,6 +38,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import get_language
 
 from config.csrf import page_csrf_token
+from config.token_mirror import token_mirror
 
 PAGE_SECONDS = 300  # a backstop: keys change with what the pages show
 
@@ -153,10 +154,12 @@ def _entry_get(key: str, store: dict = _local) -> tuple[float, str, str] | None:
 
 
 def page_cache_forget() -> None:
-    """Every page's entry, here and shared: what their expiry does (tests)."""
+    """Every page's entry, here and shared, and this process's copy of the tokens: what
+    their expiry does (tests)."""
     _local.clear()
     _private.clear()
     cache.delete_pattern("page:*")
+    token_mirror().clear()
 
 
 # --- the decorator --------------------------------------------------------------------------

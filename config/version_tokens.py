@@ -1,6 +1,10 @@
 """Version tokens that name cached renderings (fragments, whole pages): a reader gets the
 current token (a new one when there is none), and a change retires it once committed (a
-rolled-back change changes nothing), so the next reader renders and caches anew."""
+rolled-back change changes nothing), so the next reader renders and caches anew.
+
+Every process keeps the tokens it read (config.token_mirror), which Redis invalidates when
+they change: a token read costs no round trip until it is retired. Every retirement goes
+through `_delete`, which also drops the writer's own copy at once."""
 
 from __future__ import annotations
 
@@ -11,13 +15,20 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 
+from config.token_mirror import PREFIX, token_mirror
+
+
+def _delete(keys: list[str]) -> None:
+    cache.delete_many(keys)
+    token_mirror().forget(cache.make_key(key) for key in keys)
+
 
 class VersionToken:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
     def _key(self, scope: object) -> str:
-        return f"{self.prefix}:{scope}"
+        return f"{PREFIX}{self.prefix}:{scope}"
 
     def current(self, scope: object = "") -> str:
         return current_tokens((self, scope))[0]
@@ -25,16 +36,21 @@ class VersionToken:
     def retire(self, scope: object = "", *, now: bool = False) -> None:
         """`now`: at once as well, for what the writer itself reads before the commit (a
         reader meanwhile caches under a token that the commit retires again)."""
-        key = self._key(scope)
+        keys = [self._key(scope)]
         if now:
-            cache.delete(key)
-        transaction.on_commit(lambda: cache.delete(key), robust=True)
+            _delete(keys)
+        transaction.on_commit(lambda: _delete(keys), robust=True)
 
-    def retire_many(self, scopes: Iterable[object]) -> None:
-        """`retire` for several scopes at once: one round trip on commit."""
-        keys = [self._key(scope) for scope in set(scopes)]
-        if keys:
-            transaction.on_commit(lambda: cache.delete_many(keys), robust=True)
+    def retire_many(self, scopes: Iterable[object], *, on_commit: bool = True) -> None:
+        """`retire` for several scopes in one round trip; `on_commit=False`: at once (for a
+        caller that runs after its own commit)."""
+        keys = sorted({self._key(scope) for scope in scopes}, key=str)
+        if not keys:
+            return
+        if on_commit:
+            transaction.on_commit(lambda: _delete(keys), robust=True)
+        else:
+            _delete(keys)
 
 
 def current_tokens(*tokens: tuple[VersionToken, object]) -> list[str]:
@@ -46,16 +62,24 @@ def current_tokens_and(
     tokens: Sequence[tuple[VersionToken, object]], also: Sequence[str] = ()
 ) -> tuple[list[str], dict[str, Any]]:
     """current_tokens, and what the cache holds under the keys `also` (absent: not in the
-    dict), read in the same round trip."""
+    dict), read in the same round trip. Tokens this process holds are not read again."""
     keys = [token._key(scope) for token, scope in tokens]
-    found = cache.get_many([*keys, *also])
+    full = {key: str(cache.make_key(key)) for key in keys}
+    mirror = token_mirror()
+    held, mark = mirror.lookup(full.values())
+    values = {key: held[full[key]] for key in keys if full[key] in held}
+    wanted = [key for key in keys if key not in values]
+    found = cache.get_many([*wanted, *also]) if wanted or also else {}
     extra = {key: found[key] for key in also if key in found}
-    values = []
-    for key in keys:
+    fetched = {}
+    for key in wanted:
         value = found.get(key)
         if value is None:
             value = uuid.uuid4().hex
             if not cache.add(key, value, timeout=None):  # another process made one first
                 value = cache.get(key) or value
-        values.append(value)
-    return values, extra
+        else:
+            fetched[full[key]] = value
+        values[key] = value
+    mirror.keep(fetched, mark)
+    return [values[key] for key in keys], extra

@@ -5,7 +5,7 @@ from django.http import HttpRequest
 
 from orders.carts import SESSION_KEY
 from orders.models import Cart, CartLine
-from orders.page_versions import cart_count_key, cart_version_key
+from orders.page_versions import CART_VERSION, cart_count_key
 
 CART_COUNT_SECONDS = 600  # a backstop: every change through orders.services forgets it
 
@@ -39,5 +39,5 @@ def cart_count_forget(*, cart_id: int) -> None:
     page rendered anew (its version token, orders.page_versions)."""
     user_id = Cart.objects.filter(pk=cart_id).values_list("user_id", flat=True).first()
     if user_id is not None:
-        keys = [_key(user_id), cart_version_key(user_id)]
-        transaction.on_commit(lambda: cache.delete_many(keys), robust=True)
+        transaction.on_commit(lambda: cache.delete(_key(user_id)), robust=True)
+        CART_VERSION.retire(user_id)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.core.cache import cache
-from django.db import transaction
 from django.http import HttpRequest
 
 from catalog.listing_version import LISTING_VERSION
@@ -24,10 +22,6 @@ from config.version_tokens import VersionToken, current_tokens_and
 
 CART_VERSION = VersionToken("orders:cart-version")
 ORDERS_VERSION = VersionToken("orders:orders-version")
-
-
-def cart_version_key(user_id: int) -> str:
-    return CART_VERSION._key(user_id)
 
 
 def cart_count_key(user_id: int) -> str:
@@ -60,6 +54,4 @@ def orders_version(request: HttpRequest) -> str:
 
 def orders_changed(*, user_ids: Iterable[int]) -> None:
     """The fans' orders pages are read anew once this commits (one DEL for all of them)."""
-    keys = [ORDERS_VERSION._key(user_id) for user_id in set(user_ids) if user_id is not None]
-    if keys:
-        transaction.on_commit(lambda: cache.delete_many(keys), robust=True)
+    ORDERS_VERSION.retire_many(user_id for user_id in user_ids if user_id is not None)

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.core.cache import cache
-from django.db import transaction
-
 from config.version_tokens import VersionToken
 
 BATCH_VERSION = VersionToken("preorders:batch-version")
@@ -29,22 +26,14 @@ BATCH_STATIC = VersionToken("preorders:batch-static")
 LIVE_COUNTERS = frozenset({"reserved_units", "offered_units"})
 
 
-def _keys(batch_ids: Iterable[int]) -> list[str]:
-    return [BATCH_VERSION._key(batch_id) for batch_id in sorted(set(batch_ids))]
-
-
 def batches_retire_now(batch_ids: Iterable[int]) -> None:
     """One Redis op for all the batches (the intake's after-commit hook)."""
-    keys = _keys(batch_ids)
-    if keys:
-        cache.delete_many(keys)
+    BATCH_VERSION.retire_many(batch_ids, on_commit=False)
 
 
 def batch_changed(*batch_ids: int) -> None:
     """Retire the batches' page tokens once the change is committed."""
-    keys = _keys(batch_ids)
-    if keys:
-        transaction.on_commit(lambda: cache.delete_many(keys), robust=True)
+    BATCH_VERSION.retire_many(batch_ids)
 
 
 def batch_static_changed() -> None:
