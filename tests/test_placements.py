@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from django.utils import timezone
 
 from communities.models import Community, Membership
@@ -33,11 +32,6 @@ BOTS = [
     "curl/8.4.0",
     "",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
 
 
 @pytest.fixture

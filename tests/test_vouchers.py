@@ -7,7 +7,6 @@ from decimal import Decimal
 import pytest
 import time_machine
 from allauth.account.models import EmailAddress
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -33,11 +32,6 @@ pytestmark = pytest.mark.django_db
 
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1"
 CARD_3DS = {**CARD_OK, "number": "4000002760003184"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tries():
-    cache.clear()
 
 
 @pytest.fixture
