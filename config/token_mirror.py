@@ -9,10 +9,11 @@ keeps the tokens it has read and drops each one that Redis reports changed.
 Before every read of the copy, the invalidations that have arrived are taken in without
 waiting (a non-blocking poll of that connection's socket, a few microseconds). Redis writes
 a key's invalidation in the same turn of its event loop as its reply to the command that
-changed it, so by the time anything that follows the change reaches this process (the
-writer's HTTP response and the fan's next request; a worker's answer read from Redis) the
-invalidation is in this process's socket and the poll sees it. The writer's own process does
-not rely on that: it drops the keys it deletes itself (`forget`).
+changed it, before it runs any other command: whatever learns of the change through Redis (a
+worker's answer, any later read) finds the invalidation in this process's socket, and the
+fan's next request after the writer's response comes an HTTP round trip later, long after
+those microseconds. The writer's own process does not rely on that: it drops the keys it
+deletes itself (`forget`).
 
 A read that missed fetches the tokens from Redis; if an invalidation is taken in meanwhile,
 what it fetched is not kept (the fetch may have run before that change).
