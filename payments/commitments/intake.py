@@ -126,33 +126,22 @@ def _lead(writer: BlockWriter, combiner: _Combiner) -> None:
     with combiner.lock:
         block = combiner.waiting[:BLOCK_MAX]
         del combiner.waiting[:BLOCK_MAX]
-    handed = False
-
-    def hand_over() -> None:
-        """The first of those who came meanwhile leads the next block: once this one holds
-        its locks (the next then queues for them in the database, and is granted them at
-        this one's commit, with no round trip to a client in between), or at the latest
-        after its commit (which does not wait for the WAL flush)."""
-        nonlocal handed
-        if handed:
-            return
-        handed = True
-        with combiner.lock:
-            if combiner.waiting:
-                combiner.waiting[0].lead = True
-                combiner.waiting[0].wake.set()
-            else:
-                combiner.leading = False
-
-    _hooks.pending, _hooks.locked = [], hand_over
+    _hooks.pending = []
     try:
         outcomes = _committed(writer, [p.request for p in block])
         hooks = _hooks.pending
     except BaseException as exc:  # noqa: BLE001 - handed to every request of the block
         outcomes, hooks = [exc] * len(block), []
     finally:
-        _hooks.pending = _hooks.locked = None
-    hand_over()
+        _hooks.pending = None
+    # The first of those who came meanwhile leads the next block: this one's locks are free
+    # (its commit did not wait for the WAL flush), and its flush below overlaps the next.
+    with combiner.lock:
+        if combiner.waiting:
+            combiner.waiting[0].lead = True
+            combiner.waiting[0].wake.set()
+        else:
+            combiner.leading = False
     try:
         _durable()
     except BaseException as exc:  # noqa: BLE001 - unknown whether it is durable: nobody is told
@@ -214,25 +203,17 @@ def _settle(outcome: Any) -> Any:
 
 class _Hooks(threading.local):
     pending: list[Callable[[], object]] | None = None
-    locked: Callable[[], None] | None = None
 
 
 _hooks = _Hooks()
 
 
-def block_start_sql() -> str | None:
-    """What a writer sends first, in its block's first round trip: the block's COMMIT then
-    returns (and releases its locks) once the commit record is in the WAL, before the WAL is
-    on disk; the engine answers nobody before `_durable` has flushed it, outside the locks.
-    None when the request is written in a caller's transaction: its commit is the caller's."""
-    return "SET LOCAL synchronous_commit = off" if _hooks.pending is not None else None
-
-
-def intake_locked() -> None:
-    """The writer holds its block's locks: the next block may gather its requests and queue
-    for them meanwhile."""
-    if _hooks.locked is not None:
-        _hooks.locked()
+def intake_in_engine_block() -> bool:
+    """Whether the writer runs in an engine block: its COMMIT need not wait for the WAL flush
+    (the engine flushes before it answers anyone), and `intake_execute_and_commit` sends it
+    with the block's last statement. False when the request is written in a caller's
+    transaction: its commit is the caller's."""
+    return _hooks.pending is not None
 
 
 def intake_execute_and_commit(cursor: Any, sql: str, params: Any) -> list[tuple]:
