@@ -2,14 +2,30 @@
 (payments.commitments.intake runs the blocks: one transaction each, the shopper answered
 after its commit).
 
-Per block, under each batch's row lock (taken once, in id order): the form keys already used,
-each customer's units in the batch, each capped option's units, and the waitlist offers of
-the block's customers, read set-based; then each request decided in arrival order against
-those numbers as they grow (the same rules and messages as `preorders.services`); then one
-INSERT of the reservations, one of their events, one UPDATE of each batch's counters (its
-CheckConstraint refuses anything over the cap), the offers claimed. Receipts are rendered
-after the commit by a worker (`receipt_due`, swept if the broker was down), so a hot batch
-does not render two templates per reservation inside the request.
+The rules live in the database, in one function (`preorders_intake_block`, created by
+migration 0004, which says what it returns), called once per block with the block's
+requests as JSON and sent with the COMMIT in one round trip: under each batch's row lock
+(taken once, in id order) it reads set-based the form keys already used, each customer's
+units in the batch, the options asked for (active, of the batch's product) and the capped
+ones' units, and the block's customers' waitlist offers; decides each request in arrival
+order against those numbers as they grow (the same rules as `preorders.services`' checks,
+whose messages the verdicts become here); then one statement inserts the reservations and
+their events, claims the offers taken and moves each batch's counters (its CheckConstraint
+refuses anything over the cap). Why in the server: deciding in Python held the batch lock
+across three or four client round trips per block, each waiting for the GIL behind the
+threads preparing the next block; now the lock is held only while the server works. The
+rules are not kept twice: the one-by-one path (`preorders.services`: a deposit, a change, the
+waitlist) has its own checks, as before, and both raise the same messages.
+
+Python keeps what is not the decision: the address checked and the row made as JSON in the
+shopper's thread before it queues (a bad form waits for nobody), the reservation instance
+built from the row (no read back), the receipts and page tokens after the commit, and the
+rest of a partly taken offer handed to the next in line (`_waitlist_offer`, which sends
+mail): the function cannot do that before a COMMIT sent in the same round trip, so it
+refuses (FH001) and the block is written again with the COMMIT sent afterwards.
+
+Receipts are rendered after the commit by a worker (`receipt_due`, swept if the broker was
+down), so a hot batch does not render two templates per reservation inside the request.
 
 A batch with a deposit is not taken here (`SLOW_PATH`): the deposit's card charge per
 reservation is the slow part there, and `preorders.services` keeps its one-by-one path."""
@@ -29,6 +45,7 @@ import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models.fields import NOT_PROVIDED
 from django.utils import timezone
 
 from accounts.models import User
@@ -149,12 +166,19 @@ class _Made:
 
 def _built(made: _Made) -> Reservation:
     """The reservation just written, as an instance (positional, as from the database), with
-    the shopper, option and card it was made with: built in the shopper's thread."""
-    admission = made.admission
-    row = {name: admission.row[name] for name in _ROW_FIELDS}
-    values = {**_constants(made.at), **row, "id": made.pk}
-    reservation = Reservation.from_db("default", _ATTNAMES, [values[n] for n in _ATTNAMES])
-    request = admission.request
+    the shopper, option and card it was made with: built in the shopper's thread, from the
+    columns' values as the function inserts them (`_template`)."""
+    values, from_row, per_call = _template()
+    values = values[:]
+    row = made.admission.row
+    for index, name in from_row:
+        values[index] = row[name]
+    for index, field in per_call:
+        values[index] = field.get_default()
+    values[_ID] = made.pk
+    values[_CREATED] = values[_UPDATED] = made.at
+    reservation = Reservation.from_db("default", _ATTNAMES, values)
+    request = made.admission.request
     for name, value in (
         ("user", request.user),
         ("variant", request.variant),
@@ -164,8 +188,8 @@ def _built(made: _Made) -> Reservation:
     return reservation
 
 
-# The reservation's columns a request brings (in its JSON row); the others are the same for
-# the whole block (`_constants`).
+# The reservation's columns a request brings (in its JSON row); the function fills the others
+# with the field defaults, held, its receipt due, made at the block's instant.
 _ROW_FIELDS = (
     "batch_id",
     "user_id",
@@ -176,34 +200,27 @@ _ROW_FIELDS = (
     *SHIP_FIELDS.values(),
 )
 _ATTNAMES = [f.attname for f in Reservation._meta.concrete_fields]
+_ID, _CREATED, _UPDATED = map(_ATTNAMES.index, ("id", "created_at", "updated_at"))
 
 
 @functools.cache
-def _fixed_defaults() -> dict:
-    """The field defaults of those columns that are values (shared, so immutable ones only):
-    read once, not per reservation built."""
-    return {
-        f.attname: f.get_default()
-        for f in Reservation._meta.concrete_fields
-        if not f.primary_key and f.attname not in _ROW_FIELDS and not callable(f.default)
-    }
-
-
-_CALLED_DEFAULTS = [
-    f
-    for f in Reservation._meta.concrete_fields
-    if not f.primary_key and f.attname not in _ROW_FIELDS and callable(f.default)
-]
-
-
-def _constants(now: datetime) -> dict:
-    """The columns every reservation of a block starts with: the field defaults, held, its
-    receipt due, made now."""
-    values = {**_fixed_defaults(), **{f.attname: f.get_default() for f in _CALLED_DEFAULTS}}
-    values.update(
-        status=ReservationStatus.HELD.value, receipt_due=True, created_at=now, updated_at=now
-    )
-    return values
+def _template() -> tuple[list, list[tuple[int, str]], list[tuple[int, object]]]:
+    """A new reservation's values in column order, read once: the defaults that are values
+    (None, '', 0.00: immutable, so shared), held, receipt due; where the request's own go;
+    and the defaults that are functions, called per reservation."""
+    values, from_row, per_call = [], [], []
+    fixed = {"status": ReservationStatus.HELD.value, "receipt_due": True}
+    for index, field in enumerate(Reservation._meta.concrete_fields):
+        name = field.attname
+        if name in _ROW_FIELDS:
+            from_row.append((index, name))
+        elif name in fixed:
+            values.append(fixed[name])
+            continue
+        elif callable(field.default) and field.default is not NOT_PROVIDED:
+            per_call.append((index, field))
+        values.append(None if name in _ROW_FIELDS else field.get_default())
+    return values, from_row, per_call
 
 
 # The block's one statement (preorders/migrations/0004_intake_block_function.py has the
