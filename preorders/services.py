@@ -222,16 +222,60 @@ def reservation_transition(
     RESERVATION_MACHINE.transition(reservation, to=to, actor=actor, note=note)
 
 
+# The refusals' messages, one place for both ways a reservation is decided: the checks below
+# (deposits, changes, the waitlist) and the intake's function (preorders.intake).
+
+
+def refused_not_open(opens_at) -> ReservationError:
+    return ReservationError(
+        f"Reservations open on {timezone.localtime(opens_at):%d %B %Y at %H:%M}."
+    )
+
+
+def refused_closed() -> ReservationError:
+    return ReservationError("This batch is closed: reservations are no longer taken.")
+
+
+def refused_too_few() -> ReservationError:
+    return ReservationError("Reserve at least one unit.")
+
+
+def refused_over_limit(limit: int, already: int) -> ReservationError:
+    left = limit - already
+    return ReservationError(
+        f"At most {limit} units per customer"
+        + (f"; you can add {left} more." if left > 0 else "; you have reserved them all.")
+    )
+
+
+def refused_not_an_option() -> ReservationError:
+    return ReservationError("Choose one of this product's options.")
+
+
+def refused_option_short(label: str, left: int) -> ReservationError:
+    return ReservationError(
+        f"Only {left} left in {label}."
+        if left > 0
+        else f"{label} is fully reserved: choose another option."
+    )
+
+
+def refused_batch_short(room: int) -> ReservationError:
+    return ReservationError(
+        "This batch is full. Join the waitlist and we'll offer you units if any are freed."
+        if room == 0
+        else f"Only {room} units are left in this batch."
+    )
+
+
 def _check_open(batch: PreorderBatch) -> None:
     now = timezone.now()
     if batch.status in (BatchStatus.DRAFT, BatchStatus.SCHEDULED) or (
         batch.status == BatchStatus.OPEN and now < batch.opens_at
     ):
-        raise ReservationError(
-            f"Reservations open on {timezone.localtime(batch.opens_at):%d %B %Y at %H:%M}."
-        )
+        raise refused_not_open(batch.opens_at)
     if batch.status != BatchStatus.OPEN or now >= batch.closes_at:
-        raise ReservationError("This batch is closed: reservations are no longer taken.")
+        raise refused_closed()
 
 
 def _user_units(batch: PreorderBatch, user: User, excluding: int | None = None) -> int:
@@ -243,7 +287,7 @@ def _user_units(batch: PreorderBatch, user: User, excluding: int | None = None) 
 
 def _check_variant(batch: PreorderBatch, variant: Variant, quantity: int, excluding=None) -> None:
     if variant.product_id != batch.product_id or not variant.is_active:
-        raise ReservationError("Choose one of this product's options.")
+        raise refused_not_an_option()
     cap = VariantCap.objects.filter(batch=batch, variant=variant).values_list("cap", flat=True)
     if cap:
         taken = (
@@ -254,23 +298,15 @@ def _check_variant(batch: PreorderBatch, variant: Variant, quantity: int, exclud
         )
         left = cap[0] - taken
         if quantity > left:
-            raise ReservationError(
-                f"Only {left} left in {variant.option_label}."
-                if left > 0
-                else f"{variant.option_label} is fully reserved: choose another option."
-            )
+            raise refused_option_short(variant.option_label, left)
 
 
 def _check_limit(batch: PreorderBatch, user: User, quantity: int, excluding=None) -> None:
     if quantity < 1:
-        raise ReservationError("Reserve at least one unit.")
+        raise refused_too_few()
     already = _user_units(batch, user, excluding)
     if already + quantity > batch.per_customer_limit:
-        left = batch.per_customer_limit - already
-        raise ReservationError(
-            f"At most {batch.per_customer_limit} units per customer"
-            + (f"; you can add {left} more." if left > 0 else "; you have reserved them all.")
-        )
+        raise refused_over_limit(batch.per_customer_limit, already)
 
 
 def _check_room(batch: PreorderBatch, quantity: int, offer: WaitlistEntry | None) -> None:
@@ -278,11 +314,7 @@ def _check_room(batch: PreorderBatch, quantity: int, offer: WaitlistEntry | None
         return
     room = batch.available_units + (offer.quantity if offer else 0)
     if quantity > room:
-        raise ReservationError(
-            "This batch is full. Join the waitlist and we'll offer you units if any are freed."
-            if room == 0
-            else f"Only {room} units are left in this batch."
-        )
+        raise refused_batch_short(room)
 
 
 def _deposit_window() -> timedelta:
@@ -768,7 +800,7 @@ def waitlist_join(
     _check_open(batch)
     _check_limit(batch, user, quantity)
     if variant.product_id != batch.product_id or not variant.is_active:
-        raise ReservationError("Choose one of this product's options.")
+        raise refused_not_an_option()
     if batch.available_units is None or batch.available_units >= quantity:
         raise ReservationError("There are units left: reserve them instead.")
     entry = batch.waitlist.filter(

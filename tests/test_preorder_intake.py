@@ -15,11 +15,13 @@ import uuid
 from collections import Counter
 from datetime import timedelta
 
+import psycopg
 import pytest
 import requests
 from django.conf import settings
+from django.core import mail
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.db.models import Sum
 from django.test import Client
 from django.urls import reverse
@@ -186,6 +188,105 @@ def test_an_offered_fan_gets_the_offered_units_while_the_crowd_is_refused():
     batch.refresh_from_db()
     assert (batch.reserved_units, batch.offered_units) == (10, 0)
     assert WaitlistEntry.objects.get(user=fan).status == WaitlistStatus.CLAIMED
+
+
+def test_an_offer_partly_taken_in_a_block_goes_on_to_the_next_in_line():
+    """The block's function cannot hand the rest of an offer on before its COMMIT (sent in the
+    same round trip): the block is written again without it, and the rest is offered."""
+    batch = batch_open(cap=10, per_customer_limit=5, min_quantity=2)
+    variant = batch.product.variants.first()
+    fan, next_fan = UserFactory(), UserFactory()
+    card = card_save(user=fan, card=CARD_OK)
+    WaitlistEntry.objects.create(
+        batch=batch,
+        user=fan,
+        variant=variant,
+        quantity=3,
+        status=WaitlistStatus.OFFERED,
+        offer_expires_at=timezone.now() + timedelta(hours=1),
+    )
+    WaitlistEntry.objects.create(batch=batch, user=next_fan, variant=variant, quantity=2)
+    PreorderBatch.objects.filter(pk=batch.pk).update(reserved_units=7, offered_units=3)
+    mail.outbox.clear()
+
+    reservation = reservation_create(
+        batch=batch,
+        user=fan,
+        variant=variant,
+        quantity=1,
+        saved_card=card,
+        address=ADDRESS,
+        request_key=uuid.uuid4().hex,
+    )
+
+    assert reservation.quantity == 1
+    batch.refresh_from_db()
+    assert (batch.reserved_units, batch.offered_units) == (8, 2)
+    statuses = dict(WaitlistEntry.objects.filter(batch=batch).values_list("user", "status"))
+    assert statuses == {fan.pk: WaitlistStatus.CLAIMED, next_fan.pk: WaitlistStatus.OFFERED}
+    assert [next_fan.email] in [message.to for message in mail.outbox]
+
+
+def test_a_block_the_database_refuses_is_written_again_one_request_at_a_time():
+    """A card deleted under a request (its foreign key fails at the block's COMMIT) fails that
+    request alone: the block is written again one request per transaction."""
+    from payments.commitments.intake import _combiner
+    from preorders.intake import WRITER
+
+    batch = batch_open(cap=10)
+    variant = batch.product.variants.first()
+    fans = [UserFactory() for _ in range(3)]
+    cards = [card_save(user=fan, card=CARD_OK) for fan in fans]
+    results: dict[int, object] = {}
+
+    def reserve(index):
+        try:
+            results[index] = reservation_create(
+                batch=batch,
+                user=fans[index],
+                variant=variant,
+                quantity=1,
+                saved_card=cards[index],
+                address=ADDRESS,
+                request_key=uuid.uuid4().hex,
+            )
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            results[index] = exc
+        finally:
+            connection.close()
+
+    def until(condition):
+        for _ in range(500):
+            if condition():
+                return
+            threading.Event().wait(0.01)
+        raise AssertionError("timed out")
+
+    combiner = _combiner(WRITER.name)
+    with psycopg.connect(**connection.get_connection_params()) as locker:
+        # The batch row held: the first request's block waits for it in the database, and
+        # the two others queue behind it for the next block, which writes them together.
+        locker.execute("SELECT 1 FROM preorders_preorderbatch WHERE id = %s FOR UPDATE", [batch.pk])
+        first = threading.Thread(target=reserve, args=(0,))
+        first.start()
+        until(lambda: combiner.leading and not combiner.waiting)
+        with connection.cursor() as cursor:  # its card gone: the block's COMMIT fails
+            cursor.execute("DELETE FROM payments_savedcard WHERE id = %s", [cards[1].pk])
+        others = [threading.Thread(target=reserve, args=(i,)) for i in (1, 2)]
+        for thread in others:
+            thread.start()
+        until(lambda: len(combiner.waiting) == 2)
+        locker.rollback()
+    for thread in [first, *others]:
+        thread.join()
+
+    assert isinstance(results[0], Reservation) and isinstance(results[2], Reservation)
+    assert isinstance(results[1], IntegrityError)
+    assert set(Reservation.objects.filter(batch=batch).values_list("user", flat=True)) == {
+        fans[0].pk,
+        fans[2].pk,
+    }
+    _check_batch(batch)
 
 
 # --- over HTTP ---------------------------------------------------------------------------------
