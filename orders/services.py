@@ -50,6 +50,7 @@ from orders.pricing import CODE_UNKNOWN, checkout_totals, shipping_methods
 from payments.models import Payment, PaymentStatus, SavedCard
 from payments.selectors import payment_card_label
 from payments.services import card_delete, card_save, payment_charge, refund_create
+from rowsql.arrays import array_cursor
 
 ORDER_NUMBER_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L
 
@@ -797,7 +798,7 @@ def orders_create_paid(
         "method": shipping_method,
         "now": timezone.now(),
     }
-    with connection.cursor() as cursor:
+    with array_cursor() as cursor:
         cursor.execute(_PAID_ORDERS_SQL, params)
         order_ids = [row[0] for row in cursor.fetchall()]
     orders_changed(user_ids=params["users"])  # their orders pages, once this commits
@@ -808,7 +809,7 @@ def _fresh_order_numbers(count: int) -> list[str]:
     numbers: set[str] = set()
     while len(numbers) < count:
         wanted = {_new_order_number() for _ in range(count - len(numbers))}
-        with connection.cursor() as cursor:
+        with array_cursor() as cursor:
             cursor.execute(
                 "SELECT number FROM orders_order WHERE number = ANY(%s::varchar[])", [list(wanted)]
             )

@@ -44,6 +44,7 @@ from payments.pacing import ProviderPacer
 from payments.providers.base import ChargeOutcome, ChargeRequest, ChargeResult
 from payments.providers.registry import provider_get
 from payments.services import DECLINE_MESSAGE, customer_ref_for
+from rowsql.arrays import array_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -309,7 +310,7 @@ def _lock_ids(book: CommitmentBook, parent_id: int, first_id: int, last_id: int)
     under a session advisory lock of ours (released in `_unlock_ids`, or by Postgres when
     this process dies)."""
     table = book.model._meta.db_table
-    with connection.cursor() as cursor:
+    with array_cursor() as cursor:
         cursor.execute(
             f"SELECT id FROM {table} WHERE {book.parent_field} = %s AND id BETWEEN %s AND %s"  # noqa: S608 (names from code, not input)
             " AND status = ANY(%s) ORDER BY id",
@@ -330,7 +331,7 @@ def _lock_ids(book: CommitmentBook, parent_id: int, first_id: int, last_id: int)
 def _unlock_ids(book: CommitmentBook, ids: Sequence[int]) -> None:
     if not ids:
         return
-    with connection.cursor() as cursor:
+    with array_cursor() as cursor:
         cursor.execute(
             f"SELECT count(pg_advisory_unlock({_LOCK_KEY_SQL}))"  # noqa: S608 (a constant)
             " FROM unnest(%s::bigint[]) AS c(id)",
@@ -406,7 +407,7 @@ def _payments_for(commitments: Sequence[Commitment], provider_name: str) -> dict
         "pending": PaymentStatus.PENDING.value,
         "now": timezone.now(),
     }
-    with connection.cursor() as cursor:
+    with array_cursor() as cursor:
         cursor.execute(_PAYMENTS_SQL.format(table=table, columns=_PAYMENT_COLUMNS), params)
         rows = cursor.fetchall()
     return {row[1]: PaymentRow(*row) for row in rows}
@@ -419,7 +420,7 @@ def _charge_all(
     with transaction.atomic():
         commitments = book.charging_begin(parent_id=parent_id, ids=ids)
         payments = _payments_for(commitments, provider.name)
-    with connection.cursor() as cursor:
+    with array_cursor() as cursor:
         cursor.execute(
             "SELECT id, user_id, provider_ref FROM payments_savedcard WHERE id = ANY(%s)",
             [list({c.saved_card_id for c in commitments})],
@@ -540,7 +541,7 @@ def _record(
     table = connection.ops.quote_name(Payment._meta.db_table)
     with transaction.atomic():
         if columns[0]:
-            with connection.cursor() as cursor:
+            with array_cursor() as cursor:
                 cursor.execute(
                     _PAYMENT_RESULTS_SQL.format(table=table),
                     {
