@@ -26,10 +26,11 @@ _sql: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])  # shape -> [count,
 _tasks: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
 _started: dict[str, float] = {}
 _VERB = re.compile(
-    r"^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK)\b"
+    r"^\s*(WITH|SELECT|INSERT INTO|UPDATE|DELETE FROM|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK)\b"
     r'\s*"?(\w+)?',
     re.IGNORECASE,
 )
+_WRITE = re.compile(r'\b(INSERT INTO|UPDATE)\s+"?(\w+)', re.IGNORECASE)
 _FROM = re.compile(r'\bFROM\s+"?(\w+)', re.IGNORECASE)
 
 
@@ -39,6 +40,9 @@ def _shape(sql: str) -> str:
     if not match:
         return sql.split(None, 1)[0].upper() if sql.strip() else "?"
     verb = match.group(1).upper()
+    if verb == "WITH":  # a set-based step: named by the first table it writes
+        write = _WRITE.search(sql)
+        return f"WITH {write.group(1).upper()} {write.group(2)}" if write else "WITH"
     if verb in ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK"):
         return verb
     if verb == "SELECT":

@@ -10,8 +10,9 @@ Exactly once, even when a worker is killed at any instant:
   Postgres drops the lock when the worker's connection dies, so a re-delivered chunk
   (acks_late) can take over, and two live workers never call the provider for the same
   commitment.
-- Before the provider is called the commitment is committed as `charging` together with a
-  pending Payment whose idempotency key is unique. A commitment found `charging` was being
+- Before the provider is called the commitment is committed as `charging`; its Payment
+  (unique idempotency key) is written once, with the outcome, in the transaction that moves
+  the commitment on, so the two never disagree. A commitment found `charging` was being
   charged by a worker that died: the engine asks the provider for the charge made with that
   key (`charge_find`) and records it; it charges only if the provider never saw it.
 - The provider also gets the key, as a second line of defence (real Stripe honours it).
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Literal, Protocol
@@ -44,6 +45,7 @@ from payments.pacing import ProviderPacer
 from payments.providers.base import ChargeOutcome, ChargeRequest, ChargeResult
 from payments.providers.registry import provider_get
 from payments.services import DECLINE_MESSAGE, customer_ref_for
+from rowsql.arrays import array_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -309,7 +311,7 @@ def _lock_ids(book: CommitmentBook, parent_id: int, first_id: int, last_id: int)
     under a session advisory lock of ours (released in `_unlock_ids`, or by Postgres when
     this process dies)."""
     table = book.model._meta.db_table
-    with connection.cursor() as cursor:
+    with array_cursor() as cursor:
         cursor.execute(
             f"SELECT id FROM {table} WHERE {book.parent_field} = %s AND id BETWEEN %s AND %s"  # noqa: S608 (names from code, not input)
             " AND status = ANY(%s) ORDER BY id",
@@ -330,7 +332,7 @@ def _lock_ids(book: CommitmentBook, parent_id: int, first_id: int, last_id: int)
 def _unlock_ids(book: CommitmentBook, ids: Sequence[int]) -> None:
     if not ids:
         return
-    with connection.cursor() as cursor:
+    with array_cursor() as cursor:
         cursor.execute(
             f"SELECT count(pg_advisory_unlock({_LOCK_KEY_SQL}))"  # noqa: S608 (a constant)
             " FROM unnest(%s::bigint[]) AS c(id)",
@@ -362,54 +364,27 @@ def settlement_run_chunk(*, kind: str, parent_id: int, first_id: int, last_id: i
     return retry_later
 
 
-# One pending Payment per commitment, made once (the key is unique): one INSERT for a chunk.
-# The rows inserted come back from RETURNING; those made by an earlier run of the chunk from
-# the same statement's snapshot (which does not see the rows it inserts).
-_PAYMENTS_SQL = """
-WITH v AS (
-  SELECT * FROM unnest(%(users)s::bigint[], %(references)s::varchar[], %(amounts)s::numeric[],
-    %(currencies)s::varchar[], %(cards)s::bigint[], %(keys)s::varchar[])
-    AS v(user_id, reference, amount, currency, saved_card_id, idempotency_key)
-), made AS (
-  INSERT INTO {table} (provider, user_id, reference, amount, currency, status, saved_card_id,
-    provider_ref, client_secret, idempotency_key, failure_code, failure_message,
-    amount_refunded, amount_refund_pending, provider_key, provider_request, created_at,
-    updated_at)
-  SELECT %(provider)s, user_id, reference, amount, currency, %(pending)s, saved_card_id, '', '',
-    idempotency_key, '', '', 0, 0, '', '{{}}'::jsonb, %(now)s, %(now)s FROM v
-  ON CONFLICT (idempotency_key) DO NOTHING
-  RETURNING {columns}
-)
-SELECT {columns} FROM made
-UNION ALL
-SELECT {columns} FROM {table} WHERE idempotency_key = ANY(%(keys)s::varchar[])
-"""
 _PAYMENT_COLUMNS = (
     "id, idempotency_key, status, amount, currency, provider_ref, client_secret,"
     " failure_message, saved_card_id"
 )
 
 
-def _payments_for(commitments: Sequence[Commitment], provider_name: str) -> dict[str, PaymentRow]:
-    """One pending Payment per commitment, created once (the key is unique)."""
-    if not commitments:
+def _payments_recorded(commitments: Sequence[Commitment]) -> dict[str, PaymentRow]:
+    """The Payments already made for commitments a dead worker left charging (a pending one
+    after a provider error, or one recorded by an older release that wrote it first). Fresh
+    commitments have none worth reading: a held one's is at most pending."""
+    keys = [c.idempotency_key for c in commitments if c.resumed]
+    if not keys:
         return {}
     table = connection.ops.quote_name(Payment._meta.db_table)
-    params = {
-        "users": [c.user_id for c in commitments],
-        "references": [c.reference for c in commitments],
-        "amounts": [c.amount for c in commitments],
-        "currencies": [c.currency for c in commitments],
-        "cards": [c.saved_card_id for c in commitments],
-        "keys": [c.idempotency_key for c in commitments],
-        "provider": provider_name,
-        "pending": PaymentStatus.PENDING.value,
-        "now": timezone.now(),
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_PAYMENTS_SQL.format(table=table, columns=_PAYMENT_COLUMNS), params)
-        rows = cursor.fetchall()
-    return {row[1]: PaymentRow(*row) for row in rows}
+    with array_cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_PAYMENT_COLUMNS} FROM {table}"  # noqa: S608 (names from code)
+            " WHERE idempotency_key = ANY(%s::varchar[])",
+            [keys],
+        )
+        return {row[1]: PaymentRow(*row) for row in cursor.fetchall()}
 
 
 def _charge_all(
@@ -418,8 +393,8 @@ def _charge_all(
     provider = provider_get()
     with transaction.atomic():
         commitments = book.charging_begin(parent_id=parent_id, ids=ids)
-        payments = _payments_for(commitments, provider.name)
-    with connection.cursor() as cursor:
+    payments = _payments_recorded(commitments)
+    with array_cursor() as cursor:
         cursor.execute(
             "SELECT id, user_id, provider_ref FROM payments_savedcard WHERE id = ANY(%s)",
             [list({c.saved_card_id for c in commitments})],
@@ -438,15 +413,15 @@ def _charge_all(
         results: dict[int, ChargeResult] = {}
         to_charge: list[tuple[Commitment, ChargeRequest]] = []
         for commitment in block:
-            payment = payments[commitment.idempotency_key]
+            payment = payments.get(commitment.idempotency_key)
+            if payment is not None and payment.status != PaymentStatus.PENDING:
+                results[commitment.id] = _result_of(payment)  # recorded, its commitment not yet
+                continue
             card_user_id, card_ref = cards[commitment.saved_card_id]
             customer_ref = customers.get(commitment.user_id) or _customer_ref(
                 card_user_id, provider.name
             )
             provider_key = f"{commitment.idempotency_key}:card-{commitment.saved_card_id}"
-            if payment.status != PaymentStatus.PENDING:  # recorded, its commitment not yet
-                results[commitment.id] = _result_of(payment)
-                continue
             if commitment.resumed:
                 found = provider.charge_find(
                     idempotency_key=provider_key, customer_ref=customer_ref
@@ -476,7 +451,8 @@ def _charge_all(
         _record(
             book,
             parent_id,
-            [(c, payments[c.idempotency_key], results[c.id]) for c in block],
+            provider.name,
+            [(c, payments.get(c.idempotency_key), results[c.id]) for c in block],
         )
     return retry_later
 
@@ -498,59 +474,107 @@ def _result_of(payment: PaymentRow) -> ChargeResult:
     return ChargeResult(outcome, provider_ref=payment.provider_ref, message=payment.failure_message)
 
 
-_PAYMENT_RESULTS_SQL = """
-UPDATE {table} AS t SET status = v.status, provider_ref = v.provider_ref,
-  client_secret = v.client_secret, failure_code = v.failure_code,
-  failure_message = v.failure_message, updated_at = %(now)s
-FROM unnest(%(ids)s::bigint[], %(statuses)s::varchar[], %(refs)s::varchar[],
-  %(secrets)s::varchar[], %(codes)s::varchar[], %(messages)s::varchar[])
-  AS v(id, status, provider_ref, client_secret, failure_code, failure_message)
-WHERE t.id = v.id
+# Each commitment's Payment, written once with its charge's outcome (a provider error leaves
+# it pending): one INSERT for a block. The key is unique, so a Payment already there (left
+# pending by a provider error, or by a dead worker of an older release) takes the outcome
+# instead; one recorded already is left as it is. Written after the charge, not pending
+# before it: exactly-once rests on the commitment committed `charging` under its advisory
+# lock (and the provider's own record of the key, asked on a resume), never on this row,
+# and a second write of every Payment (a new version of the row and of its six indexes)
+# was a tenth of a chunk's writes.
+_PAYMENTS_SQL = """
+INSERT INTO {table} AS t (provider, user_id, reference, amount, currency, status,
+  saved_card_id, provider_ref, client_secret, idempotency_key, failure_code, failure_message,
+  amount_refunded, amount_refund_pending, provider_key, provider_request, created_at,
+  updated_at)
+SELECT %(provider)s, v.user_id, v.reference, v.amount, v.currency, v.status, v.saved_card_id,
+  v.provider_ref, v.client_secret, v.idempotency_key, v.failure_code, v.failure_message, 0, 0,
+  '', '{{}}'::jsonb, %(now)s, %(now)s
+FROM unnest(%(users)s::bigint[], %(references)s::varchar[], %(amounts)s::numeric[],
+  %(currencies)s::varchar[], %(statuses)s::varchar[], %(cards)s::bigint[],
+  %(refs)s::varchar[], %(secrets)s::varchar[], %(keys)s::varchar[], %(codes)s::varchar[],
+  %(messages)s::varchar[])
+  AS v(user_id, reference, amount, currency, status, saved_card_id, provider_ref,
+    client_secret, idempotency_key, failure_code, failure_message)
+ON CONFLICT (idempotency_key) DO UPDATE SET status = excluded.status,
+  amount = excluded.amount, saved_card_id = excluded.saved_card_id,
+  provider_ref = excluded.provider_ref, client_secret = excluded.client_secret,
+  failure_code = excluded.failure_code, failure_message = excluded.failure_message,
+  updated_at = excluded.updated_at
+WHERE t.status = %(pending)s
+RETURNING t.idempotency_key, t.id
 """
 
 
 def _record(
     book: CommitmentBook,
     parent_id: int,
-    pending: Iterable[tuple[Commitment, PaymentRow, ChargeResult]],
+    provider_name: str,
+    outcomes: Iterable[tuple[Commitment, PaymentRow | None, ChargeResult]],
 ) -> None:
-    """The payments' new states (one UPDATE) and the commitments' moves (the book's), in one
-    transaction."""
-    pending = list(pending)
-    if not pending:
+    """The payments with their outcomes (one INSERT) and the commitments' moves (the
+    book's), in one transaction."""
+    outcomes = list(outcomes)
+    if not outcomes:
         return
-    records, columns = [], ([], [], [], [], [], [])
-    for commitment, payment, result in pending:
-        if payment.status == PaymentStatus.PENDING:
-            failed = result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.ERROR)
-            payment = replace(
-                payment,
-                status=_OUTCOME_STATUS[result.outcome],
-                provider_ref=result.provider_ref or payment.provider_ref,
-                client_secret=result.client_secret or payment.client_secret,
-                failure_code=result.code[:60] if failed else "",
-                failure_message=(result.message or DECLINE_MESSAGE)[:300] if failed else "",
+    kept: dict[int, PaymentRow] = {}  # by commitment id: recorded before, as they are
+    new: list[tuple] = []  # PaymentRow's fields but the pk, for those written now
+    for commitment, payment, result in outcomes:
+        if payment is not None and payment.status != PaymentStatus.PENDING:
+            kept[commitment.id] = payment
+            continue
+        failed = result.outcome in (ChargeOutcome.DECLINED, ChargeOutcome.ERROR)
+        new.append(
+            (
+                commitment.idempotency_key,
+                _OUTCOME_STATUS[result.outcome],
+                commitment.amount,
+                commitment.currency,
+                result.provider_ref or (payment.provider_ref if payment else ""),
+                result.client_secret or (payment.client_secret if payment else ""),
+                (result.message or DECLINE_MESSAGE)[:300] if failed else "",
+                commitment.saved_card_id,
+                result.code[:60] if failed else "",
+                commitment.user_id,
+                commitment.reference,
             )
-            row = (payment.pk, payment.status, payment.provider_ref, payment.client_secret)
-            for column, value in zip(
-                columns, (*row, payment.failure_code, payment.failure_message), strict=True
-            ):
-                column.append(value)
-        records.append(ChargeRecord(commitment=commitment, payment=payment, outcome=result.outcome))
+        )
     table = connection.ops.quote_name(Payment._meta.db_table)
     with transaction.atomic():
-        if columns[0]:
-            with connection.cursor() as cursor:
+        ids: dict[str, int] = {}
+        if new:
+            keys, statuses, amounts, currencies, refs, secrets, messages, cards, codes = (
+                list(column) for column in zip(*(row[:9] for row in new), strict=True)
+            )
+            with array_cursor() as cursor:
                 cursor.execute(
-                    _PAYMENT_RESULTS_SQL.format(table=table),
+                    _PAYMENTS_SQL.format(table=table),
                     {
-                        "ids": columns[0],
-                        "statuses": columns[1],
-                        "refs": columns[2],
-                        "secrets": columns[3],
-                        "codes": columns[4],
-                        "messages": columns[5],
+                        "users": [row[9] for row in new],
+                        "references": [row[10] for row in new],
+                        "amounts": amounts,
+                        "currencies": currencies,
+                        "statuses": statuses,
+                        "cards": cards,
+                        "refs": refs,
+                        "secrets": secrets,
+                        "keys": keys,
+                        "codes": codes,
+                        "messages": messages,
+                        "provider": provider_name,
+                        "pending": PaymentStatus.PENDING.value,
                         "now": timezone.now(),
                     },
                 )
+                ids = dict(cursor.fetchall())
+        # By key; pk 0: recorded by another run meanwhile (its commitment moved too).
+        made = {row[0]: PaymentRow(ids.get(row[0], 0), *row[:9]) for row in new}
+        records = [
+            ChargeRecord(
+                commitment=commitment,
+                payment=kept.get(commitment.id) or made[commitment.idempotency_key],
+                outcome=result.outcome,
+            )
+            for commitment, _, result in outcomes
+        ]
         book.charging_record(parent_id=parent_id, records=records)

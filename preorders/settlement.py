@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from formatting.formats import money
@@ -26,6 +25,7 @@ from preorders.services import (
     reservation_order_specs,
 )
 from preorders.tasks import reservation_receipts_send
+from rowsql.arrays import array_cursor
 
 # Held -> charging at the ladder price (what is owed: every unit, less the deposit kept);
 # with those a dead worker left charging (`resumed`), read in the same statement (its
@@ -86,7 +86,7 @@ class ReservationBook(PreorderBook):
 
     def charging_begin(self, *, parent_id: int, ids: Sequence[int]) -> list[Commitment]:
         batch = PreorderBatch.objects.get(pk=parent_id)
-        with connection.cursor() as cursor:
+        with array_cursor() as cursor:
             cursor.execute(
                 _BEGIN_SQL,
                 {
@@ -138,7 +138,7 @@ class ReservationBook(PreorderBook):
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
         now = timezone.now()
-        with connection.cursor() as cursor:
+        with array_cursor() as cursor:
             cursor.execute(
                 _RECORD_SQL,
                 {

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable
 from datetime import date
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from payments.providers.base import (
     RefundResult,
     WebhookSignatureError,
 )
+from rowsql.arrays import array_cursor
 
 # Stripe's test numbers and what they do here.
 BEHAVIOURS = {
@@ -170,7 +171,7 @@ class LocalProvider:
             for _ in requests:
                 pace()
         keys = [r.idempotency_key for r in requests]
-        with connection.cursor() as cursor:
+        with array_cursor() as cursor:
             cursor.execute(
                 _CHARGES_SQL,
                 {
