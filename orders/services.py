@@ -8,10 +8,11 @@ stock that is not there."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -684,10 +685,63 @@ class PaidOrderSpec:
     payment_references: tuple[str, ...] = ()
 
 
-# Paid orders of one line each (a settlement chunk's thousands) in one statement: the orders,
-# one part each (the line's brand: no shipping to split), the line, the payments behind the
-# order in refund order, and the event. Inputs are column arrays, one element per order.
-_PAID_ORDERS_SQL = """
+# Paid orders of one line each (a settlement chunk's thousands), written set-based by the
+# steps below: the orders, one part each (the line's brand: no shipping to split), the line,
+# the payments behind the order in refund order, and the event. A statement that uses them
+# defines two relations before them (`WITH s AS (...), x AS (...), {PAID_ORDERS_STEPS}`):
+#   s: one row per order, with the columns order_id (drawn by orders_ids_draw), number,
+#      user_id, email, variant_id, unit_price, quantity, ship_name, ship_line1, ship_line2,
+#      ship_city, ship_postal_code, ship_country, ship_phone, paid_through, note and n (its
+#      position, 1..); others may come along;
+#   x: (order_id, reference, position), the payments behind each order, paid_through first;
+# and passes paid_orders_params(). `so` is then s with each order's part id and variant.
+# So a settlement makes a chunk's orders in the statement that charges its rows, from those
+# rows, with nothing sent back and forth (orders_create_paid sends them as arrays). No step
+# joins two of these relations: the planner takes each for one row, and a nested loop over
+# two of a chunk's thousands cost seconds; the part ids are drawn in `so` for that.
+PAID_ORDERS_STEPS = """
+v AS (
+  SELECT * FROM unnest(%(variant_ids)s::bigint[], %(brands)s::bigint[],
+    %(products)s::varchar[], %(labels)s::varchar[], %(skus)s::varchar[])
+    AS v(variant_id, brand_id, product_name, variant_label, sku)
+), so AS (
+  SELECT s.*, nextval((SELECT pg_get_serial_sequence('orders_orderpart', 'id'))) AS part_id,
+    v.brand_id, v.product_name, v.variant_label, v.sku
+  FROM s JOIN v USING (variant_id)
+), o AS (
+  INSERT INTO orders_order (id, number, user_id, email, status, currency, subtotal,
+    shipping_method, shipping_cost, discount, discount_code, total, amount_refunded,
+    ship_name, ship_line1, ship_line2, ship_city, ship_postal_code, ship_country, ship_phone,
+    tracking_number, paid_through, created_at, paid_at)
+  SELECT order_id, number, user_id, email, %(paid)s, %(currency)s, unit_price * quantity,
+    %(method)s, 0,
+    0, '', unit_price * quantity, 0, ship_name, ship_line1, ship_line2, ship_city,
+    ship_postal_code, ship_country, ship_phone, '', paid_through, %(now)s, %(now)s
+  FROM so ORDER BY n
+), p AS (
+  INSERT INTO orders_orderpart (id, order_id, brand_id, status, subtotal, shipping_share,
+    discount, shipping_discount, total, amount_refunded, shipping_refunded, tracking_number,
+    created_at)
+  SELECT part_id, order_id, brand_id, %(paid)s, unit_price * quantity, 0, 0, 0,
+    unit_price * quantity, 0, false, '', %(now)s
+  FROM so
+), l AS (
+  INSERT INTO orders_orderline (order_id, part_id, variant_id, brand_id, product_name,
+    variant_label, sku, unit_price, quantity, line_total, discount, quantity_refunded,
+    quantity_restocked)
+  SELECT order_id, part_id, variant_id, brand_id, product_name, variant_label, sku,
+    unit_price, quantity, unit_price * quantity, 0, 0, 0
+  FROM so
+), e AS (
+  INSERT INTO orders_orderevent (order_id, from_status, to_status, note, created_at)
+  SELECT order_id, '', %(paid)s, note, %(now)s FROM so
+), links AS (
+  INSERT INTO orders_orderpayment (order_id, reference, position)
+  SELECT order_id, reference, position FROM x
+)
+"""
+
+_PAID_ORDERS_SQL = f"""
 WITH s AS (
   SELECT * FROM unnest(%(ids)s::bigint[], %(numbers)s::varchar[], %(users)s::bigint[],
     %(emails)s::varchar[],
@@ -699,50 +753,29 @@ WITH s AS (
       ship_name,
       ship_line1, ship_line2, ship_city, ship_postal_code, ship_country, ship_phone,
       paid_through, note, n)
-), v AS (
-  SELECT * FROM unnest(%(variant_ids)s::bigint[], %(brands)s::bigint[],
-    %(products)s::varchar[], %(labels)s::varchar[], %(skus)s::varchar[])
-    AS v(variant_id, brand_id, product_name, variant_label, sku)
-), o AS (
-  INSERT INTO orders_order (id, number, user_id, email, status, currency, subtotal,
-    shipping_method, shipping_cost, discount, discount_code, total, amount_refunded,
-    ship_name, ship_line1, ship_line2, ship_city, ship_postal_code, ship_country, ship_phone,
-    tracking_number, paid_through, created_at, paid_at)
-  SELECT order_id, number, user_id, email, %(paid)s, %(currency)s, unit_price * quantity,
-    %(method)s, 0,
-    0, '', unit_price * quantity, 0, ship_name, ship_line1, ship_line2, ship_city,
-    ship_postal_code, ship_country, ship_phone, '', paid_through, %(now)s, %(now)s
-  FROM s ORDER BY n
-  RETURNING id
-), so AS (
-  SELECT s.*, v.brand_id, v.product_name, v.variant_label, v.sku
-  FROM s JOIN o ON o.id = s.order_id JOIN v USING (variant_id)
-), p AS (
-  INSERT INTO orders_orderpart (order_id, brand_id, status, subtotal, shipping_share, discount,
-    shipping_discount, total, amount_refunded, shipping_refunded, tracking_number, created_at)
-  SELECT order_id, brand_id, %(paid)s, unit_price * quantity, 0, 0, 0, unit_price * quantity, 0,
-    false, '', %(now)s
-  FROM so
-  RETURNING id, order_id
-), l AS (
-  INSERT INTO orders_orderline (order_id, part_id, variant_id, brand_id, product_name,
-    variant_label, sku, unit_price, quantity, line_total, discount, quantity_refunded,
-    quantity_restocked)
-  SELECT so.order_id, p.id, so.variant_id, so.brand_id, so.product_name, so.variant_label,
-    so.sku, so.unit_price, so.quantity, so.unit_price * so.quantity, 0, 0, 0
-  FROM so JOIN p USING (order_id)
-), e AS (
-  INSERT INTO orders_orderevent (order_id, from_status, to_status, note, created_at)
-  SELECT order_id, '', %(paid)s, note, %(now)s FROM so
-), links AS (
-  INSERT INTO orders_orderpayment (order_id, reference, position)
-  SELECT so.order_id, x.reference, x.position
-  FROM unnest(%(link_orders)s::bigint[], %(link_references)s::varchar[],
-    %(link_positions)s::smallint[]) AS x(n, reference, position)
-  JOIN so USING (n)
-)
+), x AS (
+  SELECT * FROM unnest(%(link_orders)s::bigint[], %(link_references)s::varchar[],
+    %(link_positions)s::smallint[]) AS x(order_id, reference, position)
+), {PAID_ORDERS_STEPS}
 SELECT order_id FROM so ORDER BY n
-"""
+"""  # noqa: S608 (names from code)
+
+
+def paid_orders_params(*, variants: Iterable[Variant], shipping_method: str) -> dict[str, Any]:
+    """PAID_ORDERS_STEPS' parameters: the variants the orders are of (their products and
+    brands selected), the shipping method, the time."""
+    variants = list(variants)
+    return {
+        "variant_ids": [variant.pk for variant in variants],
+        "brands": [variant.product.brand_id for variant in variants],
+        "products": [variant.product.name for variant in variants],
+        "labels": [variant.option_label for variant in variants],
+        "skus": [variant.sku for variant in variants],
+        "paid": OrderStatus.PAID.value,
+        "currency": settings.STORE_CURRENCY,
+        "method": shipping_method,
+        "now": timezone.now(),
+    }
 
 
 def orders_ids_draw(count: int) -> list[int]:
@@ -770,18 +803,19 @@ def orders_create_paid(
     ids = list(ids) if ids is not None else orders_ids_draw(len(specs))
     variants = {spec.variant.pk: spec.variant for spec in specs}
     links: tuple[list[int], list[str], list[int]] = ([], [], [])
-    for n, spec in enumerate(specs, start=1):
+    for order_id, spec in zip(ids, specs, strict=True):
         # The balance first, then deposits: the order refunds take from them.
         for position, reference in enumerate(
             dict.fromkeys([spec.paid_through, *spec.payment_references])
         ):
-            links[0].append(n)
+            links[0].append(order_id)
             links[1].append(reference)
             links[2].append(position)
     address = {key: [spec.address[key] for spec in specs] for key in specs[0].address}
     params = {
+        **paid_orders_params(variants=variants.values(), shipping_method=shipping_method),
         "ids": ids,
-        "numbers": _fresh_order_numbers(len(specs)),
+        "numbers": order_numbers_draw(len(specs)),
         "users": [spec.user_id for spec in specs],
         "emails": [spec.email for spec in specs],
         "variants": [spec.variant.pk for spec in specs],
@@ -796,18 +830,9 @@ def orders_create_paid(
         "phones": address["phone"],
         "paid_through": [spec.paid_through for spec in specs],
         "notes": [spec.note[:300] for spec in specs],
-        "variant_ids": list(variants),
-        "brands": [variant.product.brand_id for variant in variants.values()],
-        "products": [variant.product.name for variant in variants.values()],
-        "labels": [variant.option_label for variant in variants.values()],
-        "skus": [variant.sku for variant in variants.values()],
         "link_orders": links[0],
         "link_references": links[1],
         "link_positions": links[2],
-        "paid": OrderStatus.PAID.value,
-        "currency": settings.STORE_CURRENCY,
-        "method": shipping_method,
-        "now": timezone.now(),
     }
     with array_cursor() as cursor:
         cursor.execute(_PAID_ORDERS_SQL, params)
@@ -816,7 +841,8 @@ def orders_create_paid(
     return order_ids
 
 
-def _fresh_order_numbers(count: int) -> list[str]:
+def order_numbers_draw(count: int) -> list[str]:
+    """`count` distinct order numbers no order has yet."""
     numbers: set[str] = set()
     while len(numbers) < count:
         wanted = {_new_order_number() for _ in range(count - len(numbers))}

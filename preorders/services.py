@@ -30,7 +30,13 @@ from accounts.models import User
 from audit.services import audit_record
 from catalog.models import ProductStatus, Variant
 from notifications.services import email_send_on_commit
-from orders.services import PaidOrderSpec, orders_create_paid
+from orders.page_versions import orders_changed
+from orders.services import (
+    PAID_ORDERS_STEPS,
+    order_numbers_draw,
+    orders_ids_draw,
+    paid_orders_params,
+)
 from payments.commitments import machine
 from payments.commitments.deposits import (
     DepositCover,
@@ -83,7 +89,7 @@ from preorders.models import (
 from preorders.receipts import (
     reservation_made_receipt,
 )
-from rowsql.update import rows_update
+from rowsql.arrays import array_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -732,36 +738,61 @@ def reservation_pay_again(
     )
 
 
-# What a charged reservation's order needs, in reservation_order_specs' order.
-ORDER_SOURCE_COLUMNS = (
-    "id, user_id, variant_id, unit_price, quantity, deposit_paid, ship_name, ship_line1,"
-    " ship_line2, ship_city, ship_postal_code, ship_country, ship_phone"
+# A charged reservation's paid order, as the relations orders.services.PAID_ORDERS_STEPS
+# reads (s and x), from a relation `charged` that the statement defines before them: rows of
+# reservations (id, user_id, variant_id, unit_price, quantity, deposit_paid, ship_*) with the
+# order_id and number drawn for each. One line, shipped to the reservation's address, paid
+# through its charge, with its deposit (if any) a payment behind the order too: the order's
+# refunds take from it after the charge. The one place that says what such an order is: the
+# settlement makes a chunk's orders with it in the statement that records the charges
+# (preorders.settlement), and reservations_make_orders those of a payment fixed later.
+RESERVATION_ORDERS_SOURCE = """
+s AS (
+  SELECT c.order_id, c.number, c.user_id, u.email, c.variant_id, c.unit_price, c.quantity,
+    c.ship_name, c.ship_line1, c.ship_line2, c.ship_city, c.ship_postal_code, c.ship_country,
+    c.ship_phone, %(charge_prefix)s::text || c.id AS paid_through,
+    left(%(note_prefix)s::text || c.unit_price::text || ' per unit'
+      || CASE WHEN c.deposit_paid > 0 THEN ', ' || c.deposit_paid::text || ' paid as deposit'
+      ELSE '' END, 300) AS note,
+    c.id AS reservation_id, c.deposit_paid, row_number() OVER (ORDER BY c.id) AS n
+  FROM charged AS c JOIN accounts_user AS u ON u.id = c.user_id
+), x AS (
+  SELECT order_id, paid_through AS reference, 0 AS position FROM s
+  UNION ALL
+  SELECT order_id, %(deposit_prefix)s::text || reservation_id, 1 FROM s WHERE deposit_paid > 0
 )
+"""
 
 
-def reservation_order_specs(*, batch: PreorderBatch, rows: Sequence[tuple]) -> list[PaidOrderSpec]:
-    """The paid orders of charged reservations of `batch` (rows of ORDER_SOURCE_COLUMNS),
-    for orders_create_paid: one line each, shipped to the reservation's address."""
-    variants = Variant.objects.select_related("product").in_bulk({row[2] for row in rows})
-    emails = dict(User.objects.filter(pk__in={row[1] for row in rows}).values_list("pk", "email"))
-    specs = []
-    for pk, user_id, variant_id, unit_price, quantity, deposit, *ship in rows:
-        specs.append(
-            PaidOrderSpec(
-                user_id=user_id,
-                email=emails[user_id],
-                variant=variants[variant_id],
-                unit_price=unit_price,
-                quantity=quantity,
-                address=dict(zip(ADDRESS_FIELDS, ship, strict=True)),
-                paid_through=f"preorder-res:{pk}",
-                # Deposits are payments behind the order too: its refunds take from them.
-                payment_references=(f"preorder-deposit:{pk}",) if deposit else (),
-                note=f"Pre-order {batch.title}: confirmed at {unit_price} per unit"
-                + (f", {deposit} paid as deposit" if deposit else ""),
-            )
-        )
-    return specs
+def reservation_orders_params(*, batch: PreorderBatch) -> dict:
+    """RESERVATION_ORDERS_SOURCE's and PAID_ORDERS_STEPS' parameters for `batch`."""
+    book = preorder_book()
+    return {
+        **paid_orders_params(
+            variants=Variant.objects.filter(product_id=batch.product_id).select_related("product"),
+            shipping_method=SHIPPING_METHOD,
+        ),
+        "charge_prefix": f"{book.charge_prefix}:",
+        "deposit_prefix": f"{book.deposit_prefix}:",
+        "note_prefix": f"Pre-order {batch.title}: confirmed at ",
+    }
+
+
+_MAKE_ORDERS_SQL = f"""
+WITH given AS (
+  SELECT * FROM unnest(%(ids)s::bigint[], %(orders)s::bigint[], %(numbers)s::varchar[])
+    AS given(id, order_id, number)
+), charged AS (
+  SELECT r.id, r.user_id, r.variant_id, r.unit_price, r.quantity, r.deposit_paid, r.ship_name,
+    r.ship_line1, r.ship_line2, r.ship_city, r.ship_postal_code, r.ship_country, r.ship_phone,
+    given.order_id, given.number
+  FROM preorders_reservation AS r JOIN given USING (id)
+), {RESERVATION_ORDERS_SOURCE}, {PAID_ORDERS_STEPS}, linked AS (
+  UPDATE preorders_reservation AS r SET order_id = so.order_id FROM so
+  WHERE r.id = so.reservation_id
+)
+SELECT reservation_id, order_id, user_id FROM so ORDER BY n
+"""  # noqa: S608 (names from code)
 
 
 def reservations_make_orders(
@@ -774,19 +805,27 @@ def reservations_make_orders(
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {ORDER_SOURCE_COLUMNS} FROM preorders_reservation"  # noqa: S608 (a constant)
+            "SELECT id FROM preorders_reservation"
             " WHERE id = ANY(%s::bigint[]) AND status = %s AND order_id IS NULL"
             " ORDER BY id FOR UPDATE",
             [list(reservation_ids), ReservationStatus.CHARGED.value],
         )
-        rows = cursor.fetchall()
-    if not rows:
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
         return {}
-    specs = reservation_order_specs(batch=batch, rows=rows)
-    order_ids = orders_create_paid(specs=specs, shipping_method=SHIPPING_METHOD)
-    made = {row[0]: order_id for row, order_id in zip(rows, order_ids, strict=True)}
-    rows_update(model=Reservation, fields=["order"], rows=list(made.items()))
-    return made
+    with array_cursor() as cursor:
+        cursor.execute(
+            _MAKE_ORDERS_SQL,
+            {
+                **reservation_orders_params(batch=batch),
+                "ids": ids,
+                "orders": orders_ids_draw(len(ids)),
+                "numbers": order_numbers_draw(len(ids)),
+            },
+        )
+        rows = cursor.fetchall()
+    orders_changed(user_ids=[user_id for _, _, user_id in rows])
+    return {reservation_id: order_id for reservation_id, order_id, _ in rows}
 
 
 # --- waitlist ---------------------------------------------------------------------------------

@@ -166,3 +166,69 @@ def test_confirmed_batch_gives_members_points_and_first_hour_reservers_the_early
         late.user_id,
         outsider.user_id,
     }
+
+
+def _order_of(reservation):
+    reservation.refresh_from_db()
+    order = reservation.order
+    line = order.lines.get()
+    return order, line
+
+
+def test_the_settlement_and_a_payment_fixed_later_make_the_same_paid_order():
+    """Both ways a charged reservation gets its order (the chunk's statement, and
+    reservations_make_orders after a payment fixed in the window) write it from the
+    reservation's row: its buyer, address, price, the payments behind it, the note."""
+    from preorders.services import reservation_pay_again
+    from tests.shop import ADDRESS, CARD_OK
+
+    batch = batch_open(min_quantity=1, deposit="30.00", ladder=[(1, "199.00")])
+    settled = reserve(batch=batch, quantity=2)
+    fixed = reserve(batch=batch, quantity=1, card=CARD_DECLINED_ON_CHARGE)
+    batch_close(batch=batch, force=True)
+    fixed.refresh_from_db()
+    assert fixed.status == ReservationStatus.PAYMENT_FAILED and fixed.order is None
+    reservation_pay_again(reservation=fixed, user=fixed.user, saved_card=None, card_input=CARD_OK)
+
+    numbers = set()
+    for reservation, quantity in ((settled, 2), (fixed, 1)):
+        order, line = _order_of(reservation)
+        assert reservation.status == ReservationStatus.CHARGED
+        assert (order.user_id, order.email) == (reservation.user_id, reservation.user.email)
+        assert order.status == OrderStatus.PAID and order.paid_at is not None
+        assert order.shipping_method == "preorder" and order.shipping_cost == 0
+        assert order.total == order.subtotal == Decimal("199.00") * quantity
+        assert (order.ship_name, order.ship_line1, order.ship_city, order.ship_country) == (
+            ADDRESS["full_name"],
+            ADDRESS["line1"],
+            ADDRESS["city"],
+            ADDRESS["country"],
+        )
+        assert order.paid_through == reservation.payment_reference
+        behind = [reservation.payment_reference]
+        note = f"Pre-order {batch.title}: confirmed at 199.00 per unit"
+        if reservation.deposit_paid:
+            behind.append(reservation.deposit_reference)
+            note += f", {reservation.deposit_paid} paid as deposit"
+        links = order.payment_links.order_by("position").values_list("reference", flat=True)
+        assert list(links) == behind
+        variant = reservation.variant
+        assert (line.variant_id, line.sku, line.product_name, line.variant_label) == (
+            variant.pk,
+            variant.sku,
+            variant.product.name,
+            variant.option_label,
+        )
+        assert (line.unit_price, line.quantity, line.brand_id) == (
+            Decimal("199.00"),
+            quantity,
+            variant.product.brand_id,
+        )
+        part = order.parts.get()
+        assert (part.brand_id, part.total) == (variant.product.brand_id, order.total)
+        event = order.events.get()
+        assert event.note == note
+        assert order.number.startswith("FH-") and len(order.number) == 10
+        numbers.add(order.number)
+    assert len(numbers) == 2
+    assert (settled.deposit_paid, fixed.deposit_paid) == (Decimal("60.00"), Decimal("0.00"))
