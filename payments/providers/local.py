@@ -77,6 +77,17 @@ FROM unnest(%(charge_ids)s::varchar[], %(cards)s::varchar[], %(amounts)s::bigint
   AS v(charge_id, card_ref, amount_minor, currency, idempotency_key)
 JOIN payments_localcard AS k ON k.token = v.card_ref
 ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING idempotency_key, charge_id, status, (SELECT behaviour FROM payments_localcard
+  WHERE id = card_id)
+"""
+
+# What the keys the INSERT skipped hold: charges made before (a retry) or, rarely, by a
+# concurrent call whose rows the INSERT's snapshot did not see. Read in a statement of its
+# own, so that it sees those.
+_CHARGES_FOUND_SQL = """
+SELECT c.idempotency_key, c.charge_id, c.status, k.behaviour
+FROM payments_localcharge AS c JOIN payments_localcard AS k ON k.id = c.card_id
+WHERE c.idempotency_key = ANY(%s::varchar[])
 """
 
 
@@ -183,13 +194,11 @@ class LocalProvider:
                     "now": timezone.now(),
                 },
             )
-            cursor.execute(
-                "SELECT c.idempotency_key, c.charge_id, c.status, k.behaviour"
-                " FROM payments_localcharge AS c JOIN payments_localcard AS k ON k.id = c.card_id"
-                " WHERE c.idempotency_key = ANY(%s::varchar[])",
-                [keys],
-            )
             charges = {key: row for key, *row in cursor.fetchall()}
+            skipped = [key for key in keys if key not in charges]
+            if skipped:  # used before, or a card not on file
+                cursor.execute(_CHARGES_FOUND_SQL, [skipped])
+                charges.update({key: row for key, *row in cursor.fetchall()})
         return [
             self._result_of(*charges[key])
             if key in charges
