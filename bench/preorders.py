@@ -462,6 +462,29 @@ def _receipts_sent(batch: PreorderBatch) -> None:
         time.sleep(0.1)
 
 
+def _workers_idle(timeout: float = 120) -> None:
+    """Until the broker's queue is empty and no worker runs or holds a task: the warm-up's
+    receipts fan out into notifications and emails, and those must not run on the
+    measured settlement's clock (they did: about two seconds of its twenty)."""
+    from config.settings.base import redis_url_for
+
+    broker = redis.Redis.from_url(redis_url_for(settings.REDIS_URL, settings.REDIS_DB_OFFSET))
+    inspect = app.control.inspect(timeout=0.5)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queued = sum(broker.llen(name) for name in broker.scan_iter(match="celery*", _type="list"))
+        busy = [
+            task
+            for answer in (inspect.active() or {}, inspect.reserved() or {})
+            for tasks in answer.values()
+            for task in tasks
+        ]
+        if not queued and not busy:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the workers were still busy after {timeout:.0f} s")
+
+
 def _chunk_times(log: Path, offset: int) -> None:
     """How long the chunks took, from the workers' log: a drift from the first chunks to the
     last shows the work getting slower as the tables grow."""
@@ -521,6 +544,7 @@ def _settle_figures(users, cards) -> dict[str, Figure]:
             _settle(warm, workers, log, progress=False)
             offset = _after_warmup(log)
             _receipts_sent(warm)
+            _workers_idle()
             _analyze()
             print(f"  settling with {WORKERS} workers...", flush=True)
             settle_s = _settle(batch, workers, log, progress=True)
