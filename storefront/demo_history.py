@@ -117,6 +117,12 @@ def _brand_history(brand: Brand, community: Community, fans: list[User], rng) ->
                     Reaction.objects.filter(post=post, user=fan).update(created_at=_at(day, 20))
             if offset and rng.random() < 0.35 and (chosen := variant(n + offset)):
                 orders.append(_buy(fan, chosen, _at(day, 12)))
+    # A sale in every week, whichever weekday the demo is seeded on (the random ones above
+    # skip days after today, and so draw differently from one weekday to the next).
+    for week in range(WEEKS):
+        if chosen := variant(week):
+            day = min(first_monday + timedelta(weeks=week, days=2), today)
+            orders.append(_buy(fans[(week * 3 + 1) % len(fans)], chosen, _at(day, 9)))
     # The last fortnight day by day, so the daily chart has a bar most days.
     for days_ago in range(13, -1, -2):
         if chosen := variant(days_ago):
@@ -145,9 +151,8 @@ def _brand_history(brand: Brand, community: Community, fans: list[User], rng) ->
     )
     posts = list(Post.objects.filter(community=community).order_by("-pk")[: len(REPORTS)])
     for (reason, who), post in zip(REPORTS, posts, strict=False):
-        reporter = fans[-1 - who]
-        if reporter != post.author:
-            report_create(reporter=reporter, reason=reason, post=post)
+        others = [fan for fan in reversed(fans) if fan != post.author]  # nobody reports their own
+        report_create(reporter=others[who % len(others)], reason=reason, post=post)
 
 
 def demo_seed_history() -> int:
