@@ -7,8 +7,9 @@ images) is named by the products' own tokens (catalog.listing_version).
 
 One token per fan for what `/orders/` shows: `Order.save()` and `delete()` retire it (a
 checkout, a payment's result, shipping, a refund, a cancellation, the admin: every change
-of an order row through the ORM), and `orders_create_paid` for the orders it writes in
-bulk, one round trip for the whole chunk's fans.
+of an order row through the ORM), and the set-based writers for the orders they write in
+bulk (`orders_create_paid`; a pre-order chunk's record and `reservations_make_orders`, which
+write them with PAID_ORDERS_STEPS), one round trip for the whole chunk's fans.
 """
 
 from __future__ import annotations

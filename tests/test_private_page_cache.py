@@ -256,6 +256,28 @@ def test_orders_settled_in_bulk_show_in_each_fans_list(
         assert not any(other in html for other in others)  # nobody else's orders
 
 
+def test_a_settled_pre_order_shows_in_each_fans_warm_orders_list(
+    client, django_capture_on_commit_callbacks
+):
+    """The settlement writes a chunk's orders in the statement that charges them (no
+    Order.save()): each fan's cached /orders/ must still show theirs on the next request."""
+    from preorders.services import batch_close
+    from tests.preorders import batch_open, reserve
+
+    batch = batch_open(min_quantity=1)
+    reservations = [reserve(batch=batch, quantity=q) for q in (1, 3)]
+    for reservation in reservations:
+        client.force_login(reservation.user)
+        assert "No orders yet" in _warm(client, "/orders/")[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        batch_close(batch=batch, force=True)
+    for reservation in reservations:
+        reservation.refresh_from_db()
+        client.force_login(reservation.user)
+        html, _ = _get(client, "/orders/")
+        assert reservation.order.number in html and "No orders yet" not in html
+
+
 def test_a_visitor_is_sent_to_sign_in_and_gets_no_ones_orders(client, shop):
     fan = UserFactory()
     order = order_paid(variant=shop["white"], buyer=fan)
