@@ -232,3 +232,64 @@ def test_the_settlement_and_a_payment_fixed_later_make_the_same_paid_order():
         numbers.add(order.number)
     assert len(numbers) == 2
     assert (settled.deposit_paid, fixed.deposit_paid) == (Decimal("60.00"), Decimal("0.00"))
+
+
+def test_two_copies_of_a_chunk_at_once_charge_and_order_each_reservation_once(monkeypatch):
+    """A re-delivered chunk running beside the first (acks_late): the advisory locks let one
+    charge each reservation, and the record makes exactly one order for it."""
+    import contextlib
+    import threading
+
+    from django.db import connections
+
+    from orders.models import Order
+    from payments import tasks
+    from payments.providers.local import LocalProvider
+    from payments.settlement import settlement_run_chunk
+
+    batch = batch_open(min_quantity=1, per_customer_limit=50)
+    reservations = [reserve(batch=batch) for _ in range(12)]
+    monkeypatch.setattr(tasks.settlement_chunk, "delay_on_commit", lambda *args: None)
+    monkeypatch.setattr(tasks.settlement_finish, "delay", lambda *args: None)
+    batch_close(batch=batch, force=True)  # settling, its chunks not run
+    first, last = reservations[0].pk, reservations[-1].pk
+    start, errors = threading.Barrier(2), []
+    # Each copy that gets as far as the provider waits there for the other (a second, at
+    # most): were both let in, both would be charging the same reservations at once.
+    inside = threading.Barrier(2, timeout=1)
+    charge_many = LocalProvider.charge_many
+
+    def charge_many_together(self, **kwargs):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            inside.wait()
+        return charge_many(self, **kwargs)
+
+    monkeypatch.setattr(LocalProvider, "charge_many", charge_many_together)
+
+    def chunk() -> None:
+        try:
+            start.wait()
+            settlement_run_chunk(kind="preorder", parent_id=batch.pk, first_id=first, last_id=last)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=chunk) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    ids = [r.pk for r in reservations]
+    # Whatever the lock left to one copy, the reconciler's rerun finishes it.
+    settlement_run_chunk(kind="preorder", parent_id=batch.pk, first_id=first, last_id=last)
+    charged = Reservation.objects.filter(pk__in=ids, status=ReservationStatus.CHARGED)
+    assert charged.count() == 12
+    assert LocalCharge.objects.count() == 12
+    assert Payment.objects.filter(reference__startswith="preorder-res:").count() == 12
+    orders = Order.objects.filter(paid_through__startswith="preorder-res:")
+    assert orders.count() == 12
+    assert set(charged.values_list("order_id", flat=True)) == set(
+        orders.values_list("pk", flat=True)
+    )
