@@ -23,6 +23,24 @@ def _delete(keys: list[str]) -> None:
     token_mirror().forget(cache.make_key(key) for key in keys)
 
 
+def mirrored_key(name: str) -> str:
+    """The cache key for a small value that pages read on every request (the header's cart
+    count): under the mirror's prefix, so each process keeps its copy until Redis reports a
+    change (`current_tokens_and(also=...)`). Set it with `cache.set`; delete it with
+    `mirrored_delete`, which also drops the writer's own copy at once."""
+    return f"{PREFIX}{name}"
+
+
+def mirrored_delete(*keys: str) -> None:
+    _delete(list(keys))
+
+
+def mirrored_get(key: str) -> Any:
+    """The value under a `mirrored_key` (None: not in the cache), from this process's copy
+    when it holds one."""
+    return current_tokens_and((), also=[key])[1].get(key)
+
+
 class VersionToken:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -62,16 +80,23 @@ def current_tokens_and(
     tokens: Sequence[tuple[VersionToken, object]], also: Sequence[str] = ()
 ) -> tuple[list[str], dict[str, Any]]:
     """current_tokens, and what the cache holds under the keys `also` (absent: not in the
-    dict), read in the same round trip. Tokens this process holds are not read again."""
+    dict), read in the same round trip. Tokens this process holds are not read again, nor
+    are the `also` keys it holds (those under the prefix: `mirrored_key`)."""
     keys = [token._key(scope) for token, scope in tokens]
-    full = {key: str(cache.make_key(key)) for key in keys}
+    full = {key: str(cache.make_key(key)) for key in (*keys, *also)}
     mirror = token_mirror()
     held, mark = mirror.lookup(full.values())
     values = {key: held[full[key]] for key in keys if full[key] in held}
+    extra = {key: held[full[key]] for key in also if full[key] in held}
     wanted = [key for key in keys if key not in values]
-    found = cache.get_many([*wanted, *also]) if wanted or also else {}
-    extra = {key: found[key] for key in also if key in found}
+    unheld = [key for key in also if key not in extra]
+    found = cache.get_many([*wanted, *unheld]) if wanted or unheld else {}
     fetched = {}
+    for key in unheld:
+        if key in found:
+            extra[key] = found[key]
+            if key.startswith(PREFIX):  # Redis reports its changes: keep it
+                fetched[full[key]] = found[key]
     for key in wanted:
         value = found.get(key)
         if value is None:

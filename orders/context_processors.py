@@ -3,6 +3,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.http import HttpRequest
 
+from config.version_tokens import mirrored_delete, mirrored_get
 from orders.carts import SESSION_KEY
 from orders.models import Cart, CartLine
 from orders.page_versions import CART_VERSION, cart_count_key
@@ -22,7 +23,7 @@ def cart(request: HttpRequest) -> dict:
         # The cart page read it with its own tokens (orders.views): no round trip more.
         count = getattr(request, "cart_count_read", None)
         if count is None:
-            count = cache.get(key)
+            count = mirrored_get(key)
         if count is None:
             lines = CartLine.objects.filter(cart__user=request.user)
             count = lines.aggregate(n=Sum("quantity"))["n"] or 0
@@ -39,5 +40,5 @@ def cart_count_forget(*, cart_id: int) -> None:
     page rendered anew (its version token, orders.page_versions)."""
     user_id = Cart.objects.filter(pk=cart_id).values_list("user_id", flat=True).first()
     if user_id is not None:
-        transaction.on_commit(lambda: cache.delete(_key(user_id)), robust=True)
+        transaction.on_commit(lambda: mirrored_delete(_key(user_id)), robust=True)
         CART_VERSION.retire(user_id)

@@ -19,15 +19,16 @@ from collections.abc import Iterable
 from django.http import HttpRequest
 
 from catalog.listing_version import LISTING_VERSION
-from config.version_tokens import VersionToken, current_tokens_and
+from config.version_tokens import VersionToken, current_tokens_and, mirrored_key
 
 CART_VERSION = VersionToken("orders:cart-version")
 ORDERS_VERSION = VersionToken("orders:orders-version")
 
 
 def cart_count_key(user_id: int) -> str:
-    """The header's count of the fan's cart items (orders.context_processors)."""
-    return f"orders:cart-count:{user_id}"
+    """The header's count of the fan's cart items (orders.context_processors), kept by each
+    process until it changes: a signed-in page reads it with no round trip."""
+    return mirrored_key(f"orders:cart-count:{user_id}")
 
 
 def tokens_and_cart_count(request: HttpRequest, *tokens: tuple[VersionToken, object]) -> list[str]:

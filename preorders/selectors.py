@@ -35,6 +35,7 @@ from preorders.models import (
     WaitlistStatus,
 )
 from preorders.services import ladder_price
+from rowsql.arrays import prepared_cursor
 
 # --- time in words --------------------------------------------------------------------------
 
@@ -401,7 +402,7 @@ def fan_part(*, batch_id: int, user: User) -> FanPart:
         "user": user.pk,
         "waiting": [WaitlistStatus.WAITING.value, WaitlistStatus.OFFERED.value],
     }
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # on every signed-in batch page: planned once
         cursor.execute(sql, params)
         rows = tuple(cursor.fetchall())
     return FanPart(rows=rows, batch_id=batch_id, user_id=user.pk)

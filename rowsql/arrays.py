@@ -1,5 +1,10 @@
-"""A cursor for statements that carry thousands of rows as column arrays (a settlement chunk's
-unnest(...) statements), sending the parameters apart from the statement in binary.
+"""Cursors that bind on the server, for the two kinds of statement Django's client-side
+binding serves badly:
+
+- `array_cursor`: statements that carry thousands of rows as column arrays (a settlement
+  chunk's unnest(...) statements), sending the parameters apart from the statement in binary.
+- `prepared_cursor`: a small read that a hot page runs on every request, prepared once per
+  connection.
 
 Django's psycopg cursors bind on the client: every element of every array is quoted into
 the statement's text in Python (a regular expression per string), about 8 ms per array of
@@ -39,5 +44,25 @@ def array_cursor() -> Iterator[CursorWrapper]:
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     cursor = connection._prepare_cursor(_BinaryCursor(connection.connection))
+    with cursor:
+        yield cursor
+
+
+class _PreparedCursor(psycopg.Cursor):
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(binary_placeholders(query), params, prepare=True, binary=binary)
+
+
+@contextmanager
+def prepared_cursor() -> Iterator[CursorWrapper]:
+    """Like `connection.cursor()`, with each statement prepared on the connection the first
+    time it runs. Django binds on the client, so Postgres plans every statement anew: for the
+    batch page's one per-fan query (a UNION of two joins) planning took 0.42 ms of its
+    0.6 ms. Prepared, its generic plan is reused for as long as the connection lives
+    (CONN_MAX_AGE); psycopg re-prepares after a schema change. Only for statements whose best
+    plan does not depend on the values (point lookups by key)."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    cursor = connection._prepare_cursor(_PreparedCursor(connection.connection))
     with cursor:
         yield cursor

@@ -11,7 +11,10 @@ from django.test import override_settings
 from catalog.listing_version import LISTING_VERSION, listing_version
 from communities.models import Community
 from config.token_mirror import token_mirror
-from tests.factories import ProductFactory
+from orders.models import Cart
+from orders.page_versions import cart_count_key
+from orders.services import cart_add
+from tests.factories import ProductFactory, UserFactory
 from tests.services import free_port, redis_server_start, redis_server_stop
 
 
@@ -109,3 +112,37 @@ def test_a_warm_page_for_a_visitor_asks_redis_for_nothing(client, shop, page, re
     reads = redis_reads["reads"]
     assert client.get(path).status_code == 200
     assert redis_reads["reads"] == reads
+
+
+@pytest.mark.parametrize("page", ["listing", "product", "community"])
+def test_a_warm_page_for_a_member_asks_the_cache_for_nothing(client, shop, page, redis_reads):
+    """The tokens and the header's cart count are this process's copies (the session is
+    the sessions cache's)."""
+    client.force_login(UserFactory())
+    product = shop["product"]
+    community = Community.objects.create(name="Nimbus Fans", slug="nimbus-fans")
+    path = {
+        "listing": "/products/",
+        "product": product.get_absolute_url(),
+        "community": community.get_absolute_url(),
+    }[page]
+    for _ in range(3):
+        assert client.get(path).status_code == 200
+    reads = redis_reads["reads"]
+    assert client.get(path).status_code == 200
+    assert redis_reads["reads"] == reads
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cart_another_process_changes_shows_in_the_header_at_once(client, shop):
+    fan = UserFactory()
+    client.force_login(fan)
+    for _ in range(3):  # the count read, then held
+        assert 'badge-cart"' not in client.get("/products/").content.decode()
+    cart = Cart.objects.create(user=fan)
+    cart_add(cart=cart, variant=shop["black"], quantity=2)  # its own delete drops the copy
+    assert 'badge-cart" aria-hidden="true">2<' in client.get("/products/").content.decode()
+    cart.lines.update(quantity=5)  # written elsewhere: a worker, another web process
+    assert 'badge-cart" aria-hidden="true">2<' in client.get("/products/").content.decode()
+    _other_process().delete(str(cache.make_key(cart_count_key(fan.pk))))
+    assert 'badge-cart" aria-hidden="true">5<' in client.get("/products/").content.decode()

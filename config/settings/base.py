@@ -131,6 +131,11 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
     "-c pg_trgm.word_similarity_threshold=0.4"
 )
+# Django turns psycopg's prepared statements off (prepare_threshold None, for poolers in
+# transaction mode; we connect directly): with it off, even `prepare=True` plans anew. Django's
+# own cursors bind on the client and are never prepared either way; the server-binding ones
+# (rowsql.arrays.prepared_cursor, the intake's block call) are, once per connection.
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: REDIS_URL, else the embedded Redis. One server, one database number per use, so a
