@@ -22,6 +22,9 @@ Without the subscription (Redis down, a reply not understood, a lost connection:
 or Redis closing a subscriber that fell behind) the copy is dropped, since invalidations may
 have been missed, and every read goes to Redis as before; connecting is tried again at most
 once every RETRY_SECONDS. redis-py's own client-side cache is not used: it needs Redis 7.4.
+
+`cache_mirror` gives the same for another cache's keys under a prefix: accounts.sessions keeps
+the signed-in fans' sessions so.
 """
 
 from __future__ import annotations
@@ -34,13 +37,14 @@ from collections.abc import Iterable, Mapping
 
 import redis
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 
 logger = logging.getLogger("fanhub.cache")
 
 PREFIX = "token:"  # every version token's key starts so (config.version_tokens)
 CHANNEL = "__redis__:invalidate"
 RETRY_SECONDS = 5.0
+MAX_VALUES = 50_000  # then the copy starts afresh: memory stays bounded
 _UNREACHABLE = (redis.RedisError, OSError)
 
 
@@ -77,6 +81,8 @@ class TokenMirror:
             return
         with self._lock:
             if self._fresh() and self._seq == mark:
+                if len(self._values) >= MAX_VALUES:
+                    self._values.clear()
                 self._values.update(fetched)
 
     def forget(self, keys: Iterable[str]) -> None:
@@ -164,11 +170,16 @@ _mirrors_lock = threading.Lock()
 
 
 def token_mirror() -> TokenMirror:
-    """The mirror of the default cache's tokens (one per server and key prefix: a test that
-    points the cache elsewhere gets its own)."""
-    config = settings.CACHES["default"]
+    """The mirror of the default cache's tokens."""
+    return cache_mirror("default", PREFIX)
+
+
+def cache_mirror(alias: str, prefix: str) -> TokenMirror:
+    """The mirror of the keys of cache `alias` that start with `prefix` (one per server and
+    full key prefix: a test that points the cache elsewhere gets its own)."""
+    config = settings.CACHES[alias]
     location = config["LOCATION"]
-    full_prefix = str(cache.make_key(PREFIX))
+    full_prefix = str(caches[alias].make_key(prefix))
     mirror = _mirrors.get((location, full_prefix))
     if mirror is None:
         timeout = float(config.get("OPTIONS", {}).get("SOCKET_TIMEOUT", 2))

@@ -200,7 +200,7 @@ globals().update(redis_settings(REDIS_DB_OFFSET))
 # Sessions live in the database, with Redis as a read cache in front: a Redis outage signs
 # nobody out (they are read from the table then), and a session saved meanwhile is in the
 # table when Redis is back. Switching from the cache engine signed everyone out once.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_ENGINE = "accounts.sessions"  # cached_db, kept by each process until it changes
 SESSION_CACHE_ALIAS = "sessions"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
 
