@@ -437,3 +437,16 @@ def test_an_operator_reaches_only_their_own_brands_part_of_a_shared_order(client
     assert client.get(f"/orders/{order.number}/").status_code == 404  # not the buyer
     nimbus_part.refresh_from_db()
     assert (nimbus_part.status, nimbus_part.amount_refunded) == ("paid", 0)
+
+
+def test_the_csp_header_built_once_is_django_csps_own_and_follows_the_settings(client, db):
+    from csp.middleware import PolicyParts
+    from csp.utils import build_policy
+    from django.test import override_settings
+
+    assert client.get("/").headers["Content-Security-Policy"] == build_policy(**vars(PolicyParts()))
+    stricter = {"DIRECTIVES": {"default-src": ["'none'"], "img-src": ["'self'"]}}
+    with override_settings(CONTENT_SECURITY_POLICY=stricter):
+        policy = client.get("/").headers["Content-Security-Policy"]
+    assert sorted(policy.split("; ")) == ["default-src 'none'", "img-src 'self'"]
+    assert "frame-ancestors 'none'" in client.get("/").headers["Content-Security-Policy"]

@@ -73,7 +73,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "config.csp.CSPMiddleware",  # django-csp's, its header built once per policy
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.ControlCharacterGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
