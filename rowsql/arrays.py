@@ -50,7 +50,9 @@ def array_cursor() -> Iterator[CursorWrapper]:
 
 class _PreparedCursor(psycopg.Cursor):
     def execute(self, query, params=None, *, prepare=None, binary=None):
-        return super().execute(binary_placeholders(query), params, prepare=True, binary=binary)
+        # Django's placeholders as they are (each value's format is psycopg's choice): the
+        # query log composes the statement from them as from its own cursors'.
+        return super().execute(query, params, prepare=True, binary=binary)
 
 
 @contextmanager
