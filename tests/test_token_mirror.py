@@ -98,15 +98,19 @@ def test_after_redis_restarts_empty_no_token_from_before_is_served(tmp_path):
         redis_server_stop(server)
 
 
-@pytest.mark.parametrize("page", ["listing", "product", "community"])
-def test_a_warm_page_for_a_visitor_asks_redis_for_nothing(client, shop, page, redis_reads):
-    product = shop["product"]  # in stock: its page is cached
+def _page_path(page: str, product) -> str:
     community = Community.objects.create(name="Nimbus Fans", slug="nimbus-fans")
-    path = {
+    return {
         "listing": "/products/",
         "product": product.get_absolute_url(),
         "community": community.get_absolute_url(),
     }[page]
+
+
+@pytest.mark.parametrize("page", ["listing", "product", "community"])
+def test_a_warm_page_for_a_visitor_asks_redis_for_nothing(client, shop, page, redis_reads):
+    product = shop["product"]  # in stock: its page is cached
+    path = _page_path(page, product)
     for _ in range(3):  # the tokens made, their own writes reported back, then held
         assert client.get(path).status_code == 200
     reads = redis_reads["reads"]
@@ -120,12 +124,7 @@ def test_a_warm_page_for_a_member_asks_the_cache_for_nothing(client, shop, page,
     the sessions cache's)."""
     client.force_login(UserFactory())
     product = shop["product"]
-    community = Community.objects.create(name="Nimbus Fans", slug="nimbus-fans")
-    path = {
-        "listing": "/products/",
-        "product": product.get_absolute_url(),
-        "community": community.get_absolute_url(),
-    }[page]
+    path = _page_path(page, product)
     for _ in range(3):
         assert client.get(path).status_code == 200
     reads = redis_reads["reads"]
